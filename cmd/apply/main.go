@@ -1,0 +1,59 @@
+// Command hutch is the CLI of hutch, the declarative container runner: it
+// wires the spec, plan and reconcile packages and the drivers together and
+// touches nothing itself. Each verb lives in its own file and registers itself
+// with the root command.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+var rootCmd = &cobra.Command{
+	Use:   "hutch",
+	Short: "hutch builds Linux containers from scratch, declaratively",
+	Long: `hutch builds Linux containers from scratch from a YAML manifest: a rootfs copied
+from the host, a named network namespace with veth pairs, cgroup limits, security
+settings and the process to run. Every step is an ordinary kernel mechanism.`,
+	SilenceUsage:  true,
+	SilenceErrors: true,
+}
+
+// exitError carries an exit code other than 1 out of a verb (for example
+// `plan`'s 2 for "changes pending").
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	rootCmd.SetArgs(args)
+	err := rootCmd.Execute()
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exitError); ok {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "hutch:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "hutch:", err)
+	return 1
+}

@@ -1,0 +1,37 @@
+package plan
+
+import "path/filepath"
+
+// Options are the host paths plan.Build writes into the plan. They are plain
+// strings: Build never looks at them on the host.
+type Options struct {
+	// StateRoot holds one folder per container (the OCI bundle: config.json,
+	// rootfs/, logs, state.json) and the layer cache. Default /var/lib/hutch.
+	StateRoot string
+	// NetnsDir is where named network namespaces are bind-mounted, the
+	// folder iproute2 uses. Default /var/run/netns.
+	NetnsDir string
+	// CgroupParent is the cgroup every container's cgroup is made under.
+	// Default "hutch".
+	CgroupParent string
+}
+
+// DefaultOptions are the paths hutch uses when nothing overrides them.
+func DefaultOptions() Options {
+	return Options{StateRoot: "/var/lib/hutch", NetnsDir: "/var/run/netns", CgroupParent: "hutch"}
+}
+
+// BundleDir is the folder of a container's OCI bundle under the state root.
+func (o Options) BundleDir(container string) string {
+	return filepath.Join(o.StateRoot, "containers", container)
+}
+
+// NetnsPath is the bind mount of the named network namespace.
+func (o Options) NetnsPath(name string) string {
+	return filepath.Join(o.NetnsDir, name)
+}
+
+// CgroupPath is a container's cgroup, relative to each hierarchy's root.
+func (o Options) CgroupPath(container string) string {
+	return filepath.Join(o.CgroupParent, container)
+}

@@ -1,0 +1,281 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Kind names a kind of host resource. Each kind has exactly one driver.
+type Kind string
+
+// The kinds of host resources hutch manages, in the order a container needs them.
+const (
+	KindRootfs  Kind = "rootfs"
+	KindNetns   Kind = "netns"
+	KindVeth    Kind = "veth"
+	KindAddress Kind = "address"
+	KindRoute   Kind = "route"
+	KindCgroup  Kind = "cgroup"
+	KindProcess Kind = "process"
+)
+
+// Resource is one host object hutch owns: a typed value with a stable ID, the
+// container it belongs to, and the IDs of the resources it needs first.
+// Resources are plain values: they serialise to JSON (the state store keeps
+// them) and decode again with DecodeResource.
+type Resource interface {
+	ID() string
+	Kind() Kind
+	Owner() string
+	Deps() []string
+}
+
+// HostNetns is the Netns value used for objects in the host's own network
+// namespace (the namespace hutch runs in).
+const HostNetns = ""
+
+// Netns is a named network namespace, bind-mounted at NetnsDir/Name so that
+// iproute2 (`ip netns list`, `ip netns exec`) sees it.
+type Netns struct {
+	Container string `json:"container"`
+	Name      string `json:"name"`
+}
+
+func (n *Netns) ID() string     { return NetnsID(n.Name) }
+func (n *Netns) Kind() Kind     { return KindNetns }
+func (n *Netns) Owner() string  { return n.Container }
+func (n *Netns) Deps() []string { return nil }
+
+// NetnsID is the resource ID of the named network namespace.
+func NetnsID(name string) string { return "netns/" + name }
+
+// LinkEnd is one end of a veth pair. MAC and MTU are zero when the kernel
+// may choose.
+type LinkEnd struct {
+	Name string `json:"name"`
+	MAC  string `json:"mac,omitempty"`
+	MTU  int    `json:"mtu,omitempty"`
+}
+
+// Veth is a veth pair: Host stays in the host's network namespace, Peer is
+// moved into the named namespace Netns. Both ends are set up.
+type Veth struct {
+	Container string  `json:"container"`
+	Host      LinkEnd `json:"host"`
+	Peer      LinkEnd `json:"peer"`
+	Netns     string  `json:"netns"`
+}
+
+func (v *Veth) ID() string     { return VethID(v.Host.Name) }
+func (v *Veth) Kind() Kind     { return KindVeth }
+func (v *Veth) Owner() string  { return v.Container }
+func (v *Veth) Deps() []string { return []string{NetnsID(v.Netns)} }
+
+// VethID is the resource ID of the veth pair whose host end is hostName.
+func VethID(hostName string) string { return "veth/" + hostName }
+
+// Address is one IP address with its prefix length (CIDR notation,
+// "172.16.0.2/24" or "fd00::2/64") on the link Link, which lives in the
+// network namespace Netns (HostNetns for the host). Veth is the ID of the veth
+// pair the link belongs to.
+type Address struct {
+	Container string `json:"container"`
+	Netns     string `json:"netns"`
+	Link      string `json:"link"`
+	CIDR      string `json:"cidr"`
+	Veth      string `json:"veth"`
+}
+
+func (a *Address) ID() string {
+	return "address/" + nsLabel(a.Netns) + "/" + a.Link + "/" + a.CIDR
+}
+func (a *Address) Kind() Kind     { return KindAddress }
+func (a *Address) Owner() string  { return a.Container }
+func (a *Address) Deps() []string { return []string{a.Veth} }
+
+// Route is a route in the main table of the network namespace Netns: traffic
+// to Dst ("0.0.0.0/0" and "::/0" for the default routes) goes through the
+// device Dev, via the gateway Via when it is set. Needs lists the resource IDs
+// that must exist first (the link's veth and the address that makes Via
+// reachable).
+type Route struct {
+	Container string   `json:"container"`
+	Netns     string   `json:"netns"`
+	Dst       string   `json:"dst"`
+	Via       string   `json:"via,omitempty"`
+	Dev       string   `json:"dev"`
+	Metric    int      `json:"metric,omitempty"`
+	Needs     []string `json:"needs"`
+}
+
+func (r *Route) ID() string     { return "route/" + nsLabel(r.Netns) + "/" + r.Dst }
+func (r *Route) Kind() Kind     { return KindRoute }
+func (r *Route) Owner() string  { return r.Container }
+func (r *Route) Deps() []string { return r.Needs }
+
+// Cgroup is the container's control group: Path is relative to the root of
+// each hierarchy (v1: every controller's mount; v2: the unified mount), for
+// example "hutch/webserver". Zero values mean "no limit / kernel default",
+// except where a field says otherwise.
+type Cgroup struct {
+	Container string       `json:"container"`
+	Path      string       `json:"path"`
+	Memory    CgroupMemory `json:"memory"`
+	CPU       CgroupCPU    `json:"cpu"`
+	Pids      int64        `json:"pids,omitempty"` // pids.max; 0 = max
+}
+
+// CgroupMemory holds memory limits in bytes.
+type CgroupMemory struct {
+	Limit int64 `json:"limit,omitempty"` // memory.limit_in_bytes / memory.max; 0 = unlimited
+	// Swap is memory plus swap, as OCI's memory.swap and v1's
+	// memory.memsw.limit_in_bytes read it: 0 = the kernel default, -1 =
+	// unlimited, equal to Limit = no swap.
+	Swap int64 `json:"swap,omitempty"`
+}
+
+// CgroupCPU holds CPU bandwidth and placement.
+type CgroupCPU struct {
+	Quota  int64  `json:"quota,omitempty"`  // µs per Period; 0 = unlimited
+	Period uint64 `json:"period,omitempty"` // µs; 0 = the kernel default (100000)
+	// Weight is the v2 cpu.weight (1-10000, default 100); on v1 it is written as
+	// cpu.shares converted the way runc converts it. 0 = the default.
+	Weight uint64 `json:"weight,omitempty"`
+	Cpus   string `json:"cpus,omitempty"` // cpuset.cpus, e.g. "0-1"
+	Mems   string `json:"mems,omitempty"` // cpuset.mems
+}
+
+func (c *Cgroup) ID() string     { return CgroupID(c.Container) }
+func (c *Cgroup) Kind() Kind     { return KindCgroup }
+func (c *Cgroup) Owner() string  { return c.Container }
+func (c *Cgroup) Deps() []string { return nil }
+
+// CgroupID is the resource ID of a container's cgroup.
+func CgroupID(container string) string { return "cgroup/" + container }
+
+// Rootfs is the recipe of a container's root filesystem. drivers/fs resolves
+// it on the host (binaries on PATH, their ELF dependency closure, the python
+// interpreter's standard library), builds a content-addressed layer from it
+// and mounts an overlay for the container at Bundle/rootfs.
+type Rootfs struct {
+	Container string `json:"container"`
+	// Bundle is the container's OCI bundle folder; the rootfs is mounted at
+	// Bundle/rootfs, which config.json's root.path names.
+	Bundle string `json:"bundle"`
+	// Binaries are host executables, absolute or looked up on PATH, copied to
+	// the same path in the rootfs with every shared library they need.
+	Binaries []string `json:"binaries,omitempty"`
+	// Python is a python interpreter (absolute or on PATH); hutch asks it for
+	// sys.executable and its standard library folders and copies them.
+	Python string       `json:"python,omitempty"`
+	Copies []Copy       `json:"copies,omitempty"`
+	Files  []InlineFile `json:"files,omitempty"`
+	// Dirs are empty folders to create, mount points included (/proc, /sys,
+	// /dev, /tmp): always plain folders, never symlinks.
+	Dirs     []Dir `json:"dirs,omitempty"`
+	ReadOnly bool  `json:"readOnly,omitempty"`
+}
+
+// Copy copies a host file or folder From to To inside the rootfs.
+type Copy struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// InlineFile is a file whose content the manifest gives.
+type InlineFile struct {
+	Path    string `json:"path"`
+	Mode    uint32 `json:"mode"`
+	Content string `json:"content"`
+	Digest  string `json:"digest"` // "sha256:<hex>" of Content
+}
+
+// Dir is an empty folder with its mode.
+type Dir struct {
+	Path string `json:"path"`
+	Mode uint32 `json:"mode"`
+}
+
+func (r *Rootfs) ID() string     { return RootfsID(r.Container) }
+func (r *Rootfs) Kind() Kind     { return KindRootfs }
+func (r *Rootfs) Owner() string  { return r.Container }
+func (r *Rootfs) Deps() []string { return nil }
+
+// RootfsID is the resource ID of a container's rootfs.
+func RootfsID(container string) string { return "rootfs/" + container }
+
+// Process is the container's first process under its supervisor. The OCI
+// configuration it runs is the container's Spec (bundle config.json); Digest
+// covers everything that forces a restart when it changes (the OCI config and
+// the rootfs recipe), so two Process values with equal Digest need no restart.
+type Process struct {
+	Container string        `json:"container"`
+	Bundle    string        `json:"bundle"` // folder holding config.json and rootfs/
+	Digest    string        `json:"digest"`
+	Restart   RestartPolicy `json:"restart"`
+	// StopSignal is sent first on stop; after StopTimeout the whole cgroup
+	// gets SIGKILL.
+	StopSignal  string        `json:"stopSignal"`
+	StopTimeout time.Duration `json:"stopTimeout"`
+	Logs        LogPolicy     `json:"logs"`
+	Needs       []string      `json:"needs"` // rootfs, cgroup, netns and network setup
+}
+
+// RestartPolicy says when the supervisor starts the process again:
+// "never", "on-failure" (at most MaxRetries times, 0 = no limit) or "always",
+// with exponential back-off.
+type RestartPolicy struct {
+	Policy     string `json:"policy"`
+	MaxRetries int    `json:"maxRetries,omitempty"`
+}
+
+// LogPolicy says how stdout and stderr are kept: rotated at MaxSize bytes,
+// keeping MaxFiles files.
+type LogPolicy struct {
+	MaxSize  int64 `json:"maxSize"`
+	MaxFiles int   `json:"maxFiles"`
+}
+
+func (p *Process) ID() string     { return ProcessID(p.Container) }
+func (p *Process) Kind() Kind     { return KindProcess }
+func (p *Process) Owner() string  { return p.Container }
+func (p *Process) Deps() []string { return p.Needs }
+
+// ProcessID is the resource ID of a container's process.
+func ProcessID(container string) string { return "process/" + container }
+
+func nsLabel(netns string) string {
+	if netns == HostNetns {
+		return "host"
+	}
+	return netns
+}
+
+// DecodeResource decodes the JSON form of a resource of the given kind, as the
+// state store keeps it.
+func DecodeResource(kind Kind, data []byte) (Resource, error) {
+	var r Resource
+	switch kind {
+	case KindRootfs:
+		r = &Rootfs{}
+	case KindNetns:
+		r = &Netns{}
+	case KindVeth:
+		r = &Veth{}
+	case KindAddress:
+		r = &Address{}
+	case KindRoute:
+		r = &Route{}
+	case KindCgroup:
+		r = &Cgroup{}
+	case KindProcess:
+		r = &Process{}
+	default:
+		return nil, fmt.Errorf("decode resource: unknown kind %q", kind)
+	}
+	if err := json.Unmarshal(data, r); err != nil {
+		return nil, fmt.Errorf("decode %s resource: %w", kind, err)
+	}
+	return r, nil
+}
