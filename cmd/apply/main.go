@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"hutch/plan"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -22,6 +24,25 @@ from the host, a named network namespace with veth pairs, cgroup limits, securit
 settings and the process to run. Every step is an ordinary kernel mechanism.`,
 	SilenceUsage:  true,
 	SilenceErrors: true,
+}
+
+// stateRoot is the --root flag: where hutch keeps its state (HUTCH_ROOT, else
+// /var/lib/hutch).
+var stateRoot string
+
+func init() {
+	def := os.Getenv("HUTCH_ROOT")
+	if def == "" {
+		def = plan.DefaultOptions().StateRoot
+	}
+	rootCmd.PersistentFlags().StringVar(&stateRoot, "root", def, "state folder (env HUTCH_ROOT)")
+}
+
+// options are the host paths the plan and the drivers use.
+func options() plan.Options {
+	o := plan.DefaultOptions()
+	o.StateRoot = stateRoot
+	return o
 }
 
 // exitError carries an exit code other than 1 out of a verb (for example

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building and testing hutch needs on a fresh Debian machine, as root:
+# Debian packages through apt-get and Go modules through the module proxy.
+set -euo pipefail
+PKGS="ca-certificates git make gcc iproute2 curl python3 procps psmisc busybox-static"
+PKGS+=" runc crun"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=" $p"
+done
+if [ -n "$missing" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing
+fi
+if ! command -v go >/dev/null 2>&1; then
+  export PATH=$PATH:/usr/local/go/bin
+fi
+cd "$(dirname "$0")/.."
+go mod download
