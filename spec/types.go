@@ -1,0 +1,272 @@
+package spec
+
+// APIVersion is the only apiVersion this hutch reads.
+const APIVersion = "hutch/v1alpha1"
+
+// KindContainer is the kind of a container document.
+const KindContainer = "Container"
+
+// Manifest is everything read from the -f arguments: the container documents
+// in the order they were read.
+type Manifest struct {
+	Containers []*Container
+}
+
+// Container is one `kind: Container` document: the YAML shape users write.
+// Field names are the YAML keys; the yaml tags are the single source of the
+// names that errors, the schema and the docs use.
+type Container struct {
+	APIVersion string        `yaml:"apiVersion" validate:"required,eq=hutch/v1alpha1"`
+	Kind       string        `yaml:"kind" validate:"required,eq=Container"`
+	Metadata   Metadata      `yaml:"metadata"`
+	Spec       ContainerSpec `yaml:"spec"`
+
+	// Source says where the document came from; errors and `hutch inspect`
+	// point there.
+	Source Source `yaml:"-"`
+}
+
+// Metadata names a document.
+type Metadata struct {
+	Name   string            `yaml:"name" validate:"required,dnslabel"`
+	Labels map[string]string `yaml:"labels,omitempty" validate:"dive,keys,labelkey,endkeys,max=63"`
+}
+
+// ContainerSpec is what a container is made of.
+type ContainerSpec struct {
+	Hostname      string         `yaml:"hostname,omitempty" validate:"omitempty,hostname_rfc1123,max=64"`
+	Rootfs        Rootfs         `yaml:"rootfs"`
+	Process       Process        `yaml:"process"`
+	Network       *Network       `yaml:"network,omitempty"`
+	Resources     Resources      `yaml:"resources,omitempty"`
+	Security      Security       `yaml:"security,omitempty"`
+	Mounts        []Mount        `yaml:"mounts,omitempty" validate:"dive"`
+	RestartPolicy *RestartPolicy `yaml:"restartPolicy,omitempty"`
+	Logs          *Logs          `yaml:"logs,omitempty"`
+}
+
+// Rootfs is the recipe of the root filesystem, built from host files.
+type Rootfs struct {
+	// Binaries are host executables (absolute paths or names looked up on
+	// PATH) copied to the same path with every shared library they load.
+	Binaries []string `yaml:"binaries,omitempty" validate:"dive,required,binary"`
+	// Python names a python interpreter (absolute or on PATH). hutch runs it
+	// once to ask for sys.executable and its standard library folders, copies
+	// the real ELF interpreter, its libraries and the standard library, and
+	// makes the name resolvable on the container's PATH.
+	Python string `yaml:"python,omitempty" validate:"omitempty,binary"`
+	// Copy copies host files or folders into the rootfs.
+	Copy []CopyItem `yaml:"copy,omitempty" validate:"dive"`
+	// Files are written with the content given.
+	Files []File `yaml:"files,omitempty" validate:"dive"`
+	// Dirs are empty folders to create.
+	Dirs []Dir `yaml:"dirs,omitempty" validate:"dive"`
+	// ReadOnly mounts the container's root read-only.
+	ReadOnly bool `yaml:"readOnly,omitempty"`
+}
+
+// CopyItem copies From on the host to To in the rootfs (To defaults to From).
+type CopyItem struct {
+	From string `yaml:"from" validate:"required,abspath"`
+	To   string `yaml:"to,omitempty" validate:"omitempty,abspath"`
+}
+
+// File is an inline file.
+type File struct {
+	Path    string `yaml:"path" validate:"required,abspath"`
+	Mode    string `yaml:"mode,omitempty" validate:"omitempty,filemode"`
+	Content string `yaml:"content"`
+}
+
+// Dir is an empty folder.
+type Dir struct {
+	Path string `yaml:"path" validate:"required,abspath"`
+	Mode string `yaml:"mode,omitempty" validate:"omitempty,filemode"`
+}
+
+// Process is the container's first process.
+type Process struct {
+	Args []string `yaml:"args" validate:"required,min=1,dive,required"`
+	// Env entries are NAME=value; PATH gets a standard value unless set.
+	Env  []string `yaml:"env,omitempty" validate:"dive,envvar"`
+	Cwd  string   `yaml:"cwd,omitempty" validate:"omitempty,abspath"`
+	User string   `yaml:"user,omitempty" validate:"omitempty,uidgid"`
+	// AdditionalGids are supplementary groups.
+	AdditionalGids []uint32 `yaml:"additionalGids,omitempty"`
+	Rlimits        []Rlimit `yaml:"rlimits,omitempty" validate:"dive"`
+	// StopSignal is sent on stop (default SIGTERM); after StopTimeout
+	// (default 10s) every process of the container gets SIGKILL.
+	StopSignal  string `yaml:"stopSignal,omitempty" validate:"omitempty,signal"`
+	StopTimeout string `yaml:"stopTimeout,omitempty" validate:"omitempty,duration"`
+}
+
+// Rlimit is one resource limit, as setrlimit(2) names it.
+type Rlimit struct {
+	Type string `yaml:"type" validate:"required,rlimit"`
+	Soft uint64 `yaml:"soft"`
+	Hard uint64 `yaml:"hard" validate:"gtefield=Soft"`
+}
+
+// Network is the container's network namespace and its links.
+type Network struct {
+	// Namespace is the name of the network namespace, as `ip netns list`
+	// shows it (default: the container's name).
+	Namespace  string      `yaml:"namespace,omitempty" validate:"omitempty,netnsname"`
+	Interfaces []Interface `yaml:"interfaces,omitempty" validate:"dive"`
+	Routes     []Route     `yaml:"routes,omitempty" validate:"dive"`
+}
+
+// Interface is a veth pair: Name is the end inside the container, Host the
+// end left on the host.
+type Interface struct {
+	Name      string   `yaml:"name" validate:"required,ifname"`
+	Addresses []string `yaml:"addresses,omitempty" validate:"dive,cidr_addr"`
+	MTU       int      `yaml:"mtu,omitempty" validate:"omitempty,min=68,max=65535"`
+	MAC       string   `yaml:"mac,omitempty" validate:"omitempty,mac"`
+	Host      HostEnd  `yaml:"host"`
+	// DefaultRoute adds a default route inside the container via the host
+	// end's first address of each family.
+	DefaultRoute bool `yaml:"defaultRoute,omitempty"`
+}
+
+// HostEnd is the host's end of a veth pair.
+type HostEnd struct {
+	Name      string   `yaml:"name" validate:"required,ifname"`
+	Addresses []string `yaml:"addresses,omitempty" validate:"dive,cidr_addr"`
+	MAC       string   `yaml:"mac,omitempty" validate:"omitempty,mac"`
+}
+
+// Route is a static route inside the container.
+type Route struct {
+	// To is a destination prefix or "default".
+	To     string `yaml:"to" validate:"required,routedst"`
+	Via    string `yaml:"via,omitempty" validate:"omitempty,ip"`
+	Dev    string `yaml:"dev,omitempty" validate:"omitempty,ifname"`
+	Metric int    `yaml:"metric,omitempty" validate:"min=0"`
+}
+
+// Resources are the container's cgroup limits.
+type Resources struct {
+	// Memory is the limit of memory use: bytes, or with K, M, G, T (powers
+	// of 1024, as the kernel and docker read them; Ki, Mi, Gi, Ti mean the
+	// same). At least 4M.
+	Memory string `yaml:"memory,omitempty" validate:"omitempty,memory"`
+	// MemorySwap is memory plus swap (docker's --memory-swap): equal to
+	// Memory for no swap, "-1" for unlimited swap.
+	MemorySwap string `yaml:"memorySwap,omitempty" validate:"omitempty,memoryswap"`
+	// CPU in cores: "1", "0.5", "250m". Sets quota = cores x period.
+	CPU string `yaml:"cpu,omitempty" validate:"omitempty,cpu"`
+	// CPUQuota and CPUPeriod in microseconds, as cpu.cfs_quota_us and
+	// cpu.cfs_period_us (v1) or cpu.max (v2) take them.
+	CPUQuota  int64  `yaml:"cpuQuota,omitempty" validate:"omitempty,min=1000"`
+	CPUPeriod uint64 `yaml:"cpuPeriod,omitempty" validate:"omitempty,min=1000,max=1000000"`
+	// CPUWeight is the relative share of CPU time, 1-10000 (default 100).
+	CPUWeight uint64 `yaml:"cpuWeight,omitempty" validate:"omitempty,min=1,max=10000"`
+	Pids      int64  `yaml:"pids,omitempty" validate:"omitempty,min=1"`
+	Cpuset    Cpuset `yaml:"cpuset,omitempty"`
+}
+
+// Cpuset pins the container to CPUs and memory nodes ("0-1,3").
+type Cpuset struct {
+	Cpus string `yaml:"cpus,omitempty" validate:"omitempty,cpulist"`
+	Mems string `yaml:"mems,omitempty" validate:"omitempty,cpulist"`
+}
+
+// Security loosens or tightens the defaults (Docker's capability set,
+// Docker's seccomp profile, no_new_privs, masked and read-only /proc paths).
+type Security struct {
+	Capabilities Capabilities `yaml:"capabilities,omitempty"`
+	// Seccomp is "default", "unconfined" or the absolute path of a profile
+	// in Docker's JSON format.
+	Seccomp string `yaml:"seccomp,omitempty" validate:"omitempty,seccomp"`
+	// NoNewPrivileges defaults to true.
+	NoNewPrivileges *bool `yaml:"noNewPrivileges,omitempty"`
+	// MaskedPaths and ReadonlyPaths replace the defaults when given.
+	MaskedPaths   []string       `yaml:"maskedPaths,omitempty" validate:"dive,abspath"`
+	ReadonlyPaths []string       `yaml:"readonlyPaths,omitempty" validate:"dive,abspath"`
+	UserNamespace *UserNamespace `yaml:"userNamespace,omitempty"`
+}
+
+// Capabilities are added to or dropped from the default set. "ALL" is
+// accepted in drop (then add builds the set from nothing).
+type Capabilities struct {
+	Add  []string `yaml:"add,omitempty" validate:"dive,capability"`
+	Drop []string `yaml:"drop,omitempty" validate:"dive,capability|eq=ALL"`
+}
+
+// UserNamespace maps container ids to host ids.
+type UserNamespace struct {
+	UIDMappings []IDMapping `yaml:"uidMappings" validate:"required,min=1,dive"`
+	GIDMappings []IDMapping `yaml:"gidMappings" validate:"required,min=1,dive"`
+}
+
+// IDMapping maps Size ids from ContainerID on to HostID.
+type IDMapping struct {
+	ContainerID uint32 `yaml:"containerID"`
+	HostID      uint32 `yaml:"hostID"`
+	Size        uint32 `yaml:"size" validate:"min=1"`
+}
+
+// Mount is a bind mount from the host or a tmpfs.
+type Mount struct {
+	Type        string `yaml:"type" validate:"required,oneof=bind tmpfs"`
+	Source      string `yaml:"source,omitempty" validate:"omitempty,abspath"`
+	Destination string `yaml:"destination" validate:"required,abspath"`
+	ReadOnly    bool   `yaml:"readOnly,omitempty"`
+	// Size of a tmpfs, as memory is written.
+	Size string `yaml:"size,omitempty" validate:"omitempty,memory"`
+	// Mode of a tmpfs root, octal.
+	Mode string `yaml:"mode,omitempty" validate:"omitempty,filemode"`
+}
+
+// RestartPolicy says when the supervisor starts the process again.
+type RestartPolicy struct {
+	Policy     string `yaml:"policy" validate:"required,oneof=never on-failure always"`
+	MaxRetries int    `yaml:"maxRetries,omitempty" validate:"min=0"`
+}
+
+// Logs says how stdout and stderr are kept.
+type Logs struct {
+	MaxSize  string `yaml:"maxSize,omitempty" validate:"omitempty,memory"`
+	MaxFiles int    `yaml:"maxFiles,omitempty" validate:"omitempty,min=1,max=100"`
+}
+
+// Source is where a document came from.
+type Source struct {
+	File string // path as given, or "<stdin>"
+	Doc  int    // index of the document in the file, from 0
+	Line int    // line of the document's first key
+	// pos maps a field path ("spec.network.interfaces[0].name") to the
+	// position of its value.
+	pos map[string]Pos
+}
+
+// Pos is a position in a file, both from 1.
+type Pos struct {
+	Line, Col int
+}
+
+// Pos returns the position of the value at a field path, or of its nearest
+// ancestor that has one.
+func (s Source) Pos(path string) Pos {
+	for {
+		if p, ok := s.pos[path]; ok {
+			return p
+		}
+		i := lastSep(path)
+		if i < 0 {
+			return Pos{Line: s.Line, Col: 1}
+		}
+		path = path[:i]
+	}
+}
+
+// lastSep is the index of the last "." or "[" of a field path.
+func lastSep(path string) int {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '.' || path[i] == '[' {
+			return i
+		}
+	}
+	return -1
+}
