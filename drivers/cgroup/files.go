@@ -4,6 +4,7 @@ package cgroup
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -19,14 +20,19 @@ import (
 func writeFile(dir, name, val string) error {
 	p := filepath.Join(dir, name)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return fmt.Errorf("write %s %q: %w", p, val, err)
+	if err == nil {
+		_, err = f.WriteString(val)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
 	}
-	_, err = f.WriteString(val)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
+		// The kernel's answer (EINVAL, EBUSY) is the news; the path is
+		// said once.
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
 		return fmt.Errorf("write %s %q: %w", p, val, err)
 	}
 	return nil
