@@ -475,7 +475,7 @@ func (d *Driver) removeTree(dir string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: %w", dir, err)
+		return fmt.Errorf("read %s: %w", dir, bare(err))
 	}
 	for _, e := range ents {
 		if e.IsDir() {

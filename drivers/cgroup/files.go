@@ -29,13 +29,18 @@ func writeFile(dir, name, val string) error {
 	if err != nil {
 		// The kernel's answer (EINVAL, EBUSY) is the news; the path is
 		// said once.
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("write %s %q: %w", p, val, err)
+		return fmt.Errorf("write %s %q: %w", p, val, bare(err))
 	}
 	return nil
+}
+
+// bare drops the path an *os.PathError repeats, keeping the errno.
+func bare(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // readFile reads a cgroup interface file, without its trailing newline.
@@ -43,7 +48,7 @@ func readFile(dir, name string) (string, error) {
 	p := filepath.Join(dir, name)
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", p, err)
+		return "", fmt.Errorf("read %s: %w", p, bare(err))
 	}
 	return strings.TrimSpace(string(b)), nil
 }
@@ -81,7 +86,7 @@ func readKeyed(dir, name string) (map[string]uint64, error) {
 	p := filepath.Join(dir, name)
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
+		return nil, fmt.Errorf("read %s: %w", p, bare(err))
 	}
 	defer f.Close()
 	m := map[string]uint64{}

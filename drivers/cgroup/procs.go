@@ -54,7 +54,7 @@ func (d *Driver) procs(path string) ([]int, error) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", filepath.Join(dir, "cgroup.procs"), err)
+			return fmt.Errorf("read %s: %w", filepath.Join(dir, "cgroup.procs"), bare(err))
 		}
 		for _, f := range strings.Fields(string(b)) {
 			if pid, err := strconv.Atoi(f); err == nil {
@@ -63,7 +63,7 @@ func (d *Driver) procs(path string) ([]int, error) {
 		}
 		ents, err := os.ReadDir(dir)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("read %s: %w", dir, err)
+			return fmt.Errorf("read %s: %w", dir, bare(err))
 		}
 		for _, e := range ents {
 			if e.IsDir() {
