@@ -26,7 +26,20 @@ type Change struct {
 	Fields       []string `json:"fields,omitempty"`
 	ForceReplace []string `json:"forceReplace,omitempty"`
 	Reasons      []string `json:"reasons,omitempty"`
+	// Half is set only on the two steps Order makes of a Replace: HalfDelete
+	// (remove Before, in teardown order) and HalfCreate (make After, in
+	// build order). Both steps carry the same Before, After and fields.
+	Half Half `json:"half,omitempty"`
 }
+
+// Half names one of the two steps of a replace.
+type Half string
+
+// The halves of a replace.
+const (
+	HalfDelete Half = "delete"
+	HalfCreate Half = "create"
+)
 
 // Resource returns the value the change is about: After, or Before for a delete.
 func (c *Change) Resource() Resource {
