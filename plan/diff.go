@@ -3,6 +3,7 @@ package plan
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,8 +28,28 @@ func FieldDiff(before, after Resource) []string {
 			out = append(out, k)
 		}
 	}
-	sort.Strings(out)
+	sortPaths(out)
 	return out
+}
+
+// sortPaths sorts field paths with their list indexes as numbers, so that
+// needs[2] comes before needs[10].
+func sortPaths(ps []string) {
+	key := func(p string) string {
+		var b strings.Builder
+		for {
+			i := strings.IndexByte(p, '[')
+			j := strings.IndexByte(p, ']')
+			if i < 0 || j < i {
+				b.WriteString(p)
+				return b.String()
+			}
+			b.WriteString(p[:i+1])
+			fmt.Fprintf(&b, "%012s", p[i+1:j])
+			p = p[j:]
+		}
+	}
+	sort.Slice(ps, func(a, b int) bool { return key(ps[a]) < key(ps[b]) })
 }
 
 // leaves flattens the JSON form of a resource into leaf path -> compact JSON.

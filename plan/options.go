@@ -14,6 +14,11 @@ type Options struct {
 	// CgroupParent is the cgroup every container's cgroup is made under.
 	// Default "hutch".
 	CgroupParent string
+	// SeccompProfiles holds the bytes of the seccomp profile files that
+	// manifests name (Docker's JSON format), keyed by the path as written in
+	// the manifest. Build is pure and never reads them itself: the caller
+	// reads every path of SeccompPaths first.
+	SeccompProfiles map[string][]byte
 }
 
 // DefaultOptions are the paths hutch uses when nothing overrides them.

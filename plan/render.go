@@ -6,7 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -47,7 +48,7 @@ var colors = map[Action]string{
 }
 
 // maxValue is the longest value, in runes, Render prints before cutting it.
-const maxValue = 72
+const maxValue = 80
 
 // Render writes the plan for people (see Human).
 func (p *Plan) Render(w io.Writer, o RenderOptions) error {
@@ -99,12 +100,14 @@ func (p *Plan) Render(w io.Writer, o RenderOptions) error {
 func writeCreate(w io.Writer, r Resource) {
 	l := leaves(r)
 	keys := make([]string, 0, len(l))
-	for k := range l {
-		keys = append(keys, k)
+	for k, v := range l {
+		if v != "{}" { // an empty block: nothing set
+			keys = append(keys, k)
+		}
 	}
-	sort.Strings(keys)
+	sortPaths(keys)
 	for _, k := range keys {
-		fmt.Fprintf(w, "    %s: %s\n", k, cut(l[k]))
+		fmt.Fprintf(w, "    %s: %s\n", k, show(k, l[k]))
 	}
 }
 
@@ -130,7 +133,7 @@ func writeFields(w io.Writer, c *Change) {
 		if !ok || c.After == nil {
 			nw = "(none)"
 		}
-		line := fmt.Sprintf("    %s: %s -> %s", f, cut(old), cut(nw))
+		line := fmt.Sprintf("    %s: %s -> %s", f, show(f, old), show(f, nw))
 		if force[f] {
 			line += " (forces replace)"
 		}
@@ -139,6 +142,16 @@ func writeFields(w io.Writer, c *Change) {
 	for _, r := range c.Reasons {
 		fmt.Fprintf(w, "    # %s\n", r)
 	}
+}
+
+// show is a value as Render prints it: file modes in octal, long values cut.
+func show(path, v string) string {
+	if path == "mode" || strings.HasSuffix(path, ".mode") {
+		if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+			return fmt.Sprintf("%04o", n)
+		}
+	}
+	return cut(v)
 }
 
 // cut shortens a long value to maxValue runes and says how long it was.

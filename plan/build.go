@@ -1,0 +1,518 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"hutch/spec"
+)
+
+// Desired is what the host should hold for a manifest: its containers, sorted
+// by name.
+type Desired struct {
+	Containers []*Container
+}
+
+// Container is one container's desired state: the OCI runtime-spec
+// configuration its bundle's config.json holds, and the host resources OCI has
+// no words for, in Kinds order (rootfs, netns, veths, addresses, routes,
+// cgroup, process).
+type Container struct {
+	Name      string
+	Source    Source
+	Spec      *specs.Spec
+	Resources []Resource
+}
+
+// Source is the manifest document a container came from.
+type Source struct {
+	File string `json:"file"`
+	Doc  int    `json:"doc"` // index of the document in the file, from 0
+}
+
+// Kinds are the resource kinds in the order a container needs them; drivers
+// are registered, and a container's resources listed, in this order.
+var Kinds = []Kind{KindRootfs, KindNetns, KindVeth, KindAddress, KindRoute, KindCgroup, KindProcess}
+
+// Resources returns every resource of every container, container by container.
+func (d *Desired) Resources() []Resource {
+	var rs []Resource
+	for _, c := range d.Containers {
+		rs = append(rs, c.Resources...)
+	}
+	return rs
+}
+
+// Container returns the desired container of that name, or nil.
+func (d *Desired) Container(name string) *Container {
+	for _, c := range d.Containers {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Build turns a manifest into desired state. It is pure: it reads nothing on
+// the host (Options only supplies paths and the bytes of seccomp profile
+// files the caller has read; see Options.SeccompProfiles and SeccompPaths).
+//
+// The manifest must have passed spec.Validate; Build applies spec.Defaults
+// itself, to a copy, so the caller's manifest is left as it was. Values that
+// Build cannot convert are reported as errors naming the container and the
+// field rather than trusted, as are two containers with the same name or two
+// resources with the same ID (a netns or a host interface name used twice).
+func Build(m *spec.Manifest, o Options) (*Desired, error) {
+	d := &Desired{}
+	owner := map[string]string{} // resource ID -> container
+	for _, sc := range m.Containers {
+		c, err := buildContainer(sc, o)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", sc.Metadata.Name, err)
+		}
+		if prev := d.Container(c.Name); prev != nil {
+			return nil, fmt.Errorf("container %s: defined twice (%s doc %d and %s doc %d)",
+				c.Name, prev.Source.File, prev.Source.Doc, c.Source.File, c.Source.Doc)
+		}
+		for _, r := range c.Resources {
+			if other, ok := owner[r.ID()]; ok {
+				if other == c.Name {
+					return nil, fmt.Errorf("container %s: %s is declared twice", c.Name, r.ID())
+				}
+				return nil, fmt.Errorf("container %s: %s already belongs to container %s", c.Name, r.ID(), other)
+			}
+			owner[r.ID()] = c.Name
+		}
+		d.Containers = append(d.Containers, c)
+	}
+	sort.Slice(d.Containers, func(i, j int) bool { return d.Containers[i].Name < d.Containers[j].Name })
+	return d, nil
+}
+
+// SeccompPaths lists the seccomp profile files the manifest names, sorted and
+// without repeats: the caller reads them into Options.SeccompProfiles before
+// Build.
+func SeccompPaths(m *spec.Manifest) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range m.Containers {
+		p := c.Spec.Security.Seccomp
+		if p == "" || p == "default" || p == "unconfined" || seen[p] {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// defaulted returns a copy of c with spec.Defaults applied. Defaults writes
+// through the pointers of the spec (network, logs), so those are copied too.
+func defaulted(c *spec.Container) *spec.Container {
+	cp := *c
+	s := &cp.Spec
+	if s.Network != nil {
+		n := *s.Network
+		s.Network = &n
+	}
+	if s.Logs != nil {
+		l := *s.Logs
+		s.Logs = &l
+	}
+	if s.RestartPolicy != nil {
+		r := *s.RestartPolicy
+		s.RestartPolicy = &r
+	}
+	s.Process.Env = append([]string(nil), s.Process.Env...)
+	spec.Defaults(&cp)
+	return &cp
+}
+
+func buildContainer(in *spec.Container, o Options) (*Container, error) {
+	sc := defaulted(in)
+	name := sc.Metadata.Name
+	c := &Container{Name: name, Source: Source{File: sc.Source.File, Doc: sc.Source.Doc}}
+
+	rootfs, err := buildRootfs(sc, o)
+	if err != nil {
+		return nil, err
+	}
+	net, err := buildNetwork(sc)
+	if err != nil {
+		return nil, err
+	}
+	cg, err := buildCgroup(sc, o)
+	if err != nil {
+		return nil, err
+	}
+	if c.Spec, err = buildOCI(sc, o, cg); err != nil {
+		return nil, err
+	}
+	proc, err := buildProcess(sc, o, c.Spec, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	c.Resources = append(c.Resources, rootfs)
+	c.Resources = append(c.Resources, net...)
+	c.Resources = append(c.Resources, cg)
+	for _, r := range c.Resources {
+		proc.Needs = append(proc.Needs, r.ID())
+	}
+	sort.Strings(proc.Needs)
+	c.Resources = append(c.Resources, proc)
+	return c, nil
+}
+
+// buildRootfs is the rootfs recipe. Dirs always hold the mount points the
+// runtime needs (/proc, /sys, /dev) and /tmp, plus every mount destination of
+// the manifest, so the runtime never has to create a folder inside the
+// container's root (where a symlink could redirect it).
+func buildRootfs(sc *spec.Container, o Options) (*Rootfs, error) {
+	r := &Rootfs{
+		Container: sc.Metadata.Name,
+		Bundle:    o.BundleDir(sc.Metadata.Name),
+		Binaries:  append([]string(nil), sc.Spec.Rootfs.Binaries...),
+		Python:    sc.Spec.Rootfs.Python,
+		ReadOnly:  sc.Spec.Rootfs.ReadOnly,
+	}
+	for _, cp := range sc.Spec.Rootfs.Copy {
+		to := cp.To
+		if to == "" {
+			to = cp.From
+		}
+		r.Copies = append(r.Copies, Copy{From: cp.From, To: to})
+	}
+	for i, f := range sc.Spec.Rootfs.Files {
+		mode := uint32(0o644)
+		if f.Mode != "" {
+			m, err := spec.ParseMode(f.Mode)
+			if err != nil {
+				return nil, fmt.Errorf("spec.rootfs.files[%d].mode: %w", i, err)
+			}
+			mode = m
+		}
+		sum := sha256.Sum256([]byte(f.Content))
+		r.Files = append(r.Files, InlineFile{Path: f.Path, Mode: mode, Content: f.Content,
+			Digest: "sha256:" + hex.EncodeToString(sum[:])})
+	}
+	dirs := map[string]uint32{"/proc": 0o555, "/sys": 0o555, "/dev": 0o755, "/tmp": 0o1777}
+	for _, m := range sc.Spec.Mounts {
+		if _, ok := dirs[m.Destination]; !ok {
+			dirs[m.Destination] = 0o755
+		}
+	}
+	for i, d := range sc.Spec.Rootfs.Dirs {
+		mode := uint32(0o755)
+		if d.Mode != "" {
+			m, err := spec.ParseMode(d.Mode)
+			if err != nil {
+				return nil, fmt.Errorf("spec.rootfs.dirs[%d].mode: %w", i, err)
+			}
+			mode = m
+		}
+		dirs[d.Path] = mode // the manifest's mode wins
+	}
+	for p, m := range dirs {
+		r.Dirs = append(r.Dirs, Dir{Path: p, Mode: m})
+	}
+	sort.Slice(r.Dirs, func(i, j int) bool { return r.Dirs[i].Path < r.Dirs[j].Path })
+	return r, nil
+}
+
+// buildNetwork makes the netns, a veth pair per interface, the addresses on
+// both ends, the manifest's routes and the default routes of interfaces that
+// ask for one. No network block means no host resources: the container gets a
+// new, empty network namespace from the runtime.
+func buildNetwork(sc *spec.Container) ([]Resource, error) {
+	n := sc.Spec.Network
+	if n == nil {
+		return nil, nil
+	}
+	name := sc.Metadata.Name
+	ns := &Netns{Container: name, Name: n.Namespace}
+	out := []Resource{ns}
+	var veths, addrs, routes []Resource
+	// inside are the container-side addresses, to find the link and the
+	// address that make a gateway reachable.
+	type ifAddr struct {
+		iface  string
+		veth   string
+		prefix netip.Prefix
+		id     string
+	}
+	var inside []ifAddr
+	hostFirst := map[string][2]netip.Prefix{} // interface -> first host address, v4 and v6
+	for i, it := range n.Interfaces {
+		path := fmt.Sprintf("spec.network.interfaces[%d]", i)
+		v := &Veth{
+			Container: name,
+			Host:      LinkEnd{Name: it.Host.Name, MAC: strings.ToLower(it.Host.MAC), MTU: it.MTU},
+			Peer:      LinkEnd{Name: it.Name, MAC: strings.ToLower(it.MAC), MTU: it.MTU},
+			Netns:     n.Namespace,
+		}
+		veths = append(veths, v)
+		for j, a := range it.Addresses {
+			p, err := netip.ParsePrefix(a)
+			if err != nil {
+				return nil, fmt.Errorf("%s.addresses[%d]: %w", path, j, err)
+			}
+			ad := &Address{Container: name, Netns: n.Namespace, Link: it.Name, CIDR: p.String(), Veth: v.ID()}
+			addrs = append(addrs, ad)
+			inside = append(inside, ifAddr{iface: it.Name, veth: v.ID(), prefix: p, id: ad.ID()})
+		}
+		var first [2]netip.Prefix
+		for j, a := range it.Host.Addresses {
+			p, err := netip.ParsePrefix(a)
+			if err != nil {
+				return nil, fmt.Errorf("%s.host.addresses[%d]: %w", path, j, err)
+			}
+			addrs = append(addrs, &Address{Container: name, Netns: HostNetns, Link: it.Host.Name, CIDR: p.String(), Veth: v.ID()})
+			fam := 0
+			if p.Addr().Is6() {
+				fam = 1
+			}
+			if !first[fam].IsValid() {
+				first[fam] = p
+			}
+		}
+		hostFirst[it.Name] = first
+	}
+	// reach finds the container-side address whose subnet holds gw, on dev
+	// when dev is given.
+	reach := func(gw netip.Addr, dev string) (ifAddr, bool) {
+		for _, a := range inside {
+			if (dev == "" || a.iface == dev) && a.prefix.Masked().Contains(gw) {
+				return a, true
+			}
+		}
+		return ifAddr{}, false
+	}
+	vethOf := func(dev string) string {
+		for i, it := range n.Interfaces {
+			if it.Name == dev {
+				return veths[i].ID()
+			}
+		}
+		return ""
+	}
+	for i, rt := range n.Routes {
+		path := fmt.Sprintf("spec.network.routes[%d]", i)
+		r := &Route{Container: name, Netns: n.Namespace, Dev: rt.Dev, Metric: rt.Metric}
+		var gw netip.Addr
+		if rt.Via != "" {
+			var err error
+			if gw, err = netip.ParseAddr(rt.Via); err != nil {
+				return nil, fmt.Errorf("%s.via: %w", path, err)
+			}
+			r.Via = gw.String()
+		}
+		switch {
+		case rt.To == "default" && gw.Is6():
+			r.Dst = "::/0"
+		case rt.To == "default":
+			r.Dst = "0.0.0.0/0"
+		default:
+			p, err := netip.ParsePrefix(rt.To)
+			if err != nil {
+				return nil, fmt.Errorf("%s.to: %w", path, err)
+			}
+			r.Dst = p.Masked().String()
+		}
+		needs := map[string]bool{}
+		if gw.IsValid() {
+			a, ok := reach(gw, rt.Dev)
+			if !ok {
+				return nil, fmt.Errorf("%s.via: %s is in the subnet of no address of %s", path, gw, devOr(rt.Dev, "any interface"))
+			}
+			r.Dev = a.iface
+			needs[a.veth], needs[a.id] = true, true
+		} else if rt.Dev == "" {
+			return nil, fmt.Errorf("%s: neither via nor dev given", path)
+		}
+		if v := vethOf(r.Dev); v != "" {
+			needs[v] = true
+		} else {
+			needs[ns.ID()] = true // a device of the namespace itself, such as lo
+		}
+		r.Needs = sortedKeys(needs)
+		routes = append(routes, r)
+	}
+	for i, it := range n.Interfaces {
+		if !it.DefaultRoute {
+			continue
+		}
+		first := hostFirst[it.Name]
+		if !first[0].IsValid() && !first[1].IsValid() {
+			return nil, fmt.Errorf("spec.network.interfaces[%d].defaultRoute: the host end has no address to route through", i)
+		}
+		for fam, p := range first {
+			if !p.IsValid() {
+				continue
+			}
+			gw := p.Addr()
+			a, ok := reach(gw, it.Name)
+			if !ok {
+				return nil, fmt.Errorf("spec.network.interfaces[%d].defaultRoute: host address %s is in the subnet of no address of %s", i, p, it.Name)
+			}
+			dst := "0.0.0.0/0"
+			if fam == 1 {
+				dst = "::/0"
+			}
+			routes = append(routes, &Route{Container: name, Netns: n.Namespace, Dst: dst, Via: gw.String(),
+				Dev: it.Name, Needs: sortedKeys(map[string]bool{veths[i].ID(): true, a.id: true})})
+		}
+	}
+	sortByID(veths)
+	sortByID(addrs)
+	sortByID(routes)
+	out = append(out, veths...)
+	out = append(out, addrs...)
+	out = append(out, routes...)
+	return out, nil
+}
+
+func devOr(dev, none string) string {
+	if dev == "" {
+		return none
+	}
+	return dev
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortByID(rs []Resource) {
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].ID() < rs[j].ID() })
+}
+
+// defaultCPUPeriod is the CFS period the kernel uses unless told otherwise
+// (cpu.cfs_period_us, cpu.max), in microseconds.
+const defaultCPUPeriod = 100000
+
+// buildCgroup converts the resources block: memory in bytes, CPU bandwidth
+// as quota per period (cores x period when given as cores), weight, pids and
+// cpuset.
+func buildCgroup(sc *spec.Container, o Options) (*Cgroup, error) {
+	rs := sc.Spec.Resources
+	cg := &Cgroup{Container: sc.Metadata.Name, Path: o.CgroupPath(sc.Metadata.Name), Pids: rs.Pids}
+	var err error
+	if rs.Memory != "" {
+		if cg.Memory.Limit, err = spec.ParseMemory(rs.Memory); err != nil {
+			return nil, fmt.Errorf("spec.resources.memory: %w", err)
+		}
+	}
+	switch rs.MemorySwap {
+	case "":
+	case "-1":
+		cg.Memory.Swap = -1
+	default:
+		if cg.Memory.Swap, err = spec.ParseMemory(rs.MemorySwap); err != nil {
+			return nil, fmt.Errorf("spec.resources.memorySwap: %w", err)
+		}
+	}
+	cg.CPU.Period = rs.CPUPeriod
+	switch {
+	case rs.CPUQuota != 0:
+		cg.CPU.Quota = rs.CPUQuota
+	case rs.CPU != "":
+		milli, err := spec.ParseCPU(rs.CPU)
+		if err != nil {
+			return nil, fmt.Errorf("spec.resources.cpu: %w", err)
+		}
+		if cg.CPU.Period == 0 {
+			cg.CPU.Period = defaultCPUPeriod
+		}
+		cg.CPU.Quota = milli * int64(cg.CPU.Period) / 1000
+	}
+	if cg.CPU.Quota != 0 && cg.CPU.Period == 0 {
+		cg.CPU.Period = defaultCPUPeriod
+	}
+	cg.CPU.Weight = rs.CPUWeight
+	cg.CPU.Cpus = rs.Cpuset.Cpus
+	cg.CPU.Mems = rs.Cpuset.Mems
+	return cg, nil
+}
+
+// buildProcess is the supervised process: its policies, and the digest of
+// what forces a restart when it changes.
+func buildProcess(sc *spec.Container, o Options, s *specs.Spec, rootfs *Rootfs) (*Process, error) {
+	p := &Process{
+		Container:  sc.Metadata.Name,
+		Bundle:     o.BundleDir(sc.Metadata.Name),
+		Restart:    RestartPolicy{Policy: sc.Spec.RestartPolicy.Policy, MaxRetries: sc.Spec.RestartPolicy.MaxRetries},
+		StopSignal: sc.Spec.Process.StopSignal,
+	}
+	var err error
+	if p.StopTimeout, err = time.ParseDuration(sc.Spec.Process.StopTimeout); err != nil {
+		return nil, fmt.Errorf("spec.process.stopTimeout: %w", err)
+	}
+	if p.Logs.MaxSize, err = spec.ParseMemory(sc.Spec.Logs.MaxSize); err != nil {
+		return nil, fmt.Errorf("spec.logs.maxSize: %w", err)
+	}
+	p.Logs.MaxFiles = sc.Spec.Logs.MaxFiles
+	if p.Digest, err = Digest(s, rootfs); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Digest is "sha256:<hex>" of the canonical JSON of the OCI configuration and
+// the rootfs recipe: what the process must be restarted for. The
+// configuration's linux.resources are left out: the cgroup driver changes
+// those limits in place on the running container, so they never force a
+// restart. (Canonical: encoding/json writes struct fields in declaration
+// order and map keys sorted, without HTML escaping here.)
+func Digest(s *specs.Spec, rootfs *Rootfs) (string, error) {
+	cp := *s
+	if s.Linux != nil {
+		l := *s.Linux
+		l.Resources = nil
+		cp.Linux = &l
+	}
+	h := sha256.New()
+	e := json.NewEncoder(h)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(struct {
+		Config *specs.Spec `json:"config"`
+		Rootfs *Rootfs     `json:"rootfs"`
+	}{&cp, rootfs}); err != nil {
+		return "", fmt.Errorf("digest: %w", err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// parseUser reads "uid" or "uid:gid"; a lone uid runs with gid 0, as Docker
+// does when /etc/passwd has no entry. Numbers only: names would need the
+// rootfs's /etc/passwd, which plan does not read.
+func parseUser(u string) (uid, gid uint32, err error) {
+	us, gs, hasGid := strings.Cut(u, ":")
+	n, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%q: expected a numeric uid or uid:gid", u)
+	}
+	uid = uint32(n)
+	if hasGid {
+		g, err := strconv.ParseUint(gs, 10, 32)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%q: expected a numeric uid or uid:gid", u)
+		}
+		gid = uint32(g)
+	}
+	return uid, gid, nil
+}
