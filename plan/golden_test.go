@@ -220,8 +220,8 @@ func TestConfigSchemaRejects(t *testing.T) {
 	}
 	good := configJSON(t, d.Containers[0])
 	for name, bad := range map[string][]byte{
-		"namespace": bytes.Replace(good, []byte(`"type": "uts"`), []byte(`"type": "utsname"`), 1),
-		"mount": bytes.Replace(good, []byte(`"destination": "/proc"`), []byte(`"dest": "/proc"`), 1),
+		"namespace":  bytes.Replace(good, []byte(`"type": "uts"`), []byte(`"type": "utsname"`), 1),
+		"mount":      bytes.Replace(good, []byte(`"destination": "/proc"`), []byte(`"dest": "/proc"`), 1),
 		"ociVersion": bytes.Replace(good, []byte(`"ociVersion"`), []byte(`"version"`), 1),
 	} {
 		if bytes.Equal(bad, good) {
