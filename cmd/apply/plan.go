@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"hutch/plan"
+	"hutch/spec"
+)
+
+// planChanges compares the desired state with the host and returns the
+// changes, unordered. Until hutch observes the host, the host is taken to be
+// empty and everything is a create; the reconcile package replaces this one
+// function.
+var planChanges = func(ctx context.Context, d *plan.Desired) ([]*plan.Change, error) {
+	return plan.Creates(d.Resources()), nil
+}
+
+func init() {
+	var (
+		files   []string
+		output  string
+		verbose bool
+	)
+	cmd := &cobra.Command{
+		Use:   "plan -f FILE...",
+		Short: "Show what apply would change on the host",
+		Long: `plan reads the manifests, validates them, builds the desired state and prints the
+changes that would make the host match it: + create, ~ update in place,
+-/+ replace (delete, then create), - delete. Nothing is changed.
+
+Exit status: 0 when nothing would change, 2 when something would, 1 on error.
+Colour only on a terminal, and never when NO_COLOR is set.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "human" && output != "json" {
+				return fmt.Errorf("plan: -o %q: expected human or json", output)
+			}
+			_, d, err := loadDesired(files, options())
+			if err != nil {
+				return err
+			}
+			changes, err := planChanges(cmd.Context(), d)
+			if err != nil {
+				return fmt.Errorf("plan: %w", err)
+			}
+			p, err := plan.NewPlan(changes)
+			if err != nil {
+				return fmt.Errorf("plan: %w", err)
+			}
+			w := cmd.OutOrStdout()
+			if output == "json" {
+				err = p.JSON(w)
+			} else {
+				err = p.Render(w, plan.RenderOptions{Color: useColor(w), Verbose: verbose})
+			}
+			if err != nil {
+				return fmt.Errorf("plan: write: %w", err)
+			}
+			if p.Summary().Changed() {
+				return &exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "manifest file, folder of *.yaml, or - for stdin (repeatable)")
+	cmd.Flags().StringVarP(&output, "output", "o", "human", "output format: human or json")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "also list resources that stay as they are")
+	cmd.MarkFlagRequired("file")
+	rootCmd.AddCommand(cmd)
+}
+
+// loadDesired loads the manifests of the -f arguments, validates them, reads
+// the seccomp profile files they name and builds the desired state. Every
+// verb that takes -f goes through it.
+func loadDesired(files []string, o plan.Options) (*spec.Manifest, *plan.Desired, error) {
+	m, err := spec.Load(files, os.Stdin)
+	if err != nil {
+		return nil, nil, err
+	}
+	// plan.Build reads nothing from the host: the profiles are read here.
+	for _, path := range plan.SeccompPaths(m) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("seccomp profile: %w", err)
+		}
+		if o.SeccompProfiles == nil {
+			o.SeccompProfiles = map[string][]byte{}
+		}
+		o.SeccompProfiles[path] = b
+	}
+	d, err := plan.Build(m, o)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build: %w", err)
+	}
+	return m, d, nil
+}
+
+// useColor reports whether w is a terminal and NO_COLOR is not set
+// (https://no-color.org): a character device is a tty here, the way
+// isatty(3) would answer without an ioctl.
+func useColor(w io.Writer) bool {
+	if _, set := os.LookupEnv("NO_COLOR"); set {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
