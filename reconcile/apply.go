@@ -1,0 +1,481 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"hutch/plan"
+)
+
+// Apply makes the host match the desired containers: it locks them (and the
+// containers to prune), observes, prints the plan, then carries it out step
+// by step, printing each step with its duration as it ends, and a summary.
+// Steps run as soon as the steps they depend on have ended, up to Parallel at
+// once. A failed step stops the apply: steps already running finish and are
+// recorded, no new one starts, nothing is rolled back; the error names the
+// resource and the cause. A plan with no change writes nothing at all.
+func (r *Reconciler) Apply(ctx context.Context, want []*Container, o ApplyOptions) error {
+	start := time.Now()
+	units, err := r.units(want, o)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, u := range units {
+			u.lock.Unlock()
+		}
+	}()
+	// Locks are taken in name order, so two applies never deadlock.
+	byName := append([]*unit(nil), units...)
+	sort.Slice(byName, func(i, j int) bool { return byName[i].name < byName[j].name })
+	for _, u := range byName {
+		if u.lock, err = r.lock(u.name); err != nil {
+			return err
+		}
+		if u.state, err = r.Store.Load(u.name); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if u.want == nil && u.state == nil {
+			// Deleted by someone else while we waited: nothing to prune.
+			if err := u.lock.remove(); err != nil {
+				return err
+			}
+		}
+	}
+	res, err := r.observe(ctx, units)
+	if err != nil {
+		return err
+	}
+	if err := res.Plan.Render(r.Out, plan.RenderOptions{Color: r.Color}); err != nil {
+		return err
+	}
+	s := res.Plan.Summary()
+	if !s.Changed() {
+		// Still bring the store up to date where it differs (a record left
+		// pending by a crash whose object turned out complete); when it
+		// matches, nothing is written.
+		for _, u := range units {
+			if u.want != nil {
+				if err := r.settle(u); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	fmt.Fprintln(r.Out)
+	x := r.newRun(false)
+	if err := x.prepare(res); err != nil {
+		return err
+	}
+	runErr := x.run(ctx, res.Plan)
+	var errs []error
+	if runErr != nil {
+		errs = append(errs, runErr)
+	}
+	for _, u := range units {
+		cr := x.units[u.name]
+		if cr == nil {
+			continue
+		}
+		if err := cr.saver.flush(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if runErr != nil {
+			continue // the store keeps what was done and what was pending
+		}
+		if u.want == nil {
+			if err := r.Store.Remove(u.name); err != nil {
+				errs = append(errs, err)
+			} else if err := u.lock.remove(); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if err := r.settle(u); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	took := ms(time.Since(start))
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintf(r.Out, "Apply stopped after %d of %d steps (%s): %d created, %d updated, %d replaced, %d deleted.\n",
+			x.done.Load(), x.total, took, x.n[plan.Create].Load(), x.n[plan.Update].Load(), x.n[plan.Replace].Load(), x.n[plan.Delete].Load())
+		return err
+	}
+	fmt.Fprintf(r.Out, "Apply complete in %s: %d created, %d updated, %d replaced, %d deleted.\n",
+		took, x.n[plan.Create].Load(), x.n[plan.Update].Load(), x.n[plan.Replace].Load(), x.n[plan.Delete].Load())
+	return nil
+}
+
+func (r *Reconciler) lock(name string) (*Lock, error) {
+	return r.Store.Lock(name, r.NoWait, func() {
+		fmt.Fprintf(r.Out, "container %s: another hutch is working on it; waiting for it to finish (--no-wait fails instead)\n", name)
+	})
+}
+
+// settle writes the container's final state: every desired resource done,
+// and its config.json; each only when it differs from the file.
+func (r *Reconciler) settle(u *unit) error {
+	st := &State{Version: StateVersion, Container: u.name, Manifest: u.want.Source}
+	for _, res := range u.want.Resources {
+		if err := st.set(res, StatusDone); err != nil {
+			return err
+		}
+	}
+	if u.want.Config != nil {
+		if _, err := r.Store.SaveConfig(u.name, u.want.Config); err != nil {
+			return err
+		}
+	}
+	return r.Store.Save(st)
+}
+
+// Delete removes every host object the store records for each named
+// container, in reverse dependency order (the process first), carrying on
+// past errors and reporting them all; when nothing failed it removes the
+// container's folder. It needs no manifest. A name the store does not know is
+// an error wrapping ErrNotFound unless ignoreNotFound, when it is skipped
+// with a message.
+func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound bool) error {
+	start := time.Now()
+	names = append([]string(nil), names...)
+	sort.Strings(names)
+	var errs []error
+	var units []*unit
+	defer func() {
+		for _, u := range units {
+			u.lock.Unlock()
+		}
+	}()
+	var changes []*plan.Change
+	for i, n := range names {
+		if i > 0 && names[i-1] == n {
+			continue
+		}
+		if _, err := r.Store.Load(n); errors.Is(err, ErrNotFound) {
+			// Not even a folder: do not make a lock file for it.
+			if ignoreNotFound {
+				fmt.Fprintf(r.Out, "container %s: not found, nothing to delete\n", n)
+			} else {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		l, err := r.lock(n)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		u := &unit{name: n, lock: l}
+		units = append(units, u)
+		if u.state, err = r.Store.Load(n); errors.Is(err, ErrNotFound) {
+			// Deleted by another hutch while we waited.
+			fmt.Fprintf(r.Out, "container %s: not found, nothing to delete\n", n)
+			l.remove()
+			units = units[:len(units)-1]
+			continue
+		} else if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, rec := range u.state.Resources {
+			res, err := rec.Resource()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			ch := &plan.Change{ID: rec.ID, Kind: rec.Kind, Action: plan.Delete, Before: res}
+			u.changes = append(u.changes, ch)
+			changes = append(changes, ch)
+		}
+	}
+	p, err := plan.NewPlan(changes)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	x := r.newRun(true)
+	if err := x.prepare(&Result{Plan: p, units: units}); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if err := x.run(ctx, p); err != nil {
+		errs = append(errs, err)
+	}
+	for _, u := range units {
+		cr := x.units[u.name]
+		failed := cr != nil && cr.failed.Load()
+		if cr != nil {
+			if err := cr.saver.flush(); err != nil {
+				errs = append(errs, err)
+				failed = true
+			}
+		}
+		if failed {
+			continue // the store keeps what is left
+		}
+		if err := r.Store.Remove(u.name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := u.lock.remove(); err != nil {
+			errs = append(errs, err)
+		}
+		fmt.Fprintf(r.Out, "container %s: deleted\n", u.name)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if len(units) > 0 {
+		fmt.Fprintf(r.Out, "Delete complete in %s: %d deleted.\n", ms(time.Since(start)), x.n[plan.Delete].Load())
+	}
+	return nil
+}
+
+// execution is one run of a plan's steps.
+type execution struct {
+	r       *Reconciler
+	carryOn bool // delete: keep going past failures
+	units   map[string]*unitRun
+	owners  map[plan.Resource]string // a change's resource -> its container
+	stopped atomic.Bool
+	done    atomic.Int64
+	total   int
+	n       map[plan.Action]*atomic.Int64
+	outMu   sync.Mutex
+}
+
+// unitRun is one container's part of an execution.
+type unitRun struct {
+	*unit
+	saver  *saver
+	failed atomic.Bool
+}
+
+func (r *Reconciler) newRun(carryOn bool) *execution {
+	x := &execution{r: r, carryOn: carryOn, units: map[string]*unitRun{}, owners: map[plan.Resource]string{}, n: map[plan.Action]*atomic.Int64{}}
+	for _, a := range []plan.Action{plan.Create, plan.Update, plan.Replace, plan.Delete} {
+		x.n[a] = new(atomic.Int64)
+	}
+	return x
+}
+
+// prepare records, for each container with something to do, every step it
+// is about to take (pending, or deleting) in one synchronous write, before
+// the first step starts.
+func (x *execution) prepare(res *Result) error {
+	for _, u := range res.units {
+		for _, c := range u.changes {
+			x.owners[c.Resource()] = u.name
+		}
+		changed := false
+		for _, c := range u.changes {
+			if c.Action != plan.NoOp {
+				changed = true
+			}
+		}
+		if !changed {
+			continue
+		}
+		st := u.state
+		if st == nil {
+			st = &State{Version: StateVersion, Container: u.name}
+		} else {
+			st = st.clone()
+		}
+		if u.want != nil {
+			st.Manifest = u.want.Source
+		}
+		sv := newSaver(x.r.Store, st)
+		err := sv.sync(func(st *State) error {
+			for _, c := range u.changes {
+				switch c.Action {
+				case plan.Delete:
+					st.setStatus(c.ID, StatusDeleting)
+				case plan.Create, plan.Update, plan.Replace:
+					if err := st.set(c.After, StatusPending); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		x.units[u.name] = &unitRun{unit: u, saver: sv}
+	}
+	return nil
+}
+
+// node is one step and what it waits for.
+type node struct {
+	ch    *plan.Change
+	owner string
+	waits []*node
+	done  chan struct{}
+	ok    bool
+}
+
+// run carries out the plan's steps. Each step waits for those it depends
+// on: a delete for the deletes of its dependents, a create or update for the
+// creates and updates of its dependencies and for every delete of its
+// container (and any delete of the same ID, from a container being pruned).
+func (x *execution) run(ctx context.Context, p *plan.Plan) error {
+	var nodes []*node
+	down := map[string]*node{} // owner|id -> teardown step
+	downByID := map[string][]*node{}
+	up := map[string]*node{}
+	for _, c := range p.Changes {
+		if c.Action == plan.NoOp {
+			continue
+		}
+		n := &node{ch: c, owner: x.owners[c.Resource()], done: make(chan struct{})}
+		nodes = append(nodes, n)
+		if teardown(c) {
+			down[n.owner+"|"+c.ID] = n
+			downByID[c.ID] = append(downByID[c.ID], n)
+		} else {
+			up[n.owner+"|"+c.ID] = n
+		}
+	}
+	x.total = len(nodes)
+	for _, n := range nodes {
+		if teardown(n.ch) {
+			// n's own dependencies are torn down after n.
+			for _, d := range n.ch.Before.Deps() {
+				if m, ok := down[n.owner+"|"+d]; ok {
+					m.waits = append(m.waits, n)
+				}
+			}
+			continue
+		}
+		for _, d := range n.ch.After.Deps() {
+			if m, ok := up[n.owner+"|"+d]; ok {
+				n.waits = append(n.waits, m)
+			}
+		}
+		for _, m := range nodes {
+			if teardown(m.ch) && m.owner == n.owner {
+				n.waits = append(n.waits, m)
+			}
+		}
+		n.waits = append(n.waits, downByID[n.ch.ID]...)
+	}
+	sem := make(chan struct{}, x.r.parallel())
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() {
+			defer close(n.done)
+			for _, m := range n.waits {
+				<-m.done
+				if !m.ok && !x.carryOn {
+					return
+				}
+			}
+			if x.stopped.Load() {
+				return
+			}
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if x.stopped.Load() {
+				return
+			}
+			if err := x.step(ctx, n); err != nil {
+				errs[i] = err
+				x.units[n.owner].failed.Store(true)
+				if !x.carryOn {
+					x.stopped.Store(true)
+				}
+				return
+			}
+			n.ok = true
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func teardown(c *plan.Change) bool {
+	return c.Action == plan.Delete || c.Half == plan.HalfDelete
+}
+
+// step carries out one change through its driver and records it.
+func (x *execution) step(ctx context.Context, n *node) error {
+	c := n.ch
+	u := x.units[n.owner]
+	d, err := x.r.driver(c.Kind)
+	if err != nil {
+		return err
+	}
+	action := "create"
+	switch {
+	case teardown(c):
+		action = "delete"
+	case c.Action == plan.Update:
+		action = "update"
+	}
+	if x.r.Fault != nil {
+		x.r.Fault("before", c.Kind, action)
+	}
+	start := time.Now()
+	if action == "delete" {
+		err = d.Delete(ctx, c.Before)
+	} else {
+		if c.Kind == plan.KindProcess && u.want != nil && u.want.Config != nil {
+			// The process driver runs the bundle's config.json.
+			if _, err := x.r.Store.SaveConfig(u.name, u.want.Config); err != nil {
+				return err
+			}
+		}
+		err = d.Apply(ctx, c)
+	}
+	took := time.Since(start)
+	if err != nil {
+		x.print("! %s (%s failed after %s)", name(c.ID), action, ms(took))
+		return fmt.Errorf("%s %s: %w", action, c.ID, err)
+	}
+	if x.r.Fault != nil {
+		x.r.Fault("after", c.Kind, action)
+	}
+	switch {
+	case c.Action == plan.Delete:
+		err = u.saver.update(func(st *State) error { st.remove(c.ID); return nil })
+	case c.Half == plan.HalfDelete:
+		// The record stays pending until the create half ends.
+	default:
+		err = u.saver.update(func(st *State) error { return st.set(c.After, StatusDone) })
+	}
+	if err != nil {
+		return err
+	}
+	x.done.Add(1)
+	switch {
+	case c.Half == plan.HalfDelete:
+		x.print("- %s (replace: deleted, %s)", name(c.ID), ms(took))
+	case c.Half == plan.HalfCreate:
+		x.n[plan.Replace].Add(1)
+		x.print("+ %s (replace: created, %s)", name(c.ID), ms(took))
+	case c.Action == plan.Create:
+		x.n[plan.Create].Add(1)
+		x.print("+ %s (created, %s)", name(c.ID), ms(took))
+	case c.Action == plan.Update:
+		x.n[plan.Update].Add(1)
+		x.print("~ %s (updated, %s)", name(c.ID), ms(took))
+	case c.Action == plan.Delete:
+		x.n[plan.Delete].Add(1)
+		x.print("- %s (deleted, %s)", name(c.ID), ms(took))
+	}
+	return nil
+}
+
+func (x *execution) print(format string, args ...any) {
+	x.outMu.Lock()
+	defer x.outMu.Unlock()
+	fmt.Fprintf(x.r.Out, format+"\n", args...)
+}

@@ -1,0 +1,98 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrLocked is wrapped when another hutch holds a container's lock and the
+// caller asked not to wait.
+var ErrLocked = errors.New("locked by another hutch")
+
+// Lock is a held per-container lock: an flock(2) on root/locks/NAME.lock.
+// The kernel drops it when the process dies, so a killed hutch never leaves
+// a container locked.
+type Lock struct {
+	name string
+	path string
+	f    *os.File
+}
+
+func (s *Store) lockPath(container string) string {
+	return filepath.Join(s.opts.StateRoot, "locks", container+".lock")
+}
+
+// Lock takes a container's lock. When another process holds it, Lock calls
+// waiting once (if not nil) and blocks until it is free, or, with noWait,
+// returns an error wrapping ErrLocked.
+//
+// A delete removes the lock file while it holds the lock; a process that was
+// waiting then holds a lock on a file no longer in the folder. Lock checks,
+// after flock returns, that the file it locked is still the one at the path
+// (same inode), and starts again when it is not.
+func (s *Store) Lock(container string, noWait bool, waiting func()) (*Lock, error) {
+	path := s.lockPath(container)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("container %s: lock: %w", container, err)
+	}
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: lock: %w", container, err)
+		}
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			if noWait {
+				f.Close()
+				return nil, fmt.Errorf("container %s: %w (%s)", container, ErrLocked, path)
+			}
+			if waiting != nil {
+				waiting()
+				waiting = nil
+			}
+			err = flockRetry(f, unix.LOCK_EX)
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("container %s: lock %s: %w", container, path, err)
+		}
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return &Lock{name: container, path: path, f: f}, nil
+		}
+		f.Close() // removed (or replaced) while we waited: try again
+	}
+}
+
+func flockRetry(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() {
+	if l != nil && l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+}
+
+// remove deletes the lock file while the lock is still held, then releases
+// it: the last step of deleting a container.
+func (l *Lock) remove() error {
+	err := os.Remove(l.path)
+	l.Unlock()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("container %s: remove lock: %w", l.name, err)
+	}
+	return nil
+}

@@ -1,0 +1,383 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"hutch/plan"
+)
+
+// Container is what the reconciler makes one container from: its name, the
+// host resources plan.Build wants for it, its OCI config.json (written to the
+// bundle before the process starts) and the manifest it came from.
+type Container struct {
+	Name      string
+	Resources []plan.Resource
+	Config    []byte
+	Source    Source
+}
+
+// Reconciler observes the host through its drivers, diffs it against the
+// desired containers, prints the plan and carries it out, recording every
+// step in the state store.
+type Reconciler struct {
+	// Drivers has one driver per kind of resource.
+	Drivers map[plan.Kind]Driver
+	// Store is the state store.
+	Store *Store
+	// Out receives the plan, one line per step as it ends, and a summary.
+	Out io.Writer
+	// Color paints the plan (set only for a terminal without NO_COLOR).
+	Color bool
+	// Parallel bounds the steps that run at once, over all containers
+	// (0: twice the CPU count; most steps wait on the kernel rather than
+	// compute).
+	Parallel int
+	// NoWait makes a locked container an error (wrapping ErrLocked) rather
+	// than something to wait for.
+	NoWait bool
+	// Fault, when set, is called before and after every step (see
+	// FaultFromEnv).
+	Fault Fault
+}
+
+// ApplyOptions are the options of Apply and Plan.
+type ApplyOptions struct {
+	// Prune deletes the containers an earlier apply of one of the Sources
+	// made that the desired containers no longer have.
+	Prune   bool
+	Sources []Source
+}
+
+// Result is an observed plan: the ordered plan and, per container, what it
+// was computed from.
+type Result struct {
+	Plan  *plan.Plan
+	units []*unit
+}
+
+// unit is one container's part of a plan.
+type unit struct {
+	name    string
+	want    *Container // nil for a container being deleted or pruned
+	state   *State     // as loaded; nil when the store has none
+	changes []*plan.Change
+	lock    *Lock
+}
+
+// Plan observes the host for the desired containers (and, with Prune, the
+// containers to prune) and returns the ordered plan. It takes no lock and
+// writes nothing.
+func (r *Reconciler) Plan(ctx context.Context, want []*Container, o ApplyOptions) (*Result, error) {
+	units, err := r.units(want, o)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range units {
+		if u.state, err = r.Store.Load(u.name); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	return r.observe(ctx, units)
+}
+
+// units lists the containers an apply works on: the desired ones, sorted by
+// name, then those to prune.
+func (r *Reconciler) units(want []*Container, o ApplyOptions) ([]*unit, error) {
+	var units []*unit
+	seen := map[string]bool{}
+	for _, c := range want {
+		if seen[c.Name] {
+			return nil, fmt.Errorf("container %s: named twice", c.Name)
+		}
+		seen[c.Name] = true
+		units = append(units, &unit{name: c.Name, want: c})
+	}
+	sort.Slice(units, func(i, j int) bool { return units[i].name < units[j].name })
+	if !o.Prune {
+		return units, nil
+	}
+	names, err := r.Store.Containers()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		st, err := r.Store.Load(n)
+		if err != nil {
+			continue // being deleted, or not hutch's: nothing to prune
+		}
+		if slices.ContainsFunc(o.Sources, func(s Source) bool { return s.Path == st.Manifest.Path }) {
+			units = append(units, &unit{name: n})
+		}
+	}
+	return units, nil
+}
+
+// observe asks the drivers for every desired and recorded resource, in
+// parallel over containers, and diffs. Every problem is reported at once,
+// before anything changes: this is the preflight.
+func (r *Reconciler) observe(ctx context.Context, units []*unit) (*Result, error) {
+	if err := r.conflicts(units); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(units))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, r.parallel())
+	for i, u := range units {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			u.changes, errs[i] = r.diff(ctx, u)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("preflight: nothing was changed:\n%w", err)
+	}
+	var all []*plan.Change
+	for _, u := range units {
+		all = append(all, u.changes...)
+	}
+	p, err := plan.NewPlan(all)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Plan: p, units: units}, nil
+}
+
+func (r *Reconciler) parallel() int {
+	if r.Parallel > 0 {
+		return r.Parallel
+	}
+	return 2 * runtime.NumCPU()
+}
+
+// shared are the kinds whose IDs name host-wide objects (a netns or
+// interface name, an address on a link), which two containers cannot both own.
+var shared = []plan.Kind{plan.KindNetns, plan.KindVeth, plan.KindAddress, plan.KindRoute}
+
+// conflicts reports desired resources that the store records as another
+// container's: hutch owns them, but not for this container.
+func (r *Reconciler) conflicts(units []*unit) error {
+	mine := map[string]string{} // resource ID -> desired container
+	working := map[string]bool{}
+	for _, u := range units {
+		working[u.name] = true
+		if u.want == nil {
+			continue
+		}
+		for _, res := range u.want.Resources {
+			if !slices.Contains(shared, res.Kind()) {
+				continue
+			}
+			if other, ok := mine[res.ID()]; ok {
+				return fmt.Errorf("%s: wanted by containers %s and %s", res.ID(), other, u.name)
+			}
+			mine[res.ID()] = u.name
+		}
+	}
+	names, err := r.Store.Containers()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if working[n] {
+			continue
+		}
+		st, err := r.Store.Load(n)
+		if err != nil {
+			continue
+		}
+		for _, rec := range st.Resources {
+			if c, ok := mine[rec.ID]; ok {
+				errs = append(errs, fmt.Errorf("container %s: %s: in use by container %s (delete it first, or apply with --prune)", c, rec.ID, n))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// diff observes one container's resources and returns its changes: one per
+// desired resource, and a delete for each recorded resource that is no
+// longer desired but still on the host.
+func (r *Reconciler) diff(ctx context.Context, u *unit) ([]*plan.Change, error) {
+	var changes []*plan.Change
+	var errs []error
+	desired := map[string]bool{}
+	if u.want != nil {
+		for _, want := range u.want.Resources {
+			desired[want.ID()] = true
+			d, err := r.driver(want.Kind())
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			got, err := d.Observe(ctx, want)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("observe %s: %w", want.ID(), err))
+				continue
+			}
+			ch := &plan.Change{ID: want.ID(), Kind: want.Kind(), After: want}
+			if absent(got) {
+				ch.Action = plan.Create
+			} else {
+				ch.Before = got
+				ch.Fields, ch.ForceReplace = d.Diff(got, want)
+				ch.Fields, ch.ForceReplace = hostFields(ch.Fields), hostFields(ch.ForceReplace)
+				switch {
+				case len(ch.Fields) == 0:
+					ch.Action = plan.NoOp
+				case len(ch.ForceReplace) > 0:
+					ch.Action = plan.Replace
+				default:
+					ch.Action = plan.Update
+				}
+			}
+			changes = append(changes, ch)
+		}
+	}
+	if u.state != nil {
+		for _, rec := range u.state.Resources {
+			if desired[rec.ID] {
+				continue
+			}
+			res, err := rec.Resource()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			d, err := r.driver(res.Kind())
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			got, err := d.Observe(ctx, res)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("observe %s: %w", rec.ID, err))
+				continue
+			}
+			if absent(got) {
+				continue // already gone; the record is dropped when the state is saved
+			}
+			reason := "no longer in the manifest"
+			if u.want == nil {
+				reason = "container " + u.name + " is no longer in the manifest (prune)"
+			}
+			changes = append(changes, &plan.Change{ID: rec.ID, Kind: rec.Kind, Action: plan.Delete,
+				Before: res, Reasons: []string{reason}})
+		}
+	}
+	cascade(changes)
+	return changes, errors.Join(errs...)
+}
+
+// hostFields drops the fields that only say what a resource depends on
+// (Needs): they order the plan, the host has no such property, and an
+// address added to the container's link must not restart its process.
+func hostFields(fields []string) []string {
+	var out []string
+	for _, f := range fields {
+		if f != "needs" && !strings.HasPrefix(f, "needs[") && !strings.HasPrefix(f, "needs.") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (r *Reconciler) driver(k plan.Kind) (Driver, error) {
+	d, ok := r.Drivers[k]
+	if !ok || d == nil {
+		return nil, fmt.Errorf("no driver for resource kind %q", k)
+	}
+	return d, nil
+}
+
+// absent says whether an observed value means "not there": nil, or a typed
+// nil pointer in the interface.
+func absent(r plan.Resource) bool {
+	if r == nil {
+		return true
+	}
+	v := reflect.ValueOf(r)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
+// bound says whether a resource of kind dependent lives inside (or is tied
+// to the identity of) a resource of kind dep it depends on, so that a new
+// dep (created or replaced) leaves the existing dependent stale: a new netns
+// holds none of the old one's links, addresses, routes or processes; a new
+// veth has none of the old one's addresses or routes; a process runs in the
+// rootfs and cgroup that existed when it started. A new address or a new veth
+// does not restart the process: its netns stays the same.
+func bound(dep, dependent plan.Kind) bool {
+	switch dep {
+	case plan.KindNetns:
+		return true
+	case plan.KindVeth:
+		return dependent == plan.KindAddress || dependent == plan.KindRoute
+	case plan.KindAddress:
+		return dependent == plan.KindRoute
+	case plan.KindRootfs, plan.KindCgroup:
+		return dependent == plan.KindProcess
+	}
+	return false
+}
+
+// cascade turns no-ops and updates of existing resources into replaces when
+// a resource they are bound to is created or replaced, until nothing more
+// changes.
+func cascade(changes []*plan.Change) {
+	byID := map[string]*plan.Change{}
+	for _, c := range changes {
+		if c.Action != plan.Delete {
+			byID[c.ID] = c
+		}
+	}
+	for more := true; more; {
+		more = false
+		for _, c := range changes {
+			if c.Action != plan.NoOp && c.Action != plan.Update {
+				continue
+			}
+			for _, dep := range c.After.Deps() {
+				d, ok := byID[dep]
+				if !ok || (d.Action != plan.Create && d.Action != plan.Replace) || !bound(d.Kind, c.Kind) {
+					continue
+				}
+				c.Action = plan.Replace
+				c.Reasons = append(c.Reasons, fmt.Sprintf("%s is made anew", dep))
+				more = true
+				break
+			}
+		}
+	}
+}
+
+// name is how a step names its resource: "veth veth0" for "veth/veth0".
+func name(id string) string {
+	return strings.Replace(id, "/", " ", 1)
+}
+
+// ms formats a step's duration: "3 ms", "0.4 ms".
+func ms(d time.Duration) string {
+	f := float64(d) / float64(time.Millisecond)
+	if f < 1 {
+		return fmt.Sprintf("%.1f ms", f)
+	}
+	return fmt.Sprintf("%.0f ms", f)
+}
