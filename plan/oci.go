@@ -65,7 +65,11 @@ func buildOCI(sc *spec.Container, o Options, cg *Cgroup) (*specs.Spec, error) {
 		RootfsPropagation: "private",
 		MaskedPaths:       append([]string{}, sc.Spec.Security.MaskedPaths...),
 		ReadonlyPaths:     append([]string{}, sc.Spec.Security.ReadonlyPaths...),
-		Devices:           defaultDevices(),
+		// linux.devices stays empty: null, zero, full, random, urandom and
+		// tty are the default devices every runtime MUST supply
+		// (runtime-spec config-linux.md, "Default Devices"; hutch's own
+		// runtime makes DefaultDevices), and the device cgroup's allow-list
+		// in linux.resources.devices names them.
 	}
 	netns := specs.LinuxNamespace{Type: specs.NetworkNamespace}
 	if sc.Spec.Network != nil {
@@ -264,7 +268,9 @@ var stdDevices = []device{
 	{"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
 }
 
-func defaultDevices() []specs.LinuxDevice {
+// DefaultDevices are the device nodes a container's /dev holds, mode 0666 and
+// owned by root, as every OCI runtime makes them.
+func DefaultDevices() []specs.LinuxDevice {
 	out := make([]specs.LinuxDevice, len(stdDevices))
 	for i, d := range stdDevices {
 		out[i] = specs.LinuxDevice{Path: d.path, Type: "c", Major: d.major, Minor: d.minor,
