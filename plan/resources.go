@@ -56,6 +56,9 @@ type LinkEnd struct {
 	Name string `json:"name"`
 	MAC  string `json:"mac,omitempty"`
 	MTU  int    `json:"mtu,omitempty"`
+	// Down is set only in an observed value, for an end that is not up
+	// (IFF_UP clear); hutch always wants both ends up.
+	Down bool `json:"down,omitempty"`
 }
 
 // Veth is a veth pair: Host stays in the host's network namespace, Peer is
