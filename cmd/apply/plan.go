@@ -14,9 +14,13 @@ import (
 
 // planChanges compares the desired state with the host and returns the
 // changes, unordered. Until hutch observes the host, the host is taken to be
-// empty and everything is a create; the reconcile package replaces this one
-// function.
-var planChanges = func(ctx context.Context, d *plan.Desired) ([]*plan.Change, error) {
+// empty (emptyHostChanges); wiring the reconciler in replaces this one
+// variable.
+var planChanges = emptyHostChanges
+
+// emptyHostChanges is the plan against a host that has none of the desired
+// resources: everything is a create.
+func emptyHostChanges(ctx context.Context, d *plan.Desired) ([]*plan.Change, error) {
 	return plan.Creates(d.Resources()), nil
 }
 

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"hutch/plan"
+)
+
+// runCmd runs the CLI with args and returns its exit code and stdout. Flag
+// values outlive a cobra Execute (a repeated -f would pile up), so every
+// flag is reset first.
+func runCmd(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	for _, c := range rootCmd.Commands() {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				sv.Replace(nil)
+			} else {
+				f.Value.Set(f.DefValue)
+			}
+			f.Changed = false
+		})
+	}
+	var out bytes.Buffer
+	rootCmd.SetOut(&out)
+	t.Cleanup(func() { rootCmd.SetOut(nil) })
+	return run(args), out.String()
+}
+
+func TestPlanExitCodes(t *testing.T) {
+	const manifest = "../../manifests/webserver.yaml"
+	saved := planChanges
+	t.Cleanup(func() { planChanges = saved })
+	planChanges = emptyHostChanges
+
+	code, out := runCmd(t, "plan", "-f", manifest)
+	if code != 2 {
+		t.Errorf("plan against an empty host: exit %d, want 2", code)
+	}
+	if !strings.Contains(out, "+ process/webserver") || strings.Contains(out, "\x1b[") {
+		t.Errorf("plan output lacks the process create or has colour off a terminal:\n%s", out)
+	}
+
+	code, out = runCmd(t, "plan", "-f", manifest, "-o", "json")
+	var doc struct {
+		FormatVersion string
+		Changes       []struct{ Action, ID string }
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != 2 {
+		t.Fatalf("plan -o json: exit %d, %v:\n%s", code, err, out)
+	}
+	if doc.FormatVersion != "1" || len(doc.Changes) != 7 {
+		t.Errorf("plan -o json: version %q, %d changes, want 1 and 7", doc.FormatVersion, len(doc.Changes))
+	}
+
+	// A host that already matches: every change a no-op, exit 0.
+	planChanges = func(ctx context.Context, d *plan.Desired) ([]*plan.Change, error) {
+		var cs []*plan.Change
+		for _, r := range d.Resources() {
+			cs = append(cs, &plan.Change{ID: r.ID(), Kind: r.Kind(), Action: plan.NoOp, Before: r, After: r})
+		}
+		return cs, nil
+	}
+	code, out = runCmd(t, "plan", "-f", manifest)
+	if code != 0 || !strings.Contains(out, "No changes") {
+		t.Errorf("plan of a matching host: exit %d, want 0:\n%s", code, out)
+	}
+
+	if code, _ = runCmd(t, "plan", "-f", "testdata-does-not-exist.yaml"); code != 1 {
+		t.Errorf("plan of a missing file: exit %d, want 1", code)
+	}
+	if code, _ = runCmd(t, "plan", "-f", manifest, "-o", "yaml"); code != 1 {
+		t.Errorf("plan -o yaml: exit %d, want 1", code)
+	}
+}
+
+func TestExport(t *testing.T) {
+	dir := t.TempDir()
+	code, _ := runCmd(t, "export", "-f", "../../manifests/webserver.yaml", "--bundle", dir)
+	if code != 0 {
+		t.Fatalf("export: exit %d", code)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "webserver", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Root struct{ Path string }
+	}
+	if err := json.Unmarshal(b, &s); err != nil || s.Root.Path != "rootfs" {
+		t.Fatalf("config.json: root.path %q, %v", s.Root.Path, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "webserver", "rootfs", "tmp"))
+	if err != nil || fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
+		t.Errorf("rootfs/tmp: %v, %v; want drwxrwxrwt", fi.Mode(), err)
+	}
+}
