@@ -49,7 +49,7 @@ func (r *Reconciler) Apply(ctx context.Context, want []*Container, o ApplyOption
 	}
 	res, err := r.observe(ctx, units)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w\nnothing was changed", err)
 	}
 	if err := res.Plan.Render(r.Out, plan.RenderOptions{Color: r.Color}); err != nil {
 		return err

@@ -146,7 +146,7 @@ func (r *Reconciler) observe(ctx context.Context, units []*unit) (*Result, error
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("preflight: nothing was changed:\n%w", err)
+		return nil, fmt.Errorf("preflight:\n%w", err)
 	}
 	var all []*plan.Change
 	for _, u := range units {

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	"hutch/plan"
+	"hutch/reconcile"
+)
+
+func init() {
+	var (
+		files  []string
+		prune  bool
+		noWait bool
+	)
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE...",
+		Short: "Make the host match the manifests",
+		Long: `apply reads and validates the manifests, observes what is on the host, prints
+the plan (+ create, ~ update in place, -/+ replace, - delete) and carries it
+out, printing each step with its duration as it ends. A second apply of an
+unchanged manifest changes nothing and writes nothing.
+
+Memory and CPU limits and addresses change in place; a changed rootfs, process
+or namespace replaces the container's process. Whatever was changed or removed
+on the host behind hutch's back is repaired.
+
+Every step is recorded in the state store (--root) before it starts and after
+it ends, so an apply that is killed is completed by the next apply, and
+'hutch delete' removes everything it made. One hutch at a time works on a
+container: apply waits for another one to finish, or fails with --no-wait.
+
+--prune also deletes the containers an earlier apply of the same files made
+that the files no longer have.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, d, err := loadDesired(files, options())
+			if err != nil {
+				return err
+			}
+			want, err := containers(d)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			r, err := newReconciler(out)
+			if err != nil {
+				return err
+			}
+			r.NoWait = noWait
+			o := reconcile.ApplyOptions{Prune: prune}
+			if prune {
+				if o.Sources, err = sources(files); err != nil {
+					return err
+				}
+			}
+			if err := r.Apply(ctx(cmd), want, o); err != nil {
+				return fmt.Errorf("apply: %w", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "manifest file, folder of *.yaml, or - for stdin (repeatable)")
+	cmd.Flags().BoolVar(&prune, "prune", false, "delete containers an earlier apply of these files made that they no longer have")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "fail at once when another hutch is working on a container")
+	cmd.MarkFlagRequired("file")
+	rootCmd.AddCommand(cmd)
+
+	// `hutch plan` observes the host through the same reconciler.
+	planChanges = func(c context.Context, d *plan.Desired) ([]*plan.Change, error) {
+		want, err := containers(d)
+		if err != nil {
+			return nil, err
+		}
+		r, err := newReconciler(io.Discard)
+		if err != nil {
+			return nil, err
+		}
+		res, err := r.Plan(c, want, reconcile.ApplyOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return res.Plan.Changes, nil
+	}
+}
+
+func ctx(cmd *cobra.Command) context.Context {
+	if c := cmd.Context(); c != nil {
+		return c
+	}
+	return context.Background()
+}
+
+// newReconciler wires the drivers, the state store and fault injection.
+func newReconciler(out io.Writer) (*reconcile.Reconciler, error) {
+	o := options()
+	ds, err := newDrivers(o)
+	if err != nil {
+		return nil, err
+	}
+	fault, err := reconcile.FaultFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return &reconcile.Reconciler{
+		Drivers: ds,
+		Store:   reconcile.NewStore(o),
+		Out:     out,
+		Color:   useColor(out),
+		Fault:   fault,
+	}, nil
+}
+
+// containers turns the desired state into what the reconciler takes: each
+// container's resources, its config.json and the manifest it came from.
+func containers(d *plan.Desired) ([]*reconcile.Container, error) {
+	digests := map[string]reconcile.Source{}
+	var out []*reconcile.Container
+	for _, c := range d.Containers {
+		cfg, err := json.MarshalIndent(c.Spec, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("container %s: encode config.json: %w", c.Name, err)
+		}
+		src, ok := digests[c.Source.File]
+		if !ok {
+			src = source(c.Source.File)
+			digests[c.Source.File] = src
+		}
+		out = append(out, &reconcile.Container{
+			Name:      c.Name,
+			Resources: c.Resources,
+			Config:    append(cfg, '\n'),
+			Source:    src,
+		})
+	}
+	return out, nil
+}
+
+// source names a manifest file by its absolute path and the sha256 of its
+// bytes (standard input keeps the name "<stdin>" and no digest).
+func source(file string) reconcile.Source {
+	abs, err := filepath.Abs(file)
+	if err != nil || file == "<stdin>" {
+		return reconcile.Source{Path: file}
+	}
+	s := reconcile.Source{Path: abs}
+	if b, err := os.ReadFile(abs); err == nil {
+		sum := sha256.Sum256(b)
+		s.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return s
+}
+
+// sources lists the manifest files the -f arguments name, as spec.Load reads
+// them (a folder's *.yaml and *.yml files), for --prune: a file that now
+// holds no container still prunes what it held.
+func sources(files []string) ([]reconcile.Source, error) {
+	var out []reconcile.Source
+	for _, f := range files {
+		if f == "-" {
+			out = append(out, reconcile.Source{Path: "<stdin>"})
+			continue
+		}
+		fi, err := os.Stat(f)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			out = append(out, source(f))
+			continue
+		}
+		var names []string
+		for _, pat := range []string{"*.yaml", "*.yml"} {
+			m, _ := filepath.Glob(filepath.Join(f, pat))
+			names = append(names, m...)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			out = append(out, source(n))
+		}
+	}
+	return out, nil
+}

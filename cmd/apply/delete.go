@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"hutch/spec"
+)
+
+func init() {
+	var (
+		files          []string
+		ignoreNotFound bool
+		noWait         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "delete (-f FILE... | NAME...)",
+		Short: "Remove every trace of containers",
+		Long: `delete stops each container's process, then removes, in the reverse order of
+their making, every host object the state store records for it (cgroup,
+addresses, veth, network namespace, rootfs overlay), and finally the
+container's folder in the state store. It needs no manifest: the store knows
+what hutch made. A failure does not stop it: it carries on with the rest and
+reports every failure; running it again finishes the job.
+
+With -f, the containers are those the manifests name, and one that does not
+exist (already deleted) is not an error. By NAME, an unknown name is an error
+unless --ignore-not-found.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(files) == 0 && len(args) == 0 {
+				return fmt.Errorf("delete: name containers, or give -f FILE")
+			}
+			r, err := newReconciler(cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			r.NoWait = noWait
+			var errs []error
+			if len(files) > 0 {
+				m, err := spec.Load(files, os.Stdin)
+				if err != nil {
+					return err
+				}
+				var names []string
+				for _, c := range m.Containers {
+					names = append(names, c.Metadata.Name)
+				}
+				if err := r.Delete(ctx(cmd), names, true); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if len(args) > 0 {
+				if err := r.Delete(ctx(cmd), args, ignoreNotFound); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if len(errs) > 0 {
+				return fmt.Errorf("delete: %w", joinErrs(errs))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "manifest file, folder of *.yaml, or - for stdin (repeatable)")
+	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "a NAME hutch does not know is not an error")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "fail at once when another hutch is working on a container")
+	rootCmd.AddCommand(cmd)
+}
+
+type errList []error
+
+func (e errList) Error() string {
+	s := ""
+	for i, err := range e {
+		if i > 0 {
+			s += "\n"
+		}
+		s += err.Error()
+	}
+	return s
+}
+
+func (e errList) Unwrap() []error { return e }
+
+func joinErrs(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errList(errs)
+}

@@ -1,0 +1,21 @@
+package main
+
+import (
+	cgroupdrv "hutch/drivers/cgroup"
+	"hutch/plan"
+	"hutch/reconcile"
+)
+
+// newDrivers registers the driver of each kind of resource explicitly, one
+// line each, pointed at the roots of the options.
+func newDrivers(o plan.Options) (map[plan.Kind]reconcile.Driver, error) {
+	ds := map[plan.Kind]reconcile.Driver{}
+	register := func(d reconcile.Driver) { ds[d.Kind()] = d }
+
+	cg, err := cgroupdrv.New("", o.CgroupParent)
+	if err != nil {
+		return nil, err
+	}
+	register(cg)
+	return ds, nil
+}
