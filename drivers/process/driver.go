@@ -1,0 +1,280 @@
+//go:build linux
+
+package process
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"hutch/plan"
+)
+
+// CgroupJoiner is what the driver needs of the cgroup driver
+// (*cgroupdrv.Driver has these methods): put a process in a cgroup, list and
+// kill its processes, and read its OOM kill count. Paths are relative to
+// each hierarchy's root ("hutch/web").
+type CgroupJoiner interface {
+	AddProcess(path string, pid int) error
+	KillAll(path string) error
+	OOMKills(path string) (uint64, error)
+	Procs(path string) ([]int, error)
+}
+
+// Driver starts, observes, stops and execs into containers whose bundles
+// live under its state root. It is the reconcile driver of plan.KindProcess.
+type Driver struct {
+	stateRoot string
+	cg        CgroupJoiner
+}
+
+// New returns a driver for bundles under stateRoot, using cg for the
+// containers' cgroups (nil: no cgroup placement, for tests only).
+func New(stateRoot string, cg CgroupJoiner) *Driver {
+	return &Driver{stateRoot: stateRoot, cg: cg}
+}
+
+// Kind is plan.KindProcess.
+func (d *Driver) Kind() plan.Kind { return plan.KindProcess }
+
+func asProcess(r plan.Resource) (*plan.Process, error) {
+	p, ok := r.(*plan.Process)
+	if !ok || p == nil {
+		return nil, fmt.Errorf("process driver: resource %T is not a *plan.Process", r)
+	}
+	return p, nil
+}
+
+// Observe returns the running process of want's bundle as its supervisor
+// was configured (digest, policies), or nil when no supervisor runs there
+// (never started, exited for good, stopped, or dead): the kernel, by pid and
+// start time, is the judge, not the state file alone.
+func (d *Driver) Observe(ctx context.Context, want plan.Resource) (plan.Resource, error) {
+	w, err := asProcess(want)
+	if err != nil {
+		return nil, err
+	}
+	st, err := d.State(w.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	switch st.Status {
+	case StatusCreated, StatusRunning, StatusRestarting, StatusStopping:
+	default:
+		return nil, nil
+	}
+	var c supervisorConfig
+	if err := readJSON(filepath.Join(w.Bundle, configFile), &c); err != nil {
+		return nil, fmt.Errorf("container %s: %w", w.Container, err)
+	}
+	got := c.Process
+	got.Digest = st.Digest
+	got.Needs = w.Needs
+	return &got, nil
+}
+
+// Diff compares a running process with the desired one. A different digest
+// (the OCI config or the rootfs changed) forces a replace: the process must
+// start again. The restart policy, the stop signal and timeout and the log
+// policy are the supervisor's own settings and change in place (the driver
+// rewrites supervisor.json and the supervisor rereads it on SIGHUP).
+func (d *Driver) Diff(got, want plan.Resource) (fields, forceReplace []string) {
+	g, err1 := asProcess(got)
+	w, err2 := asProcess(want)
+	if err1 != nil || err2 != nil {
+		return []string{"process"}, []string{"process"}
+	}
+	if g.Digest != w.Digest {
+		fields = append(fields, "digest")
+		forceReplace = append(forceReplace, "digest")
+	}
+	if g.Bundle != w.Bundle {
+		fields = append(fields, "bundle")
+		forceReplace = append(forceReplace, "bundle")
+	}
+	if g.Restart != w.Restart {
+		fields = append(fields, "restart")
+	}
+	if g.StopSignal != w.StopSignal {
+		fields = append(fields, "stopSignal")
+	}
+	if g.StopTimeout != w.StopTimeout {
+		fields = append(fields, "stopTimeout")
+	}
+	if g.Logs != w.Logs {
+		fields = append(fields, "logs")
+	}
+	return fields, forceReplace
+}
+
+// Apply starts the process (create, replace) or updates its supervisor's
+// policies in place (update).
+func (d *Driver) Apply(ctx context.Context, ch *plan.Change) error {
+	p, err := asProcess(ch.After)
+	if err != nil {
+		return err
+	}
+	if ch.Action == plan.Update && slices.Equal(ch.ForceReplace, nil) {
+		st, err := d.State(p.Bundle)
+		if err != nil {
+			return err
+		}
+		if st.SupervisorAlive() {
+			return d.update(p, st)
+		}
+	}
+	return d.Start(ctx, p)
+}
+
+func (d *Driver) update(p *plan.Process, st *State) error {
+	var c supervisorConfig
+	if err := readJSON(filepath.Join(p.Bundle, configFile), &c); err != nil {
+		return fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	c.Process.Restart, c.Process.StopSignal, c.Process.StopTimeout, c.Process.Logs = p.Restart, p.StopSignal, p.StopTimeout, p.Logs
+	if err := writeJSON(filepath.Join(p.Bundle, configFile), &c); err != nil {
+		return fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	if err := unix.Kill(st.SupervisorPID, unix.SIGHUP); err != nil {
+		return fmt.Errorf("container %s: signal supervisor %d: %w", p.Container, st.SupervisorPID, err)
+	}
+	return nil
+}
+
+// Start starts the container of p under a new supervisor and returns once
+// its first process runs (or failed to start). A supervisor still running in
+// the bundle is stopped first.
+func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
+	st, err := d.State(p.Bundle)
+	if err != nil {
+		return err
+	}
+	if st.SupervisorAlive() {
+		if err := d.Stop(ctx, p.Bundle, p.StopTimeout); err != nil {
+			return err
+		}
+	}
+	spec, err := loadSpec(p.Bundle)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	if err := CheckRlimits(spec); err != nil {
+		return fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	c := supervisorConfig{Process: *p, Cgroup: cgroupPath(spec)}
+	if c.Cgroup != "" && d.cg == nil {
+		return fmt.Errorf("container %s: cgroup %s: the process driver has no cgroup driver", p.Container, c.Cgroup)
+	}
+	for _, f := range []string{stateFile, stopFile} {
+		if err := os.Remove(filepath.Join(p.Bundle, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("container %s: %w", p.Container, err)
+		}
+	}
+	if err := writeJSON(filepath.Join(p.Bundle, configFile), &c); err != nil {
+		return fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	var out bytes.Buffer
+	cmd := &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{"hutch-spawn", p.Container},
+		Env:         []string{envStage + "=" + stageSpawn, envBundle + "=" + p.Bundle},
+		Dir:         "/",
+		Stdout:      &out,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	runErr := cmd.Run()
+	var m readyMsg
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+		if runErr != nil {
+			return fmt.Errorf("container %s: start supervisor: %w", p.Container, runErr)
+		}
+		return fmt.Errorf("container %s: start supervisor: bad report %q: %w", p.Container, out.String(), err)
+	}
+	if m.Error != "" {
+		return fmt.Errorf("container %s: %s", p.Container, m.Error)
+	}
+	return nil
+}
+
+// Delete stops the container (its stop signal, the timeout, then SIGKILL of
+// the whole cgroup), waits for the supervisor to end and removes the
+// driver's files from the bundle: the state, the supervisor config, the
+// logs. It succeeds when nothing runs.
+func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
+	p, err := asProcess(r)
+	if err != nil {
+		return err
+	}
+	if err := d.Stop(ctx, p.Bundle, p.StopTimeout); err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range []string{stateFile, configFile, stopFile, "supervisor.log", logDir} {
+		if err := os.RemoveAll(filepath.Join(p.Bundle, f)); err != nil {
+			errs = append(errs, fmt.Errorf("container %s: %w", p.Container, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stop asks the supervisor to stop the container: the stop signal, then
+// after timeout SIGKILL to every process of the cgroup. It waits until the
+// supervisor has recorded the end and exited. When the supervisor is gone
+// but processes remain in the cgroup, it kills them itself; when ctx ends
+// first, it kills the cgroup and the supervisor.
+func (d *Driver) Stop(ctx context.Context, bundle string, timeout time.Duration) error {
+	name := filepath.Base(bundle)
+	st, err := d.State(bundle)
+	if err != nil {
+		return err
+	}
+	var c supervisorConfig
+	cerr := readJSON(filepath.Join(bundle, configFile), &c)
+	killCgroup := func() error {
+		if cerr != nil || c.Cgroup == "" || d.cg == nil {
+			return nil
+		}
+		pids, err := d.cg.Procs(c.Cgroup)
+		if err != nil || len(pids) == 0 {
+			return nil // the cgroup is gone or empty
+		}
+		if err := d.cg.KillAll(c.Cgroup); err != nil {
+			return fmt.Errorf("container %s: %w", name, err)
+		}
+		return nil
+	}
+	if !st.SupervisorAlive() {
+		if st.Alive() {
+			unix.Kill(st.PID, unix.SIGKILL)
+		}
+		return killCgroup()
+	}
+	if err := writeJSON(filepath.Join(bundle, stopFile), map[string]time.Duration{"timeout": timeout}); err != nil {
+		return fmt.Errorf("container %s: stop: %w", name, err)
+	}
+	if err := unix.Kill(st.SupervisorPID, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("container %s: stop: signal supervisor %d: %w", name, st.SupervisorPID, err)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for st.SupervisorAlive() {
+		select {
+		case <-ctx.Done():
+			kerr := killCgroup()
+			unix.Kill(st.SupervisorPID, unix.SIGKILL)
+			return errors.Join(fmt.Errorf("container %s: stop: %w", name, ctx.Err()), kerr)
+		case <-tick.C:
+		}
+	}
+	return killCgroup()
+}

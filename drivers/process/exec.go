@@ -1,0 +1,243 @@
+//go:build linux
+
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"unsafe"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Descriptors of the exec stage (after nsenter.c).
+const (
+	execFdExe    = 3 // the sealed memfd it was executed from
+	execFdSync   = 4 // read by nsenter.c: one byte once in the cgroup
+	execFdConfig = 5 // the execConfig as JSON
+)
+
+// execConfig is what the exec stage runs: the container's process settings
+// with the command replaced, and its seccomp profile.
+type execConfig struct {
+	Process specs.Process       `json:"process"`
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+}
+
+// Stdio are the streams of an exec'd process. With a terminal, In and Out
+// are joined through a pseudo-terminal and Err is not used.
+type Stdio struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// Exec runs args in the running container of bundle and returns its exit
+// status (128+N for a death by signal N). The process joins every namespace
+// of the container's init (nsenter.c does the joining before the Go runtime
+// starts) and its cgroup, and gets the container's user, capabilities,
+// no_new_privs, rlimits, cwd and seccomp filter, like the init did. With tty
+// it gets a new pseudo-terminal (from the host's /dev/ptmx) as its
+// controlling terminal.
+func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio Stdio, tty bool) (int, error) {
+	name := filepath.Base(bundle)
+	if len(args) == 0 {
+		return -1, fmt.Errorf("container %s: exec: no command", name)
+	}
+	st, err := d.State(bundle)
+	if err != nil {
+		return -1, err
+	}
+	if !st.Alive() {
+		return -1, fmt.Errorf("container %s: exec: not running (%s)", name, st.Status)
+	}
+	spec, err := loadSpec(bundle)
+	if err != nil {
+		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+	}
+	cfg := execConfig{Process: *spec.Process, Seccomp: seccompOf(spec)}
+	cfg.Process.Args = args
+	cfg.Process.Terminal = tty
+
+	exe, err := sealedSelf()
+	if err != nil {
+		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+	}
+	defer exe.Close()
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+	}
+	defer syncW.Close()
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		syncR.Close()
+		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+	}
+	defer cfgW.Close()
+	cmd := &exec.Cmd{
+		Path: fmt.Sprintf("/proc/self/fd/%d", execFdExe),
+		Args: []string{"hutch-exec", name},
+		Env: []string{
+			"_HUTCH_NSENTER=" + strconv.Itoa(st.PID) + ":" + strconv.Itoa(execFdSync),
+			envStage + "=" + stageExec,
+		},
+		ExtraFiles: []*os.File{exe, syncR, cfgR},
+		Stdin:      stdio.In,
+		Stdout:     stdio.Out,
+		Stderr:     stdio.Err,
+	}
+	var master *os.File
+	if tty {
+		m, slave, err := openPty()
+		if err != nil {
+			syncR.Close()
+			cfgR.Close()
+			return -1, fmt.Errorf("container %s: exec: %w", name, err)
+		}
+		master = m
+		defer master.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		defer slave.Close()
+	}
+	err = cmd.Start()
+	syncR.Close()
+	cfgR.Close()
+	if err != nil {
+		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+	}
+	abort := func(err error) (int, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+	}
+	var c supervisorConfig
+	if err := readJSON(filepath.Join(bundle, configFile), &c); err != nil {
+		return abort(err)
+	}
+	if c.Cgroup != "" && d.cg != nil {
+		if err := d.cg.AddProcess(c.Cgroup, cmd.Process.Pid); err != nil {
+			return abort(err)
+		}
+	}
+	if _, err := syncW.Write([]byte{1}); err != nil {
+		return abort(err)
+	}
+	syncW.Close()
+	if err := json.NewEncoder(cfgW).Encode(&cfg); err != nil {
+		return abort(err)
+	}
+	cfgW.Close()
+	if master != nil {
+		restore := rawTerminal(stdio.In)
+		defer restore()
+		if stdio.In != nil {
+			go io.Copy(master, stdio.In)
+		}
+		if stdio.Out != nil {
+			go io.Copy(stdio.Out, master)
+		}
+	}
+	// Signals for the exec'd process go to nsenter.c's waiting parent,
+	// which passes them on.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	defer signal.Stop(sigs)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			cmd.Process.Signal(s)
+		case <-ctx.Done():
+			cmd.Process.Signal(unix.SIGKILL)
+		case err := <-done:
+			var ee *exec.ExitError
+			if err == nil || errors.As(err, &ee) {
+				return cmd.ProcessState.ExitCode(), nil
+			}
+			return -1, fmt.Errorf("container %s: exec: %w", name, err)
+		}
+	}
+}
+
+// execMain is the exec stage: nsenter.c has joined the container's
+// namespaces and forked, so this process is inside the container's pid
+// namespace and sees its root. It applies the container's settings and
+// execs the command.
+func execMain() {
+	f := os.NewFile(execFdConfig, "config pipe")
+	var c execConfig
+	if err := json.NewDecoder(f).Decode(&c); err != nil {
+		fail(nil, fmt.Errorf("hutch exec: read config: %w", err))
+	}
+	f.Close()
+	if len(c.Process.Args) == 0 {
+		fail(nil, errors.New("hutch exec: no command"))
+	}
+	if err := finishAndExec(&c.Process, c.Seccomp); err != nil {
+		fmt.Fprintf(os.Stderr, "hutch exec: %v\n", err)
+		os.Exit(127)
+	}
+}
+
+// openPty opens a new pseudo-terminal pair on the host's devpts: the
+// master through /dev/ptmx, unlocked with TIOCSPTLCK, and the slave by the
+// number TIOCGPTN reports.
+func openPty() (master, slave *os.File, err error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open /dev/ptmx: %w", err)
+	}
+	var unlock int32
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		m.Close()
+		return nil, nil, fmt.Errorf("unlock pty: %w", e)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("pty number: %w", err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("open pty %d: %w", n, err)
+	}
+	return m, s, nil
+}
+
+// rawTerminal puts the caller's terminal (when in is one) in raw mode, so
+// that keys reach the container's terminal unchanged, and returns the
+// function that restores it.
+func rawTerminal(in io.Reader) func() {
+	f, ok := in.(*os.File)
+	if !ok {
+		return func() {}
+	}
+	fd := int(f.Fd())
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return func() {}
+	}
+	raw := *old
+	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	raw.Oflag &^= unix.OPOST
+	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	raw.Cflag &^= unix.CSIZE | unix.PARENB
+	raw.Cflag |= unix.CS8
+	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+	unix.IoctlSetTermios(fd, unix.TCSETS, &raw)
+	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }
+}

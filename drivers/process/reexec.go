@@ -1,0 +1,108 @@
+//go:build linux
+
+package process
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// The hutch binary runs itself again for each stage of a container's life;
+// the stage is named in the environment so that the command line parser of
+// the CLI never sees it.
+const (
+	envStage  = "_HUTCH_STAGE"
+	envBundle = "_HUTCH_BUNDLE"
+
+	stageSpawn      = "spawn"      // the first fork: setsid, start the supervisor, report, exit
+	stageSupervisor = "supervisor" // the per-container supervisor
+	stageInit       = "init"       // the container's init, until it execs the workload
+	stageExec       = "exec"       // a process joining a container (after nsenter.c)
+)
+
+func init() {
+	// The init and exec stages change per-thread kernel state (capabilities,
+	// the bounding set, securebits, the seccomp filter, the cgroup namespace)
+	// and then execve(2) from the same thread, which keeps only that thread.
+	// Package init functions run on the main thread; locking here keeps the
+	// main goroutine on it until the exec.
+	switch os.Getenv(envStage) {
+	case stageInit, stageExec:
+		runtime.LockOSThread()
+	}
+}
+
+// CgroupFactory returns the cgroup driver the supervisor uses to place a
+// container's process in its cgroup, for cgroups made under parent (the
+// container's cgroup path without its last element).
+type CgroupFactory func(parent string) (CgroupJoiner, error)
+
+// Reexec runs the stage of a container that this process was started for,
+// when it was started as one, and then returns true; the stages that end in
+// execve(2) of the workload never return. It returns false at once in an
+// ordinary hutch command. Call it first thing in main, before any flag
+// parsing:
+//
+//	if processdrv.Reexec(newCgroup) { return }
+func Reexec(newCgroup CgroupFactory) bool {
+	stage := os.Getenv(envStage)
+	if stage == "" {
+		return false
+	}
+	switch stage {
+	case stageSpawn:
+		os.Exit(spawnMain())
+	case stageSupervisor:
+		os.Exit(supervisorMain(newCgroup))
+	case stageInit:
+		initMain()
+	case stageExec:
+		execMain()
+	default:
+		fmt.Fprintf(os.Stderr, "hutch: unknown stage %q\n", stage)
+		os.Exit(1)
+	}
+	return true
+}
+
+// sealedSelf copies the running binary into a sealed memfd. The container's
+// init is executed from this copy, so /proc/PID/exe of a process inside the
+// container never leads to the hutch binary on disk: the copy lives only in
+// memory and its seals (F_SEAL_WRITE, F_SEAL_GROW, F_SEAL_SHRINK,
+// F_SEAL_SEAL) make every write fail, as runc does since CVE-2019-5736.
+func sealedSelf() (*os.File, error) {
+	self, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, fmt.Errorf("sealed copy of hutch: %w", err)
+	}
+	defer self.Close()
+	fd, err := unix.MemfdCreate("hutch", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("sealed copy of hutch: memfd_create: %w", err)
+	}
+	mem := os.NewFile(uintptr(fd), "memfd:hutch")
+	if _, err := io.Copy(mem, self); err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("sealed copy of hutch: copy: %w", err)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(mem.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("sealed copy of hutch: add seals: %w", err)
+	}
+	return mem, nil
+}
+
+// fail writes the error of a stage to w (the parent's error pipe) and to
+// stderr when w is nil, and exits.
+func fail(w io.Writer, err error) {
+	if w == nil {
+		w = os.Stderr
+	}
+	fmt.Fprintf(w, "%v", err)
+	os.Exit(1)
+}

@@ -1,0 +1,180 @@
+//go:build linux
+
+package process
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Files the driver keeps in a container's bundle folder, beside config.json
+// and rootfs/.
+const (
+	stateFile  = "process.json"    // written by the supervisor: pids, status, exit
+	configFile = "supervisor.json" // written by the driver: policies the supervisor reads
+	stopFile   = "stop.json"       // a stop request's timeout, read on SIGTERM
+	logDir     = "logs"
+	logName    = "container.log"
+)
+
+// Status of a container's process, as State reports it.
+const (
+	StatusCreated    = "created"    // the supervisor is starting the first process
+	StatusRunning    = "running"    // the process lives
+	StatusRestarting = "restarting" // waiting out the back-off before a restart
+	StatusStopping   = "stopping"   // a stop was asked for, the process still lives
+	StatusExited     = "exited"     // the process ended and no restart follows
+	StatusStopped    = "stopped"    // ended because a stop was asked for
+	StatusFailed     = "failed"     // could not be started
+	StatusDead       = "dead"       // the supervisor vanished without recording an end
+	StatusAbsent     = "absent"     // nothing was ever started in this bundle
+)
+
+// State is what the supervisor records about a container in the bundle's
+// process.json, and what State returns after checking it against /proc.
+type State struct {
+	Container string `json:"container"`
+	Status    string `json:"status"`
+	Digest    string `json:"digest"`
+	// SupervisorPID and SupervisorStart identify the supervisor; PID and
+	// PIDStart the container's first process as the host sees it. The start
+	// times are field 22 of /proc/PID/stat (clock ticks after boot): a pid
+	// is reused, a pid with its start time is not.
+	SupervisorPID   int       `json:"supervisorPid"`
+	SupervisorStart uint64    `json:"supervisorStart"`
+	PID             int       `json:"pid,omitempty"`
+	PIDStart        uint64    `json:"pidStart,omitempty"`
+	Started         time.Time `json:"started,omitzero"`
+	Finished        time.Time `json:"finished,omitzero"`
+	Restarts        int       `json:"restarts"`
+	ExitCode        int       `json:"exitCode"`
+	Signal          string    `json:"signal,omitempty"`
+	OOMKilled       bool      `json:"oomKilled"`
+	Error           string    `json:"error,omitempty"`
+}
+
+// Alive says whether the container's first process still runs: the pid
+// exists and has the recorded start time.
+func (s *State) Alive() bool { return s.PID > 0 && alive(s.PID, s.PIDStart) }
+
+// SupervisorAlive says whether the supervisor still runs.
+func (s *State) SupervisorAlive() bool {
+	return s.SupervisorPID > 0 && alive(s.SupervisorPID, s.SupervisorStart)
+}
+
+// startTime reads field 22 of /proc/PID/stat, the time the process started
+// in clock ticks after boot. The second field (comm) may hold spaces and
+// parentheses, so fields are counted after its last ')'.
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no comm field", pid)
+	}
+	f := bytes.Fields(b[i+1:])
+	// f[0] is field 3 (state), so field 22 is f[19].
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	return strconv.ParseUint(string(f[19]), 10, 64)
+}
+
+// alive says whether pid runs and started at start. A zombie has exited.
+func alive(pid int, start uint64) bool {
+	st, err := startTime(pid)
+	if err != nil || st != start {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && len(b) > i+2 && b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
+// writeJSON writes v to path atomically: a temporary file in the same
+// folder, fsync, then rename(2) over the old one, so a reader sees either
+// the old or the new content, never half of one.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
+
+// readState reads the bundle's process.json as the supervisor wrote it; a
+// bundle where nothing was started has none (os.ErrNotExist).
+func readState(bundle string) (*State, error) {
+	var s State
+	if err := readJSON(filepath.Join(bundle, stateFile), &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// State reads the container's state in bundle and checks it against the
+// kernel: a supervisor that no longer runs (by pid and start time) while the
+// record says the process runs is reported dead, and a bundle where nothing
+// was started is StatusAbsent.
+func (d *Driver) State(bundle string) (*State, error) {
+	s, err := readState(bundle)
+	if errors.Is(err, os.ErrNotExist) {
+		return &State{Container: filepath.Base(bundle), Status: StatusAbsent}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("container %s: state: %w", filepath.Base(bundle), err)
+	}
+	switch s.Status {
+	case StatusCreated, StatusRunning, StatusRestarting, StatusStopping:
+		if !s.SupervisorAlive() {
+			s.Status = StatusDead
+		}
+	}
+	if !s.Alive() {
+		s.PID, s.PIDStart = 0, 0
+	}
+	return s, nil
+}

@@ -1,0 +1,533 @@
+//go:build linux
+
+package process
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"hutch/plan"
+)
+
+// supervisorConfig is what the driver writes to supervisor.json for the
+// supervisor: the Process resource and the cgroup path. The supervisor reads
+// it at start and again on SIGHUP (an in-place update of the restart, stop
+// and log policies).
+type supervisorConfig struct {
+	Process plan.Process `json:"process"`
+	Cgroup  string       `json:"cgroup,omitempty"` // relative to each hierarchy's root
+}
+
+// readyMsg is the supervisor's report on the first start, passed up through
+// the spawn stage to the driver.
+type readyMsg struct {
+	PID   int    `json:"pid,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// spawnMain is the first fork: the driver started it with setsid(2), so it
+// leads a new session without a terminal. It starts the supervisor (which,
+// not being a session leader, can never acquire a terminal again), passes
+// its report on the first start to the driver on stdout, and exits: the
+// supervisor is then re-parented to init (or the nearest subreaper) and
+// `hutch apply` may exit.
+func spawnMain() int {
+	bundle := os.Getenv(envBundle)
+	r, w, err := os.Pipe()
+	if err != nil {
+		return report(readyMsg{Error: fmt.Sprintf("supervisor: pipe: %v", err)})
+	}
+	errLog, err := os.OpenFile(filepath.Join(bundle, "supervisor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return report(readyMsg{Error: fmt.Sprintf("supervisor: %v", err)})
+	}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{"hutch-supervisor", filepath.Base(bundle)},
+		Env:        []string{envStage + "=" + stageSupervisor, envBundle + "=" + bundle, "GOMAXPROCS=1"},
+		Dir:        "/",
+		ExtraFiles: []*os.File{w},
+		Stderr:     errLog,
+	}
+	if err := cmd.Start(); err != nil {
+		return report(readyMsg{Error: fmt.Sprintf("supervisor: start: %v", err)})
+	}
+	w.Close()
+	b, _ := io.ReadAll(r)
+	if len(b) == 0 {
+		return report(readyMsg{Error: "supervisor: ended without a report (see " + filepath.Join(bundle, "supervisor.log") + ")"})
+	}
+	os.Stdout.Write(b)
+	return 0
+}
+
+func report(m readyMsg) int {
+	json.NewEncoder(os.Stdout).Encode(m)
+	return 1
+}
+
+// supervisor runs one container's first process, again and again as its
+// restart policy says.
+type supervisor struct {
+	bundle string
+	cfg    supervisorConfig
+	cg     CgroupJoiner
+	log    *logFile
+	state  State
+}
+
+func supervisorMain(newCgroup CgroupFactory) int {
+	// The supervisor lives as long as the container: keep it small. One P,
+	// a tight GC target and a soft memory limit keep the heap near its live
+	// size (a few hundred KiB).
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(20)
+	debug.SetMemoryLimit(2 << 20)
+	ready := os.NewFile(3, "ready pipe")
+	s := &supervisor{bundle: os.Getenv(envBundle)}
+	if err := s.setup(newCgroup); err != nil {
+		json.NewEncoder(ready).Encode(readyMsg{Error: err.Error()})
+		return 1
+	}
+	defer s.log.Close()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	signal.Ignore(unix.SIGPIPE)
+	r, err := s.start()
+	if err != nil {
+		s.state.Status, s.state.Error = StatusFailed, err.Error()
+		s.state.Finished = time.Now()
+		s.save()
+		json.NewEncoder(ready).Encode(readyMsg{Error: err.Error()})
+		return 1
+	}
+	json.NewEncoder(ready).Encode(readyMsg{PID: r.cmd.Process.Pid})
+	ready.Close()
+	debug.FreeOSMemory()
+	return s.loop(r, sigs)
+}
+
+func (s *supervisor) setup(newCgroup CgroupFactory) error {
+	if err := readJSON(filepath.Join(s.bundle, configFile), &s.cfg); err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	if s.cfg.Cgroup != "" {
+		if newCgroup == nil {
+			return fmt.Errorf("supervisor: cgroup %s: no cgroup driver", s.cfg.Cgroup)
+		}
+		cg, err := newCgroup(filepath.Dir(s.cfg.Cgroup))
+		if err != nil {
+			return fmt.Errorf("supervisor: %w", err)
+		}
+		s.cg = cg
+	}
+	p := s.cfg.Process
+	l, err := openLog(filepath.Join(s.bundle, logDir, logName), p.Logs.MaxSize, p.Logs.MaxFiles)
+	if err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	s.log = l
+	st, err := startTime(os.Getpid())
+	if err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	s.state = State{Container: p.Container, Status: StatusCreated, Digest: p.Digest, SupervisorPID: os.Getpid(), SupervisorStart: st}
+	return s.save()
+}
+
+func (s *supervisor) save() error {
+	return writeJSON(filepath.Join(s.bundle, stateFile), &s.state)
+}
+
+// run is one life of the container's process.
+type run struct {
+	cmd       *exec.Cmd
+	out, err  *streamWriter
+	oomBefore uint64
+	started   time.Time
+	done      chan error
+}
+
+func (s *supervisor) start() (*run, error) {
+	r := &run{out: &streamWriter{log: s.log, stream: "stdout"}, err: &streamWriter{log: s.log, stream: "stderr"}, done: make(chan error, 1)}
+	if s.cg != nil {
+		n, err := s.cg.OOMKills(s.cfg.Cgroup)
+		if err != nil {
+			return nil, err
+		}
+		r.oomBefore = n
+	}
+	cmd, err := startInit(s.bundle, s.cg, s.cfg.Cgroup, r.out, r.err)
+	if err != nil {
+		return nil, err
+	}
+	r.cmd = cmd
+	r.started = time.Now()
+	st, err := startTime(cmd.Process.Pid)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("container %s: %w", s.cfg.Process.Container, err)
+	}
+	s.state.PID, s.state.PIDStart = cmd.Process.Pid, st
+	s.state.Status, s.state.Started, s.state.Error = StatusRunning, r.started, ""
+	s.state.Finished, s.state.ExitCode, s.state.Signal, s.state.OOMKilled = time.Time{}, 0, "", false
+	s.save()
+	go func() { r.done <- cmd.Wait() }()
+	return r, nil
+}
+
+// loop waits for the process to end, records how, and restarts it as the
+// policy says; a stop request (SIGTERM) ends it.
+func (s *supervisor) loop(r *run, sigs chan os.Signal) int {
+	var stopping bool
+	var killTimer <-chan time.Time
+	var restartTimer <-chan time.Time
+	for {
+		var done chan error
+		if r != nil {
+			done = r.done
+		}
+		select {
+		case sig := <-sigs:
+			switch sig {
+			case unix.SIGHUP:
+				s.reload()
+			default:
+				if stopping {
+					continue
+				}
+				stopping = true
+				if r == nil {
+					s.state.Status = StatusStopped
+					s.state.Finished = time.Now()
+					s.save()
+					return 0
+				}
+				s.state.Status = StatusStopping
+				s.save()
+				killTimer = time.After(s.stopSignal(r))
+			}
+		case <-killTimer:
+			// The process did not end within the timeout: SIGKILL every
+			// process in the container's cgroup, then the init itself (in
+			// case it has no cgroup).
+			if s.cg != nil {
+				s.cg.KillAll(s.cfg.Cgroup)
+			}
+			r.cmd.Process.Signal(unix.SIGKILL)
+		case <-done:
+			r.out.flush()
+			r.err.flush()
+			s.recordExit(r)
+			ran := time.Since(r.started)
+			r = nil
+			killTimer = nil
+			if stopping {
+				s.state.Status = StatusStopped
+				s.save()
+				return 0
+			}
+			if !s.shouldRestart() {
+				s.state.Status = StatusExited
+				s.save()
+				return 0
+			}
+			s.state.Status = StatusRestarting
+			s.save()
+			restartTimer = time.After(backoff(s.state.Restarts, ran))
+		case <-restartTimer:
+			restartTimer = nil
+			s.state.Restarts++
+			nr, err := s.start()
+			if err != nil {
+				// A start that fails counts as a failed run.
+				s.state.Error = err.Error()
+				s.state.ExitCode, s.state.Signal, s.state.Finished = 127, "", time.Now()
+				if !s.shouldRestart() {
+					s.state.Status = StatusFailed
+					s.save()
+					return 1
+				}
+				s.save()
+				restartTimer = time.After(backoff(s.state.Restarts, 0))
+				continue
+			}
+			r = nr
+		}
+	}
+}
+
+// stopSignal sends the stop signal to the process and returns how long to
+// wait before SIGKILL: the timeout of a stop request, else the config's.
+func (s *supervisor) stopSignal(r *run) time.Duration {
+	timeout := s.cfg.Process.StopTimeout
+	var req struct {
+		Timeout time.Duration `json:"timeout"`
+	}
+	if err := readJSON(filepath.Join(s.bundle, stopFile), &req); err == nil {
+		timeout = req.Timeout // a request may ask for 0: SIGKILL at once
+	} else if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	sig, err := parseSignal(s.cfg.Process.StopSignal)
+	if err != nil {
+		sig = unix.SIGTERM
+	}
+	r.cmd.Process.Signal(sig)
+	return timeout
+}
+
+// parseSignal reads "SIGTERM", "TERM" or "15".
+func parseSignal(s string) (unix.Signal, error) {
+	if s == "" {
+		return unix.SIGTERM, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return unix.Signal(n), nil
+	}
+	s = strings.ToUpper(s)
+	if !strings.HasPrefix(s, "SIG") {
+		s = "SIG" + s
+	}
+	if sig := unix.SignalNum(s); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+func (s *supervisor) recordExit(r *run) {
+	s.state.Finished = time.Now()
+	s.state.PID, s.state.PIDStart = 0, 0
+	s.state.ExitCode, s.state.Signal = -1, ""
+	if ps := r.cmd.ProcessState; ps != nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
+			switch {
+			case ws.Exited():
+				s.state.ExitCode = ws.ExitStatus()
+			case ws.Signaled():
+				s.state.ExitCode = 128 + int(ws.Signal())
+				s.state.Signal = unix.SignalName(ws.Signal())
+			}
+		}
+	}
+	if s.cg != nil {
+		// The kernel counts OOM kills per cgroup (v1 memory.oom_control
+		// oom_kill, v2 memory.events): a rise during this run means the
+		// OOM killer killed one of its processes.
+		if n, err := s.cg.OOMKills(s.cfg.Cgroup); err == nil && n > r.oomBefore {
+			s.state.OOMKilled = true
+		}
+	}
+}
+
+func (s *supervisor) shouldRestart() bool {
+	p := s.cfg.Process.Restart
+	switch p.Policy {
+	case "always":
+		return true
+	case "on-failure":
+		if s.state.ExitCode == 0 && s.state.Signal == "" {
+			return false
+		}
+		return p.MaxRetries == 0 || s.state.Restarts < p.MaxRetries
+	}
+	return false
+}
+
+// backoff is the wait before restart number n+1: 100ms doubling to at most
+// 30s; a process that ran 10s or longer starts over at 100ms.
+func backoff(n int, ran time.Duration) time.Duration {
+	if ran >= 10*time.Second {
+		return 100 * time.Millisecond
+	}
+	d := 100 * time.Millisecond
+	for i := 0; i < n && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Second)
+}
+
+// reload rereads supervisor.json after the driver changed the restart, stop
+// or log policy in place.
+func (s *supervisor) reload() {
+	var c supervisorConfig
+	if err := readJSON(filepath.Join(s.bundle, configFile), &c); err != nil {
+		fmt.Fprintf(os.Stderr, "supervisor: reload: %v\n", err)
+		return
+	}
+	s.cfg.Process.Restart = c.Process.Restart
+	s.cfg.Process.StopSignal = c.Process.StopSignal
+	s.cfg.Process.StopTimeout = c.Process.StopTimeout
+	s.cfg.Process.Logs = c.Process.Logs
+	s.log.setPolicy(c.Process.Logs.MaxSize, c.Process.Logs.MaxFiles)
+}
+
+// cgroupPath turns the config's linux.cgroupsPath ("/hutch/web") into the
+// path below each hierarchy's root that the cgroup driver takes.
+func cgroupPath(s *specs.Spec) string {
+	if s.Linux == nil {
+		return ""
+	}
+	return strings.TrimPrefix(filepath.Clean("/"+s.Linux.CgroupsPath), "/")
+}
+
+// startInit starts the container's init stage from a sealed copy of the
+// hutch binary, in new namespaces and the container's network namespace,
+// puts it in the cgroup and lets it go on. It returns once the init has
+// executed the workload (the error pipe reached EOF) or failed.
+func startInit(bundle string, cg CgroupJoiner, cgPath string, stdout, stderr io.Writer) (*exec.Cmd, error) {
+	name := filepath.Base(bundle)
+	spec, err := loadSpec(bundle)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	if spec.Process.Terminal {
+		return nil, fmt.Errorf("container %s: process.terminal: a detached container has no terminal", name)
+	}
+	attr := &syscall.SysProcAttr{Setsid: true}
+	var netnsPath string
+	for _, ns := range spec.Linux.Namespaces {
+		switch ns.Type {
+		case specs.PIDNamespace:
+			attr.Cloneflags |= unix.CLONE_NEWPID
+		case specs.MountNamespace:
+			attr.Cloneflags |= unix.CLONE_NEWNS
+		case specs.UTSNamespace:
+			attr.Cloneflags |= unix.CLONE_NEWUTS
+		case specs.IPCNamespace:
+			attr.Cloneflags |= unix.CLONE_NEWIPC
+		case specs.CgroupNamespace:
+			// unshared by the init once it is in its cgroup, see containerInit
+		case specs.UserNamespace:
+			attr.Cloneflags |= unix.CLONE_NEWUSER
+			for _, m := range spec.Linux.UIDMappings {
+				attr.UidMappings = append(attr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+			}
+			for _, m := range spec.Linux.GIDMappings {
+				attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+			}
+			attr.GidMappingsEnableSetgroups = true
+		case specs.NetworkNamespace:
+			if ns.Path == "" {
+				attr.Cloneflags |= unix.CLONE_NEWNET
+			} else {
+				netnsPath = ns.Path
+			}
+		case specs.TimeNamespace:
+			return nil, fmt.Errorf("container %s: time namespaces are not supported", name)
+		}
+		if ns.Path != "" && ns.Type != specs.NetworkNamespace {
+			return nil, fmt.Errorf("container %s: joining a %s namespace by path is not supported", name, ns.Type)
+		}
+	}
+	exe, err := sealedSelf()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	defer exe.Close()
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	defer syncW.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		syncR.Close()
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	defer errR.Close()
+	cmd := &exec.Cmd{
+		// fd 3 in the child is the memfd: exec it through /proc/self/fd.
+		Path:        fmt.Sprintf("/proc/self/fd/%d", initFdExe),
+		Args:        []string{"hutch-init", name},
+		Env:         []string{envStage + "=" + stageInit, envBundle + "=" + bundle},
+		Dir:         "/",
+		ExtraFiles:  []*os.File{exe, syncR, errW},
+		Stdout:      stdout,
+		Stderr:      stderr,
+		SysProcAttr: attr,
+		WaitDelay:   2 * time.Second,
+	}
+	err = startInNetns(cmd, netnsPath)
+	syncR.Close()
+	errW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: start init: %w", name, err)
+	}
+	abort := func(err error) (*exec.Cmd, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	if cg != nil && cgPath != "" {
+		if err := cg.AddProcess(cgPath, cmd.Process.Pid); err != nil {
+			return abort(err)
+		}
+	}
+	if _, err := syncW.Write([]byte{1}); err != nil {
+		return abort(fmt.Errorf("release init: %w", err))
+	}
+	msg, err := io.ReadAll(errR)
+	if err != nil {
+		return abort(fmt.Errorf("read init's error pipe: %w", err))
+	}
+	if len(msg) > 0 {
+		cmd.Wait()
+		return nil, errors.New(string(msg))
+	}
+	return cmd, nil
+}
+
+// startInNetns starts cmd from a thread that was moved into the network
+// namespace at path with setns(2): clone(2) gives the child the calling
+// thread's namespaces. A network namespace, unlike a mount or user
+// namespace, can be joined by one thread of a multi-threaded process. The
+// thread goes back to its namespace afterwards; when that fails it is left
+// locked, and the Go runtime ends it with the goroutine.
+func startInNetns(cmd *exec.Cmd, path string) error {
+	if path == "" {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- fmt.Errorf("open own network namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open(path)
+		if err != nil {
+			errc <- fmt.Errorf("network namespace %s: %w", path, err)
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("network namespace %s: setns: %w", path, err)
+			return
+		}
+		err = cmd.Start()
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
