@@ -232,3 +232,76 @@ func TestConfigSchemaRejects(t *testing.T) {
 		}
 	}
 }
+
+// naiveChanges diffs two desired states the way a reconciler with drivers
+// would, coarsely: same ID and same JSON is a no-op, a cgroup changes in
+// place, anything else that differs is replaced. Only the rendering golden
+// uses it.
+func naiveChanges(before, after []Resource) []*Change {
+	old := map[string]Resource{}
+	for _, r := range before {
+		old[r.ID()] = r
+	}
+	var cs []*Change
+	for _, r := range after {
+		b, ok := old[r.ID()]
+		delete(old, r.ID())
+		switch fields := FieldDiff(b, r); {
+		case !ok:
+			cs = append(cs, &Change{ID: r.ID(), Kind: r.Kind(), Action: Create, After: r})
+		case len(fields) == 0:
+			cs = append(cs, &Change{ID: r.ID(), Kind: r.Kind(), Action: NoOp, Before: b, After: r})
+		case r.Kind() == KindCgroup:
+			cs = append(cs, &Change{ID: r.ID(), Kind: r.Kind(), Action: Update, Before: b, After: r, Fields: fields})
+		default:
+			cs = append(cs, &Change{ID: r.ID(), Kind: r.Kind(), Action: Replace, Before: b, After: r, Fields: fields, ForceReplace: fields,
+				Reasons: []string{"the test's naive diff replaces every changed " + string(r.Kind())}})
+		}
+	}
+	for _, r := range old {
+		cs = append(cs, &Change{ID: r.ID(), Kind: r.Kind(), Action: Delete, Before: r})
+	}
+	return cs
+}
+
+// TestGoldenEveryAction renders a plan with creates, an update, replaces,
+// deletes and no-ops, plainly, verbosely and in colour, and reads its JSON
+// back.
+func TestGoldenEveryAction(t *testing.T) {
+	b, err := Build(load(t, "testdata/diff/before.yaml"), DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Build(load(t, "testdata/diff/after.yaml"), DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPlan(naiveChanges(b.Resources(), a.Resources()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("testdata", "golden", "every-action")
+	for name, o := range map[string]RenderOptions{
+		"plan.txt":         {},
+		"plan-verbose.txt": {Verbose: true},
+		"plan-color.txt":   {Color: true},
+	} {
+		var h bytes.Buffer
+		if err := p.Render(&h, o); err != nil {
+			t.Fatal(err)
+		}
+		checkGolden(t, filepath.Join(dir, name), h.Bytes())
+	}
+	var j bytes.Buffer
+	if err := p.JSON(&j); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, filepath.Join(dir, "plan.json"), j.Bytes())
+	back, err := ReadJSON(bytes.NewReader(j.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(p, back); d != "" {
+		t.Errorf("JSON round trip (-plan +read back):\n%s", d)
+	}
+}
