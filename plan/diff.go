@@ -49,7 +49,15 @@ func sortPaths(ps []string) {
 			p = p[j:]
 		}
 	}
-	sort.Slice(ps, func(a, b int) bool { return key(ps[a]) < key(ps[b]) })
+	type kp struct{ key, path string }
+	ks := make([]kp, len(ps))
+	for i, p := range ps {
+		ks[i] = kp{key(p), p}
+	}
+	sort.Slice(ks, func(a, b int) bool { return ks[a].key < ks[b].key })
+	for i := range ks {
+		ps[i] = ks[i].path
+	}
 }
 
 // leaves flattens the JSON form of a resource into leaf path -> compact JSON.
