@@ -2,6 +2,7 @@ package main
 
 import (
 	cgroupdrv "hutch/drivers/cgroup"
+	processdrv "hutch/drivers/process"
 	"hutch/plan"
 	"hutch/reconcile"
 )
@@ -17,5 +18,6 @@ func newDrivers(o plan.Options) (map[plan.Kind]reconcile.Driver, error) {
 		return nil, err
 	}
 	register(cg)
+	register(processdrv.New(o.StateRoot, cg))
 	return ds, nil
 }

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	processdrv "hutch/drivers/process"
+	"hutch/plan"
+	"hutch/reconcile"
+)
+
+// containerInfo is one row of `hutch get`, and its JSON form.
+type containerInfo struct {
+	Name      string    `json:"name"`
+	State     string    `json:"state"`
+	PID       int       `json:"pid,omitempty"`
+	Addresses []string  `json:"addresses"`
+	Started   time.Time `json:"started,omitzero"`
+	Uptime    string    `json:"uptime,omitempty"`
+	Restarts  int       `json:"restarts"`
+	ExitCode  int       `json:"exitCode"`
+	OOMKilled bool      `json:"oomKilled"`
+	Manifest  string    `json:"manifest,omitempty"`
+}
+
+func init() {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "get [NAME...]",
+		Short: "List containers: state, pid, addresses, uptime, restarts",
+		Long: `get lists the containers the state store knows (or those named), one line each
+as kubectl get and docker ps do: the state of the process as its supervisor
+and the kernel report it (running, restarting, exited, stopped, dead...), its
+pid on the host, the container's addresses, how long it has been running and
+how many times it was restarted. -o json gives the same as a JSON list.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("get: -o %q: expected table or json", output)
+			}
+			o := options()
+			store := reconcile.NewStore(o)
+			names := args
+			if len(names) == 0 {
+				var err error
+				if names, err = store.Containers(); err != nil {
+					return fmt.Errorf("get: %w", err)
+				}
+			}
+			proc := processdrv.New(o.StateRoot, nil)
+			var rows []containerInfo
+			var errs []error
+			for _, n := range names {
+				row, err := info(store, proc, n)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				rows = append(rows, row)
+			}
+			w := cmd.OutOrStdout()
+			if output == "json" {
+				if rows == nil {
+					rows = []containerInfo{}
+				}
+				e := json.NewEncoder(w)
+				e.SetIndent("", "  ")
+				if err := e.Encode(rows); err != nil {
+					return err
+				}
+			} else {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSTATE\tPID\tADDRESSES\tUPTIME\tRESTARTS")
+				for _, r := range rows {
+					pid, addrs, up := "-", "-", "-"
+					if r.PID > 0 {
+						pid = fmt.Sprint(r.PID)
+					}
+					if len(r.Addresses) > 0 {
+						addrs = strings.Join(r.Addresses, ",")
+					}
+					if r.Uptime != "" {
+						up = r.Uptime
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.Name, r.State, pid, addrs, up, r.Restarts)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
+			if len(errs) > 0 {
+				return fmt.Errorf("get: %w", errors.Join(errs...))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	rootCmd.AddCommand(cmd)
+}
+
+// info reads one container's row: addresses from the state store, the rest
+// from the process driver, which checks its record against the kernel.
+func info(store *reconcile.Store, proc *processdrv.Driver, name string) (containerInfo, error) {
+	row := containerInfo{Name: name, Addresses: []string{}}
+	st, err := store.Load(name)
+	if err != nil {
+		return row, err
+	}
+	row.Manifest = st.Manifest.Path
+	for _, rec := range st.Resources {
+		if rec.Kind != plan.KindAddress {
+			continue
+		}
+		r, err := rec.Resource()
+		if err != nil {
+			return row, err
+		}
+		if a := r.(*plan.Address); a.Netns != plan.HostNetns {
+			row.Addresses = append(row.Addresses, a.CIDR)
+		}
+	}
+	ps, err := proc.State(store.Dir(name))
+	if err != nil {
+		return row, err
+	}
+	row.State = ps.Status
+	if ps.OOMKilled {
+		row.State += " (OOMKilled)"
+	}
+	row.Restarts, row.ExitCode, row.OOMKilled = ps.Restarts, ps.ExitCode, ps.OOMKilled
+	if ps.Status == processdrv.StatusRunning && ps.Alive() {
+		row.PID = ps.PID
+		row.Started = ps.Started
+		if !ps.Started.IsZero() {
+			row.Uptime = uptime(time.Since(ps.Started))
+		}
+	}
+	return row, nil
+}
+
+// uptime is a duration as docker ps shows it, to the second.
+func uptime(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return d.String()
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}
