@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -343,7 +342,6 @@ func procStatus(text string) map[string]string {
 	}
 	return m
 }
-
 
 type unixStat struct{ dev, ino uint64 }
 

@@ -136,12 +136,31 @@ func mountInto(rootfs string, m specs.Mount, userns bool) error {
 			return fmt.Errorf("mount %s at %s: the path goes through a symlink in the rootfs", typ, m.Destination)
 		}
 	}
-	t, _, err := target(rootfs, m.Destination, file)
+	t, path, err := target(rootfs, m.Destination, file)
 	if err != nil {
 		return fmt.Errorf("mount %s at %s: %w", m.Source, m.Destination, err)
 	}
 	defer t.Close()
 	dst := fdPath(t)
+	// After the mount, the descriptor still names the folder under it; a
+	// remount or a propagation change needs the new mount itself.
+	var top *os.File
+	defer func() {
+		if top != nil {
+			top.Close()
+		}
+	}()
+	mounted := func() (string, error) {
+		if top == nil {
+			if top, _, err = target(rootfs, m.Destination, file); err != nil {
+				return "", err
+			}
+			if top.Name() != path {
+				return "", fmt.Errorf("%s moved to %s", path, top.Name())
+			}
+		}
+		return fdPath(top), nil
+	}
 	switch {
 	case bind:
 		if err := unix.Mount(m.Source, dst, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
@@ -149,7 +168,11 @@ func mountInto(rootfs string, m specs.Mount, userns bool) error {
 		}
 		// A bind mount takes other flags (ro, nosuid, ...) only on a remount.
 		if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
-			if err := remountBind(dst, rest); err != nil {
+			p, err := mounted()
+			if err == nil {
+				err = remountBind(p, rest)
+			}
+			if err != nil {
 				return fmt.Errorf("bind %s at %s: %w", m.Source, m.Destination, err)
 			}
 		}
@@ -161,7 +184,11 @@ func mountInto(rootfs string, m specs.Mount, userns bool) error {
 			if err := unix.Mount("/sys", dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 				return fmt.Errorf("bind /sys at %s: %w", m.Destination, err)
 			}
-			if err := remountBind(dst, flags|unix.MS_RDONLY); err != nil {
+			p, err := mounted()
+			if err == nil {
+				err = remountBind(p, flags|unix.MS_RDONLY)
+			}
+			if err != nil {
 				return fmt.Errorf("bind /sys at %s: %w", m.Destination, err)
 			}
 		}
@@ -171,7 +198,11 @@ func mountInto(rootfs string, m specs.Mount, userns bool) error {
 		}
 	}
 	if prop != 0 {
-		if err := unix.Mount("", dst, "", prop, ""); err != nil {
+		p, err := mounted()
+		if err == nil {
+			err = unix.Mount("", p, "", prop, "")
+		}
+		if err != nil {
 			return fmt.Errorf("mount %s: set propagation: %w", m.Destination, err)
 		}
 	}
