@@ -1,0 +1,213 @@
+//go:build linux
+
+package net
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"hutch/plan"
+)
+
+// AddressDriver manages IP addresses (plan.KindAddress) on interfaces hutch
+// owns, in any network namespace.
+type AddressDriver struct{ d *Driver }
+
+// Kind is plan.KindAddress.
+func (a *AddressDriver) Kind() plan.Kind { return plan.KindAddress }
+
+func asAddress(r plan.Resource) (*plan.Address, netip.Prefix, error) {
+	ad, ok := r.(*plan.Address)
+	if !ok || ad == nil {
+		return nil, netip.Prefix{}, fmt.Errorf("address driver: resource %T is not a *plan.Address", r)
+	}
+	p, err := netip.ParsePrefix(ad.CIDR)
+	if err != nil {
+		return nil, netip.Prefix{}, fmt.Errorf("address %q on %s%s: %w", ad.CIDR, ad.Link, in(ad.Netns), err)
+	}
+	return ad, p, nil
+}
+
+// family is the netlink address family of an IP.
+func family(ip netip.Addr) int {
+	if ip.Is4() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
+}
+
+// Observe dumps the link's addresses (RTM_GETADDR) and looks for the
+// desired IP. It returns the address as the kernel has it (with the
+// kernel's prefix length: one changed by hand shows as drift), nil when the
+// IP, the link or the namespace is missing, and an ErrNotOwned error when
+// the link is not hutch's.
+func (a *AddressDriver) Observe(ctx context.Context, want plan.Resource) (plan.Resource, error) {
+	w, p, err := asAddress(want)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h, l, err := a.d.linkIn(w.Netns, w.Link)
+	if err != nil {
+		if errors.Is(err, errNoNetns) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("address %s: %w", w.CIDR, err)
+	}
+	if h == nil {
+		return nil, nil
+	}
+	defer h.Close()
+	if l == nil {
+		return nil, nil
+	}
+	found, err := findAddr(h, l, p.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("address %s on %s%s: %w", w.CIDR, w.Link, in(w.Netns), err)
+	}
+	if found == nil {
+		return nil, nil
+	}
+	got := *w
+	ones, _ := found.Mask.Size()
+	if ones != p.Bits() {
+		got.CIDR = netip.PrefixFrom(p.Addr(), ones).String()
+	}
+	return &got, nil
+}
+
+// linkIn opens a handle in the namespace and finds the link hutch owns
+// there. The handle is nil when the namespace is missing; the link is nil
+// when it is missing.
+func (d *Driver) linkIn(netns, name string) (*handle, netlink.Link, error) {
+	h, err := d.handle(netns)
+	if errors.Is(err, errNoNetns) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := ownedLink(h, name)
+	if err != nil {
+		h.Close()
+		return nil, nil, err
+	}
+	return h, l, nil
+}
+
+// findAddr returns the address ip on l, or nil.
+func findAddr(h *handle, l netlink.Link, ip netip.Addr) (*netlink.Addr, error) {
+	addrs, err := h.addrs(l, family(ip))
+	if err != nil {
+		return nil, err
+	}
+	for i := range addrs {
+		if got, ok := netip.AddrFromSlice(addrs[i].IP); ok && got.Unmap() == ip {
+			return &addrs[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// Diff: an address is its IP and prefix length; the kernel changes neither
+// in place, so any difference replaces it (delete the observed one, add the
+// desired one). The link and namespace are part of its ID as well.
+func (a *AddressDriver) Diff(got, want plan.Resource) (fields, forceReplace []string) {
+	w, wp, werr := asAddress(want)
+	if werr != nil {
+		return []string{"cidr"}, []string{"cidr"}
+	}
+	g, gp, gerr := asAddress(got)
+	if gerr != nil {
+		return plan.FieldDiff(nil, w), nil
+	}
+	force := func(name string, differ bool) {
+		if differ {
+			fields = append(fields, name)
+			forceReplace = append(forceReplace, name)
+		}
+	}
+	force("netns", g.Netns != w.Netns)
+	force("link", g.Link != w.Link)
+	force("cidr", gp != wp)
+	return fields, forceReplace
+}
+
+// Apply adds the address (RTM_NEWADDR, `ip addr add CIDR dev LINK`); an
+// address already there is fine. IPv6 addresses are added with
+// IFA_F_NODAD: the other end of a veth is hutch's own, so duplicate
+// address detection could only delay the address by a second or more.
+func (a *AddressDriver) Apply(ctx context.Context, ch *plan.Change) error {
+	w, p, err := asAddress(ch.After)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h, l, err := a.d.linkIn(w.Netns, w.Link)
+	if err == nil && h == nil {
+		err = fmt.Errorf("netns %s: %w", w.Netns, errNoNetns)
+	}
+	if err != nil {
+		return fmt.Errorf("address %s on %s: %w", w.CIDR, w.Link, err)
+	}
+	defer h.Close()
+	if l == nil {
+		return fmt.Errorf("address %s on %s%s: %w", w.CIDR, w.Link, in(w.Netns), unix.ENODEV)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{
+		IP:   p.Addr().AsSlice(),
+		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+	}}
+	if p.Addr().Is6() {
+		addr.Flags = unix.IFA_F_NODAD
+	}
+	if err := h.AddrAdd(l, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("address %s on %s%s: add: %w", w.CIDR, w.Link, in(w.Netns), err)
+	}
+	return nil
+}
+
+// Delete removes the address (RTM_DELADDR), as the kernel has it: the IP
+// with whatever prefix length it carries now. It succeeds when the address,
+// its link or its namespace is gone, and refuses a link hutch does not own.
+func (a *AddressDriver) Delete(ctx context.Context, r plan.Resource) error {
+	w, p, err := asAddress(r)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h, l, err := a.d.linkIn(w.Netns, w.Link)
+	if err != nil {
+		return fmt.Errorf("address %s: delete: %w", w.CIDR, err)
+	}
+	if h == nil {
+		return nil
+	}
+	defer h.Close()
+	if l == nil {
+		return nil
+	}
+	found, err := findAddr(h, l, p.Addr())
+	if err != nil {
+		return fmt.Errorf("address %s on %s%s: delete: %w", w.CIDR, w.Link, in(w.Netns), err)
+	}
+	if found == nil {
+		return nil
+	}
+	if err := h.AddrDel(l, found); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		return fmt.Errorf("address %s on %s%s: delete: %w", w.CIDR, w.Link, in(w.Netns), err)
+	}
+	return nil
+}

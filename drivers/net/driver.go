@@ -1,0 +1,190 @@
+//go:build linux
+
+package net
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"hutch/plan"
+)
+
+// DefaultNetnsDir is where iproute2 (`ip netns`) keeps named network
+// namespaces, and so where hutch bind-mounts them.
+const DefaultNetnsDir = "/var/run/netns"
+
+// ErrNotOwned says that an object with the name hutch wants exists but does
+// not carry hutch's ownership mark: hutch did not create it, so it neither
+// adopts, changes nor removes it. Callers test for it with errors.Is.
+var ErrNotOwned = errors.New("not owned by hutch")
+
+// markPrefix starts the interface alias (IFLA_IFALIAS, `ip link set DEV
+// alias ...`) that marks every interface hutch creates: "hutch:<container>".
+// A named network namespace is marked through its loopback device, which
+// hutch marks before the namespace gets its name.
+const markPrefix = "hutch:"
+
+// mark is the alias hutch gives the interfaces it creates for container.
+func mark(container string) string { return markPrefix + container }
+
+// owner returns the container named in l's mark, and whether l has one.
+func owner(l netlink.Link) (string, bool) {
+	return strings.CutPrefix(l.Attrs().Alias, markPrefix)
+}
+
+// Driver manages named network namespaces, veth pairs, addresses and routes
+// through netlink. Its four kind drivers (Netns, Veth, Address, Route) are
+// the reconcile drivers of plan.KindNetns, KindVeth, KindAddress and
+// KindRoute.
+type Driver struct {
+	netnsDir string
+}
+
+// New returns a driver keeping named network namespaces in netnsDir
+// ("" = DefaultNetnsDir).
+func New(netnsDir string) *Driver {
+	if netnsDir == "" {
+		netnsDir = DefaultNetnsDir
+	}
+	return &Driver{netnsDir: filepath.Clean(netnsDir)}
+}
+
+// NetnsDir is the folder named network namespaces are bind-mounted in.
+func (d *Driver) NetnsDir() string { return d.netnsDir }
+
+// Netns is the reconcile driver of plan.KindNetns.
+func (d *Driver) Netns() *NetnsDriver { return &NetnsDriver{d} }
+
+// Veth is the reconcile driver of plan.KindVeth.
+func (d *Driver) Veth() *VethDriver { return &VethDriver{d} }
+
+// Address is the reconcile driver of plan.KindAddress.
+func (d *Driver) Address() *AddressDriver { return &AddressDriver{d} }
+
+// Route is the reconcile driver of plan.KindRoute.
+func (d *Driver) Route() *RouteDriver { return &RouteDriver{d} }
+
+// handle opens a rtnetlink socket in the named network namespace
+// (plan.HostNetns: the host's). It returns an error wrapping errNoNetns when
+// the namespace is not mounted. The caller closes it.
+func (d *Driver) handle(netns string) (*handle, error) {
+	if netns == plan.HostNetns {
+		h, err := handleIn(nil)
+		if err != nil {
+			return nil, fmt.Errorf("netlink socket: %w", err)
+		}
+		return &handle{Handle: h}, nil
+	}
+	f, err := openNetns(d.netnsPath(netns))
+	if err != nil {
+		return nil, fmt.Errorf("netns %s: %w", netns, err)
+	}
+	defer f.Close()
+	h, err := handleIn(f)
+	if err != nil {
+		return nil, fmt.Errorf("netns %s: %w", netns, err)
+	}
+	return &handle{Handle: h, netns: netns}, nil
+}
+
+// in says where an interface is, for error messages: "" on the host,
+// " in netns NAME" elsewhere.
+func in(netns string) string {
+	if netns == plan.HostNetns {
+		return ""
+	}
+	return " in netns " + netns
+}
+
+// notOwned is the error for an interface that lacks hutch's mark.
+func notOwned(l netlink.Link, netns string) error {
+	return fmt.Errorf("link %s%s: %w (its alias is %q, hutch marks its links %q)",
+		l.Attrs().Name, in(netns), ErrNotOwned, l.Attrs().Alias, markPrefix+"<container>")
+}
+
+// ownedLink returns the interface name in the handle's namespace when hutch
+// owns it, nil when there is none, and an ErrNotOwned error when it exists
+// without hutch's mark.
+func ownedLink(h *handle, name string) (netlink.Link, error) {
+	l, err := h.link(name)
+	if err != nil || l == nil {
+		return nil, err
+	}
+	if _, ok := owner(l); !ok {
+		return nil, notOwned(l, h.netns)
+	}
+	return l, nil
+}
+
+// LinkStats are an interface's traffic counters, as the kernel keeps them
+// (IFLA_STATS64 of RTM_GETLINK, the numbers of `ip -s link`).
+type LinkStats struct {
+	RxBytes   uint64 `json:"rxBytes"`
+	TxBytes   uint64 `json:"txBytes"`
+	RxPackets uint64 `json:"rxPackets"`
+	TxPackets uint64 `json:"txPackets"`
+	RxErrors  uint64 `json:"rxErrors"`
+	TxErrors  uint64 `json:"txErrors"`
+	RxDropped uint64 `json:"rxDropped"`
+	TxDropped uint64 `json:"txDropped"`
+}
+
+// LinkStats reads the counters of the interface link in the named network
+// namespace (plan.HostNetns: the host's).
+func (d *Driver) LinkStats(netns, link string) (*LinkStats, error) {
+	h, err := d.handle(netns)
+	if err != nil {
+		return nil, fmt.Errorf("link %s: stats: %w", link, err)
+	}
+	defer h.Close()
+	l, err := h.link(link)
+	if err != nil {
+		return nil, fmt.Errorf("link %s%s: stats: %w", link, in(netns), err)
+	}
+	if l == nil {
+		return nil, fmt.Errorf("link %s%s: stats: %w", link, in(netns), unix.ENODEV)
+	}
+	s := l.Attrs().Statistics
+	if s == nil {
+		return nil, fmt.Errorf("link %s%s: stats: the kernel sent no counters", link, in(netns))
+	}
+	return &LinkStats{
+		RxBytes: s.RxBytes, TxBytes: s.TxBytes,
+		RxPackets: s.RxPackets, TxPackets: s.TxPackets,
+		RxErrors: s.RxErrors, TxErrors: s.TxErrors,
+		RxDropped: s.RxDropped, TxDropped: s.TxDropped,
+	}, nil
+}
+
+// NetnsInode returns the inode number of the named network namespace: the
+// number in /proc/PID/ns/net ("net:[4026532305]") of every process inside
+// it, which is how a process can be checked to be in the container's
+// network.
+func (d *Driver) NetnsInode(name string) (uint64, error) {
+	f, err := openNetns(d.netnsPath(name))
+	if err != nil {
+		return 0, fmt.Errorf("netns %s: %w", name, err)
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, fmt.Errorf("netns %s: stat: %w", name, err)
+	}
+	return st.Ino, nil
+}
+
+// NetnsPath is the bind mount of the named network namespace, the path a
+// process joins with setns(2) (OCI's linux.namespaces[].path).
+func (d *Driver) NetnsPath(name string) string { return d.netnsPath(name) }
+
+// exists says whether path names something (a mount or a leftover file).
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}

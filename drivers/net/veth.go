@@ -1,0 +1,440 @@
+//go:build linux
+
+package net
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"hutch/plan"
+)
+
+// VethDriver manages veth pairs (plan.KindVeth): the host end in the host's
+// network namespace, the peer in the container's, both up and both marked
+// "hutch:<container>".
+type VethDriver struct{ d *Driver }
+
+// Kind is plan.KindVeth.
+func (v *VethDriver) Kind() plan.Kind { return plan.KindVeth }
+
+func asVeth(r plan.Resource) (*plan.Veth, error) {
+	vt, ok := r.(*plan.Veth)
+	if !ok || vt == nil {
+		return nil, fmt.Errorf("veth driver: resource %T is not a *plan.Veth", r)
+	}
+	if vt.Host.Name == "" || vt.Peer.Name == "" {
+		return nil, fmt.Errorf("veth %q: both ends need a name (peer %q)", vt.Host.Name, vt.Peer.Name)
+	}
+	return vt, nil
+}
+
+// Observe reads the pair back: the host end by name (RTM_GETLINK), then the
+// peer through the host end's IFLA_LINK (the peer's ifindex) and
+// IFLA_LINK_NETNSID (the peer's namespace, as the host numbers it), which is
+// matched against the named namespaces. It returns nil when the host end is
+// missing, and an ErrNotOwned error when the host end, or an interface
+// called like the peer in the target namespace, exists without hutch's
+// mark. A pair left by an interrupted apply carries the mark and is
+// returned as it is (down, perhaps), for Apply to finish.
+//
+// Container is the host end's owner, or "" when the two ends' marks differ
+// (an apply stopped between them), so that Diff asks for the marks again.
+func (v *VethDriver) Observe(ctx context.Context, want plan.Resource) (plan.Resource, error) {
+	w, err := asVeth(want)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	host, err := v.d.handle(plan.HostNetns)
+	if err != nil {
+		return nil, fmt.Errorf("veth %s: %w", w.Host.Name, err)
+	}
+	defer host.Close()
+	l, err := ownedLink(host, w.Host.Name)
+	if err != nil {
+		return nil, fmt.Errorf("veth %s: %w", w.Host.Name, err)
+	}
+	if l == nil {
+		// Preflight: the peer's name must be free, or hutch's, in the target.
+		if err := v.peerNameFree(w); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if _, ok := l.(*netlink.Veth); !ok {
+		return nil, fmt.Errorf("veth %s: %w (it is a %s link)", w.Host.Name, ErrNotOwned, l.Type())
+	}
+	c, _ := owner(l)
+	got := &plan.Veth{Container: c, Host: end(l)}
+
+	ph, netns, err := v.peerHandle(host, l, w.Netns)
+	if err != nil {
+		return nil, fmt.Errorf("veth %s: find peer: %w", w.Host.Name, err)
+	}
+	got.Netns = netns
+	if ph == nil {
+		// The peer is in a namespace hutch does not name: report it so
+		// that Diff sees the namespace differ.
+		return got, nil
+	}
+	if ph != host {
+		defer ph.Close()
+	}
+	peer, err := ph.linkByIndex(l.Attrs().ParentIndex)
+	if err != nil {
+		return nil, fmt.Errorf("veth %s: read peer%s: %w", w.Host.Name, in(netns), err)
+	}
+	if peer == nil {
+		return nil, fmt.Errorf("veth %s: peer ifindex %d not found%s", w.Host.Name, l.Attrs().ParentIndex, in(netns))
+	}
+	got.Peer = end(peer)
+	if pc, ok := owner(peer); !ok || pc != c {
+		got.Container = ""
+	}
+	return got, nil
+}
+
+// end is the observed form of one end of a pair.
+func end(l netlink.Link) plan.LinkEnd {
+	a := l.Attrs()
+	return plan.LinkEnd{
+		Name: a.Name,
+		MAC:  a.HardwareAddr.String(),
+		MTU:  a.MTU,
+		Down: a.Flags&net.FlagUp == 0,
+	}
+}
+
+// peerNameFree checks, before a pair is created, that no interface without
+// hutch's mark already has the peer's name in the target namespace.
+func (v *VethDriver) peerNameFree(w *plan.Veth) error {
+	h, err := v.d.handle(w.Netns)
+	if errors.Is(err, errNoNetns) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("veth %s: %w", w.Host.Name, err)
+	}
+	defer h.Close()
+	if _, err := ownedLink(h, w.Peer.Name); err != nil {
+		return fmt.Errorf("veth %s: peer: %w", w.Host.Name, err)
+	}
+	return nil
+}
+
+// peerHandle finds the namespace holding the peer of the host end l: the
+// host itself when l has no IFLA_LINK_NETNSID, else the named namespace
+// whose id (RTM_GETNSID) matches, trying want first. It returns the handle
+// (host itself for the host) and the namespace's name, or a nil handle and
+// a descriptive name when no named namespace matches.
+func (v *VethDriver) peerHandle(host *handle, l netlink.Link, want string) (*handle, string, error) {
+	id := l.Attrs().NetNsID
+	if id < 0 {
+		return host, plan.HostNetns, nil
+	}
+	names := []string{}
+	if want != plan.HostNetns {
+		names = append(names, want)
+	}
+	if entries, err := os.ReadDir(v.d.netnsDir); err == nil {
+		for _, e := range entries {
+			if e.Name() != want {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	for _, name := range names {
+		f, err := openNetns(v.d.netnsPath(name))
+		if err != nil {
+			continue
+		}
+		nsid, err := host.GetNetNsIdByFd(int(f.Fd()))
+		if err != nil || nsid != id {
+			f.Close()
+			continue
+		}
+		h, err := handleIn(f)
+		f.Close()
+		if err != nil {
+			return nil, "", fmt.Errorf("netns %s: %w", name, err)
+		}
+		return &handle{Handle: h, netns: name}, name, nil
+	}
+	return nil, fmt.Sprintf("(unnamed, nsid %d)", id), nil
+}
+
+// Diff: the kernel changes a link's MTU, MAC address and up/down state in
+// place. A pair in another namespace, or with another peer name, is
+// replaced: moving or renaming an end would drop its addresses and routes,
+// which are separate resources made after the pair. MTU and MAC are only
+// compared when the desired value sets them.
+func (v *VethDriver) Diff(got, want plan.Resource) (fields, forceReplace []string) {
+	w, werr := asVeth(want)
+	if werr != nil {
+		return []string{"host.name"}, []string{"host.name"}
+	}
+	g, ok := got.(*plan.Veth)
+	if !ok || g == nil {
+		return plan.FieldDiff(nil, w), nil
+	}
+	force := func(name string, differ bool) {
+		if differ {
+			fields = append(fields, name)
+			forceReplace = append(forceReplace, name)
+		}
+	}
+	force("host.name", g.Host.Name != w.Host.Name)
+	force("peer.name", g.Peer.Name != w.Peer.Name)
+	force("netns", g.Netns != w.Netns)
+	if g.Container != w.Container {
+		fields = append(fields, "container")
+	}
+	for _, e := range []struct {
+		side string
+		g, w plan.LinkEnd
+	}{{"host", g.Host, w.Host}, {"peer", g.Peer, w.Peer}} {
+		if e.w.MAC != "" && !sameMAC(e.g.MAC, e.w.MAC) {
+			fields = append(fields, e.side+".mac")
+		}
+		if e.w.MTU != 0 && e.g.MTU != e.w.MTU {
+			fields = append(fields, e.side+".mtu")
+		}
+		if e.g.Down != e.w.Down {
+			fields = append(fields, e.side+".down")
+		}
+	}
+	return fields, forceReplace
+}
+
+func sameMAC(a, b string) bool {
+	ma, erra := net.ParseMAC(a)
+	mb, errb := net.ParseMAC(b)
+	if erra != nil || errb != nil {
+		return a == b
+	}
+	return ma.String() == mb.String()
+}
+
+// Apply creates the pair when the host end is missing, then brings both
+// ends to the desired state: mark, MTU, MAC, up.
+//
+// The pair is made with one RTM_NEWLINK whose VETH_INFO_PEER carries the
+// peer's name, MTU, MAC and IFLA_NET_NS_FD, so the peer is born inside the
+// target namespace (`ip link add H type veth peer name P netns NS`). Should
+// the kernel refuse that, the peer is made on the host and moved
+// (`ip link set P netns NS`). The kernel takes no alias at creation, so the
+// marks follow at once (RTM_NEWLINK with IFLA_IFALIAS), before anything else.
+func (v *VethDriver) Apply(ctx context.Context, ch *plan.Change) error {
+	w, err := asVeth(ch.After)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	hostMAC, err := parseMAC(w.Host.MAC)
+	if err != nil {
+		return fmt.Errorf("veth %s: %w", w.Host.Name, err)
+	}
+	peerMAC, err := parseMAC(w.Peer.MAC)
+	if err != nil {
+		return fmt.Errorf("veth %s: peer %s: %w", w.Host.Name, w.Peer.Name, err)
+	}
+	host, err := v.d.handle(plan.HostNetns)
+	if err != nil {
+		return fmt.Errorf("veth %s: %w", w.Host.Name, err)
+	}
+	defer host.Close()
+	ph := host
+	if w.Netns != plan.HostNetns {
+		if ph, err = v.d.handle(w.Netns); err != nil {
+			return fmt.Errorf("veth %s: %w", w.Host.Name, err)
+		}
+		defer ph.Close()
+	}
+
+	l, err := ownedLink(host, w.Host.Name)
+	if err != nil {
+		return fmt.Errorf("veth %s: %w", w.Host.Name, err)
+	}
+	if l == nil {
+		if err := v.create(host, ph, w, hostMAC, peerMAC); err != nil {
+			return fmt.Errorf("veth %s: create: %w", w.Host.Name, err)
+		}
+		if l, err = host.link(w.Host.Name); err != nil || l == nil {
+			return fmt.Errorf("veth %s: read back: %w", w.Host.Name, errors.Join(err, unix.ENODEV))
+		}
+	}
+	peer, err := ph.link(w.Peer.Name)
+	if err != nil {
+		return fmt.Errorf("veth %s: peer %s%s: %w", w.Host.Name, w.Peer.Name, in(w.Netns), err)
+	}
+	if peer == nil || peer.Attrs().ParentIndex != l.Attrs().Index {
+		return fmt.Errorf("veth %s: peer %s%s is not this pair's other end (replace the pair)",
+			w.Host.Name, w.Peer.Name, in(w.Netns))
+	}
+	if err := converge(host, l, w.Container, w.Host.MTU, hostMAC); err != nil {
+		return fmt.Errorf("veth %s: %w", w.Host.Name, err)
+	}
+	if err := converge(ph, peer, w.Container, w.Peer.MTU, peerMAC); err != nil {
+		return fmt.Errorf("veth %s: peer %s%s: %w", w.Host.Name, w.Peer.Name, in(w.Netns), err)
+	}
+	return nil
+}
+
+func parseMAC(s string) (net.HardwareAddr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		return nil, fmt.Errorf("mac %q: %w", s, err)
+	}
+	return m, nil
+}
+
+// create makes the pair and marks both ends.
+func (v *VethDriver) create(host, ph *handle, w *plan.Veth, hostMAC, peerMAC net.HardwareAddr) error {
+	la := netlink.NewLinkAttrs()
+	la.Name = w.Host.Name
+	la.MTU = w.Host.MTU
+	la.HardwareAddr = hostMAC
+	pair := netlink.NewVeth(la)
+	pair.PeerName = w.Peer.Name
+	pair.PeerMTU = uint32(w.Peer.MTU)
+	pair.PeerHardwareAddr = peerMAC
+	moved := false
+	if w.Netns != plan.HostNetns {
+		f, err := openNetns(v.d.netnsPath(w.Netns))
+		if err != nil {
+			return fmt.Errorf("netns %s: %w", w.Netns, err)
+		}
+		defer f.Close()
+		pair.PeerNamespace = netlink.NsFd(f.Fd())
+		err = host.LinkAdd(pair)
+		if err != nil && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)) {
+			// A kernel that cannot make the peer elsewhere: make it here and
+			// move it below.
+			pair.PeerNamespace = nil
+			if err2 := host.LinkAdd(pair); err2 != nil {
+				return errors.Join(err, err2)
+			}
+			moved = true
+		} else if err != nil {
+			return fmt.Errorf("peer %s%s: %w", w.Peer.Name, in(w.Netns), err)
+		}
+		if moved {
+			p, err := host.link(w.Peer.Name)
+			if err == nil && p != nil {
+				err = host.LinkSetNsFd(p, int(f.Fd()))
+			}
+			if err != nil {
+				return fmt.Errorf("move peer %s to netns %s: %w", w.Peer.Name, w.Netns, err)
+			}
+		}
+	} else if err := host.LinkAdd(pair); err != nil {
+		return err
+	}
+	l, err := host.link(w.Host.Name)
+	if err == nil && l != nil {
+		err = host.LinkSetAlias(l, mark(w.Container))
+	}
+	if err != nil {
+		return fmt.Errorf("set alias %s: %w", mark(w.Container), err)
+	}
+	p, err := ph.link(w.Peer.Name)
+	if err == nil && p != nil {
+		err = ph.LinkSetAlias(p, mark(w.Container))
+	}
+	if err != nil {
+		return fmt.Errorf("peer %s%s: set alias %s: %w", w.Peer.Name, in(w.Netns), mark(w.Container), err)
+	}
+	return nil
+}
+
+// converge sets one end's mark, MTU and MAC where they differ, and sets it
+// up. A MAC that the kernel will not change on a running link (EBUSY) is
+// set with the link down.
+func converge(h *handle, l netlink.Link, container string, mtu int, mac net.HardwareAddr) error {
+	a := l.Attrs()
+	if a.Alias != mark(container) {
+		if err := h.LinkSetAlias(l, mark(container)); err != nil {
+			return fmt.Errorf("set alias %s: %w", mark(container), err)
+		}
+	}
+	if mtu != 0 && a.MTU != mtu {
+		if err := h.LinkSetMTU(l, mtu); err != nil {
+			return fmt.Errorf("set mtu %d: %w", mtu, err)
+		}
+	}
+	if mac != nil && a.HardwareAddr.String() != mac.String() {
+		err := h.LinkSetHardwareAddr(l, mac)
+		if errors.Is(err, unix.EBUSY) {
+			if err = h.LinkSetDown(l); err == nil {
+				err = h.LinkSetHardwareAddr(l, mac)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("set address %s: %w", mac, err)
+		}
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set up: %w", err)
+	}
+	return nil
+}
+
+// Delete removes the pair (RTM_DELLINK on one end removes both). It
+// succeeds when the pair is gone, and refuses an end without hutch's mark.
+// When the host end is gone but an end called like the peer, marked by
+// hutch, is still in the namespace, that end is removed.
+func (v *VethDriver) Delete(ctx context.Context, r plan.Resource) error {
+	w, err := asVeth(r)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	host, err := v.d.handle(plan.HostNetns)
+	if err != nil {
+		return fmt.Errorf("veth %s: %w", w.Host.Name, err)
+	}
+	defer host.Close()
+	l, err := ownedLink(host, w.Host.Name)
+	if err != nil {
+		return fmt.Errorf("veth %s: delete: %w", w.Host.Name, err)
+	}
+	if l != nil {
+		if err := host.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("veth %s: delete: %w", w.Host.Name, err)
+		}
+		return nil
+	}
+	ph, err := v.d.handle(w.Netns)
+	if errors.Is(err, errNoNetns) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("veth %s: delete: %w", w.Host.Name, err)
+	}
+	defer ph.Close()
+	p, err := ownedLink(ph, w.Peer.Name)
+	if err != nil {
+		return fmt.Errorf("veth %s: delete peer: %w", w.Host.Name, err)
+	}
+	if p != nil {
+		if err := ph.LinkDel(p); err != nil && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("veth %s: delete peer %s%s: %w", w.Host.Name, w.Peer.Name, in(w.Netns), err)
+		}
+	}
+	return nil
+}
