@@ -2,6 +2,7 @@ package main
 
 import (
 	cgroupdrv "hutch/drivers/cgroup"
+	netdrv "hutch/drivers/net"
 	processdrv "hutch/drivers/process"
 	"hutch/plan"
 	"hutch/reconcile"
@@ -18,6 +19,11 @@ func newDrivers(o plan.Options) (map[plan.Kind]reconcile.Driver, error) {
 		return nil, err
 	}
 	register(cg)
+	net := netdrv.New(o.NetnsDir)
+	register(net.Netns())
+	register(net.Veth())
+	register(net.Address())
+	register(net.Route())
 	register(processdrv.New(o.StateRoot, cg))
 	return ds, nil
 }
