@@ -1,0 +1,566 @@
+#!/usr/bin/env bash
+# bench/run.sh: hutch side by side with the seed tutorial's own commands, runc
+# and crun, in one run on one machine (issue 8). Run as root on Debian:
+#   make bench                       (or ./bench/run.sh)
+# Environment: BENCH_RUNS (runs per runner, default 10), BENCH_RUNS20 (runs of
+# the N=20 section, default 10), BENCH_N (default 20), BENCH_HUTCH (a hutch
+# binary to use instead of building one), BENCH_OUT (where the table goes,
+# default bench/RESULTS.md; "-" for nowhere).
+#
+# What it touches on the host, all named so they cannot collide with a real
+# container and all removed on exit (also on Ctrl-C or an error):
+#   network namespaces hbench<K>, veth pairs hbh<K> (host) / hbc<K> (inside),
+#   addresses 172.31.<K>.1/24 and .2/24, cgroups hbench/* and hutch/hbench*
+#   in every hierarchy, runc and crun containers hbench-*, hutch containers
+#   hbench<K> under a temporary --root, and one temporary folder.
+# The only traffic is curl to 172.31.<K>.2:8000, bound to the benchmark's own
+# veth (curl --interface), so nothing leaves the namespaces the script made.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+RUNS=${BENCH_RUNS:-10}
+RUNS20=${BENCH_RUNS20:-10}
+N=${BENCH_N:-20}
+OUT=${BENCH_OUT:-$HERE/RESULTS.md}
+PY=/usr/bin/python3
+CG=/sys/fs/cgroup
+export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
+
+die() { echo "bench: $*" >&2; exit 1; }
+say() { echo "bench: $*" >&2; }
+[ "$(id -u)" = 0 ] || die "run me as root (namespaces, veth pairs and cgroups need it)"
+((N >= 1 && N <= 200)) || die "BENCH_N must be 1..200"
+
+# --- tools: Debian packages, installed only when missing -----------------
+need_pkgs=""
+for pair in runc:runc crun:crun curl:curl ip:iproute2 nsenter:util-linux unshare:util-linux \
+	python3:python3 ldd:libc-bin; do
+	cmd=${pair%%:*} pkg=${pair#*:}
+	if [ "$cmd" = python3 ]; then [ -x $PY ] && continue; else command -v "$cmd" >/dev/null && continue; fi
+	need_pkgs+=" $pkg"
+done
+if [ -n "$need_pkgs" ]; then
+	say "installing$need_pkgs"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends $need_pkgs >/dev/null ||
+		die "apt-get install$need_pkgs failed"
+fi
+
+# --- preflight: nothing of ours may exist yet, and nothing of theirs may be in the way
+[ -z "$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^hb[hc][0-9]+(@|$)/')" ] ||
+	die "links named hbh*/hbc* exist already (an earlier run killed hard?); remove them first"
+ls /run/netns/hbench* >/dev/null 2>&1 && die "network namespaces hbench* exist already; remove them first"
+[ -z "$(ip -4 -o addr show | awk '$4 ~ /^172\.31\./')" ] || die "the host uses 172.31.0.0/16; this benchmark needs it"
+ip -4 route show | awk '$1 ~ /^172\.31\./ {f=1} END {exit !f}' && die "the host routes 172.31.0.0/16; this benchmark needs it"
+
+# --- the temporary folder and the trap that removes everything -----------
+W=$(mktemp -d /var/tmp/hbench.XXXXXX) || die "mktemp failed"
+mkdir -p "$W/log" "$W/m" "$W/oci"
+HROOT=$W/hroot
+SAMPLES=$W/samples.tsv
+SECTIONS=$W/sections.tsv
+NOTES=$W/notes.txt
+: >"$SAMPLES"
+: >"$SECTIONS"
+: >"$NOTES"
+mkfifo "$W/sleep.fifo"
+exec {SLEEPFD}<>"$W/sleep.fifo"
+# msleep MS: sleeps without forking (read with a timeout on a fifo nobody writes).
+msleep() { read -r -t "$(printf '0.%03d' "$1")" -u "$SLEEPFD" _ || :; }
+
+CG_HIER=()
+for h in "$CG"/*/; do
+	h=${h%/}
+	[ -e "$h/cgroup.procs" ] && CG_HIER+=("$h")
+done
+[ ${#CG_HIER[@]} -gt 0 ] || die "no cgroup hierarchies under $CG"
+HUTCH_CG_PARENT_EXISTED=()
+for h in "${CG_HIER[@]}"; do [ -d "$h/hutch" ] && HUTCH_CG_PARENT_EXISTED+=("$h"); done
+
+declare -A SEED_PID=()
+HUTCH=""
+HAVE_APPLY=0
+HAVE_DELETE=0
+
+# crun refuses to start on a hybrid host whose cgroup2 lists controllers
+# ("cgroups in hybrid mode not supported, drop all controllers from
+# cgroupv2"); here cgroup2 at $CG/unified lists hugetlb. crunw runs crun in a
+# private mount namespace in which that file is /dev/null.
+CRUN_WRAP=0
+if [ -e "$CG/unified/cgroup.controllers" ] && read -r _c <"$CG/unified/cgroup.controllers" && [ -n "${_c:-}" ]; then
+	CRUN_WRAP=1
+fi
+crunw() {
+	if ((CRUN_WRAP)); then
+		unshare -m sh -c 'mount --bind /dev/null /sys/fs/cgroup/unified/cgroup.controllers && exec crun "$@"' crun "$@"
+	else
+		crun "$@"
+	fi
+}
+
+cleanup() {
+	local rc=$? k h d l p
+	trap - EXIT INT TERM HUP
+	set +e
+	say "cleaning up"
+	# hutch first, the way a user would, then by hand whatever is left.
+	if [ -n "$HUTCH" ] && ((HAVE_DELETE)); then
+		for m in "$W"/m/*.yaml; do
+			[ -e "$m" ] && timeout 60 "$HUTCH" --root "$HROOT" delete -f "$m" >>"$W/log/cleanup.log" 2>&1
+		done
+	fi
+	for id in $(runc list -q 2>/dev/null | grep '^hbench-'); do runc delete -f "$id" >/dev/null 2>&1; done
+	for id in $(crunw list -q 2>/dev/null | grep '^hbench-'); do crunw delete -f "$id" >/dev/null 2>&1; done
+	# processes: everything in our cgroups, the seed's launchers, hutch's leftovers
+	for p in "${SEED_PID[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for h in "${CG_HIER[@]}"; do
+		for d in "$h"/hbench "$h"/hutch/hbench*; do
+			[ -d "$d" ] || continue
+			find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+		done
+	done
+	if [ -x "$HERE/procs.py" ]; then
+		$PY "$HERE/procs.py" --match "$W/" --hostpid | awk '{print $1}' | xargs -r kill -KILL 2>/dev/null
+	fi
+	wait 2>/dev/null
+	# network: host ends (deleting one end removes the pair), then namespaces
+	for l in $(ip -o link show 2>/dev/null | awk -F': ' '{sub(/@.*/, "", $2); print $2}' | grep -E '^hb[hc][0-9]+$'); do
+		ip link del "$l" 2>/dev/null
+	done
+	for d in /run/netns/hbench*; do [ -e "$d" ] && ip netns del "${d##*/}" 2>/dev/null; done
+	# mounts under the temporary folder, deepest first
+	awk -v w="$W/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+		while read -r d; do umount -l "$d" 2>/dev/null; done
+	# cgroups, leaves first; retry while the kernel finishes killing
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		left=0
+		for h in "${CG_HIER[@]}"; do
+			for d in "$h"/hbench "$h"/hutch/hbench*; do
+				[ -d "$d" ] || continue
+				find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+				[ -d "$d" ] && left=1
+			done
+			if [ -d "$h/hutch" ] && [[ " ${HUTCH_CG_PARENT_EXISTED[*]} " != *" $h "* ]]; then
+				rmdir "$h/hutch" 2>/dev/null
+			fi
+		done
+		((left)) || break
+		sleep 0.2
+	done
+	[ -n "${BENCH_KEEPLOG:-}" ] && cp -r "$W/log" "$BENCH_KEEPLOG"
+	rm -rf "$W"
+	# what is left, if anything, is said out loud
+	left=$(
+		ip -o link show | awk -F': ' '{print $2}' | grep -E '^hb[hc][0-9]+(@|$)'
+		ls /run/netns 2>/dev/null | grep '^hbench'
+		for h in "${CG_HIER[@]}"; do ls -d "$h"/hbench "$h"/hutch/hbench* 2>/dev/null; done
+		grep -F "$W" /proc/self/mountinfo
+	)
+	if [ -n "$left" ]; then
+		echo "bench: LEFT BEHIND:" >&2
+		echo "$left" >&2
+		rc=1
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# --- recording ----------------------------------------------------------
+# rec SECTION RUNNER PAIR VALUE UNIT
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$SAMPLES"; }
+note() { echo "$*" >>"$NOTES"; say "$*"; }
+# section KEY TITLE: starts a section and records the load average now.
+section() {
+	local la
+	read -r la _ </proc/loadavg
+	read -r -a la_all </proc/loadavg
+	printf '%s\t%s\t%s\n' "$1" "$2" "${la_all[0]} ${la_all[1]} ${la_all[2]}" >>"$SECTIONS"
+	say "== $2 (load ${la_all[0]} ${la_all[1]} ${la_all[2]})"
+}
+now() { T=${EPOCHREALTIME/./}; }          # microseconds, no fork
+since() { echo $(((${EPOCHREALTIME/./} - $1))); } # microseconds since $1
+
+# --- hutch ----------------------------------------------------------------
+build_hutch() {
+	if [ -n "${BENCH_HUTCH:-}" ]; then
+		HUTCH=$BENCH_HUTCH
+	elif command -v go >/dev/null; then
+		say "building hutch (go build ./cmd/apply)"
+		if (cd "$REPO" && go build -o "$W/hutch" ./cmd/apply) >"$W/log/build.log" 2>&1; then
+			HUTCH=$W/hutch
+		elif git -C "$REPO" rev-parse HEAD >/dev/null 2>&1; then
+			# the working tree does not build (someone mid-edit): try the last commit
+			mkdir -p "$W/src"
+			if git -C "$REPO" archive HEAD | tar -x -C "$W/src" &&
+				(cd "$W/src" && go build -o "$W/hutch" ./cmd/apply) >>"$W/log/build.log" 2>&1; then
+				HUTCH=$W/hutch
+				note "hutch: the working tree did not build; built the last commit ($(git -C "$REPO" rev-parse --short HEAD)) instead"
+			fi
+		fi
+	fi
+	if [ -z "$HUTCH" ]; then
+		note "hutch: no binary (go build failed: $(tail -n 3 "$W/log/build.log" 2>/dev/null | tr '\n' ' '))"
+		return
+	fi
+	"$HUTCH" apply --help >/dev/null 2>&1 && HAVE_APPLY=1
+	"$HUTCH" delete --help >/dev/null 2>&1 && HAVE_DELETE=1
+	((HAVE_APPLY && HAVE_DELETE)) || note "hutch: apply not available in this build"
+}
+
+# hutch_manifest K: manifests/webserver.yaml with the benchmark's names:
+# container hbench<K>, netns hbench<K>, veth hbh<K>/hbc<K>, 172.31.<K>.0/24.
+hutch_manifest() {
+	local k=$1
+	sed -e "s/^  name: webserver\$/  name: hbench$k/" \
+		-e "s/container_ns/hbench$k/g" \
+		-e "s/\\bveth0\\b/hbh$k/g" -e "s/\\bveth1\\b/hbc$k/g" \
+		-e "s/172\\.16\\.0\\./172.31.$k./g" "$REPO/manifests/webserver.yaml"
+}
+
+make_manifests() {
+	local k
+	hutch_manifest 0 >"$W/m/one.yaml"
+	: >"$W/m/many.yaml"
+	for ((k = 1; k <= N; k++)); do
+		((k > 1)) && echo --- >>"$W/m/many.yaml"
+		hutch_manifest "$k" >>"$W/m/many.yaml"
+	done
+	# The benchmark must never touch the seed's own names.
+	if grep -qE 'container_ns|veth[01]\b|172\.16\.|^  name: webserver$' "$W/m/one.yaml" "$W/m/many.yaml"; then
+		die "generated manifests still name container_ns/veth0/172.16: fix hutch_manifest"
+	fi
+}
+
+# --- the seed's network, with iproute2 (seed, runc and crun share it) ----
+# These are the seed's commands of step 2, names changed.
+net_up() {
+	local k=$1 ns=hbench$1
+	ip netns add "$ns" &&
+		ip link add "hbh$k" type veth peer name "hbc$k" &&
+		ip link set "hbc$k" netns "$ns" &&
+		ip addr add "172.31.$k.1/24" dev "hbh$k" &&
+		ip link set "hbh$k" up &&
+		ip netns exec "$ns" ip addr add "172.31.$k.2/24" dev "hbc$k" &&
+		ip netns exec "$ns" ip link set "hbc$k" up &&
+		ip netns exec "$ns" ip link set lo up
+}
+# Deleting the host end removes both ends at once; `ip netns del` alone would
+# leave the pair to the kernel's asynchronous namespace cleanup.
+net_down() {
+	ip link del "hbh$1" 2>/dev/null
+	ip netns del "hbench$1"
+}
+
+# --- runner: the seed's commands, fixed ------------------------------------
+# Step 3 (cgroups) plus the fix the seed forgets: the process is placed in
+# them. Step 4 fixed: `unshare --net=PATH` does not join PATH, it creates a
+# new network namespace and bind-mounts it over PATH, so the server would be
+# unreachable; nsenter --net joins the named one. `unshare --pid` without
+# --fork leaves the shell in the old pid namespace and its first child
+# becomes pid 1. proc and sys are mounted inside the new mount namespace
+# (the seed mounts them on the host, where they leak and show the host's
+# processes).
+seed_up() {
+	local k=$1 m=$CG/memory/hbench/c$1 c=$CG/cpu/hbench/c$1
+	net_up "$k" || return 1
+	mkdir -p "$m" "$c" || return 1
+	echo 50M >"$m/memory.limit_in_bytes" || return 1
+	echo 100000 >"$c/cpu.cfs_period_us" || return 1
+	echo 100000 >"$c/cpu.cfs_quota_us" || return 1
+	(
+		echo "$BASHPID" >"$m/cgroup.procs" && echo "$BASHPID" >"$c/cgroup.procs" &&
+			exec nsenter --net="/run/netns/hbench$k" unshare --pid --fork --kill-child --mount --uts \
+				sh -c 'mount -t proc proc "$0/proc" && mount -t sysfs sysfs "$0/sys" && cd "$0" && exec chroot . /usr/bin/python3 /server.py' "$ROOTFS"
+	) </dev/null >>"$W/log/seed$k.log" 2>&1 &
+	SEED_PID[$k]=$!
+}
+seed_down() {
+	local k=$1 m=$CG/memory/hbench/c$1 c=$CG/cpu/hbench/c$1 pids
+	mapfile -t pids <"$m/cgroup.procs"
+	((${#pids[@]})) && kill -KILL "${pids[@]}" 2>/dev/null
+	wait "${SEED_PID[$k]}" 2>/dev/null
+	unset "SEED_PID[$k]"
+	local i
+	for ((i = 0; i < 5000; i++)); do
+		rmdir "$m" 2>/dev/null || [ ! -d "$m" ] && break
+		msleep 1
+	done
+	rmdir "$c"
+	net_down "$k"
+}
+
+# --- runners: runc and crun, with the same netns made by iproute2 --------
+oci_bundle() { # oci_bundle K: the bundle of container hbench-c<K>
+	local k=$1
+	mkdir -p "$W/oci/c$k"
+	$PY "$HERE/ociconfig.py" "$W/oci/c$k/config.json" --rootfs "$ROOTFS" --cgroup "/hbench/c$k" \
+		--netns "/run/netns/hbench$k" --hostname webserver --memory 52428800 --quota 100000 --period 100000 \
+		-- /usr/bin/python3 /server.py
+}
+runc_up() {
+	net_up "$1" || return 1
+	runc run -d --bundle "$W/oci/c$1" "hbench-c$1" </dev/null >>"$W/log/runc$1.log" 2>&1
+}
+runc_down() {
+	runc delete -f "hbench-c$1" >>"$W/log/runc$1.log" 2>&1
+	net_down "$1"
+}
+crun_up() {
+	net_up "$1" || return 1
+	crunw run -d --bundle "$W/oci/c$1" "hbench-c$1" </dev/null >>"$W/log/crun$1.log" 2>&1
+}
+crun_down() {
+	crunw delete -f "hbench-c$1" >>"$W/log/crun$1.log" 2>&1
+	net_down "$1"
+}
+
+# --- runner: hutch ----------------------------------------------------------
+hutch_up() { "$HUTCH" --root "$HROOT" apply -f "$1" </dev/null >"$W/log/hutch-apply.log" 2>&1; }
+hutch_down() { "$HUTCH" --root "$HROOT" delete -f "$1" </dev/null >"$W/log/hutch-delete.log" 2>&1; }
+
+# --- readiness and teardown checks ---------------------------------------
+# wait_http K: curl 172.31.K.2:8000 through hbh<K> until it answers 200,
+# sleeping 2 ms between tries. 20 s at most.
+wait_http() {
+	local k=$1 code deadline=$((${EPOCHREALTIME/./} + 20000000))
+	while :; do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --interface "if!hbh$k" --connect-timeout 1 --max-time 3 \
+			"http://172.31.$k.2:8000/" 2>/dev/null)
+		[ "$code" = 200 ] && return 0
+		((${EPOCHREALTIME/./} > deadline)) && return 1
+		msleep 2
+	done
+}
+
+# cgpath RUNNER K: the container's cgroup below each hierarchy's root
+cgpath() { if [ "$1" = hutch ]; then echo "hutch/hbench$2"; else echo "hbench/c$2"; fi; }
+
+# leftover RUNNER K: what of container K still exists, one word per thing
+# (empty when all is gone). Only builtins, so polling it costs no fork.
+# PIDS_<K> lists the processes seen after up (container and supervisor).
+declare -A PIDS=()
+leftover() {
+	local r=$1 k=$2 cgp h p line
+	cgp=$(cgpath "$r" "$k")
+	[ -e "/run/netns/hbench$k" ] && echo -n "netns "
+	[ -e "/sys/class/net/hbh$k" ] && echo -n "link "
+	for h in "${CG_HIER[@]}"; do [ -d "$h/$cgp" ] && { echo -n "cgroup:${h##*/} "; break; }; done
+	# A zombie has released everything but its pid; reaping it is its
+	# parent's business (here often pid 1, which the runner does not control).
+	for p in ${PIDS[$k]:-}; do
+		read -r line 2>/dev/null <"/proc/$p/stat" || continue
+		line=${line##*) }
+		[ "${line%% *}" != Z ] && { echo -n "pid:$p "; break; }
+	done
+	while read -r line; do
+		[[ $line == *" /run/netns/hbench$k "* || $line == *"$W/"* ]] && { echo -n "mount "; break; }
+	done </proc/self/mountinfo
+}
+# wait_gone RUNNER K...: polls (1 ms) until nothing of the containers is left.
+wait_gone() {
+	local r=$1 k left prev="" t_gone=${EPOCHREALTIME/./} deadline=$((${EPOCHREALTIME/./} + 20000000))
+	shift
+	for k in "$@"; do
+		while :; do
+			left=$(leftover "$r" "$k")
+			[ -z "$left" ] && break
+			[ "$left" != "${prev:-}" ] && echo "$r $k $(since "$t_gone") us: $left" >>"$W/log/gone.log"
+			prev=$left
+			if ((${EPOCHREALTIME/./} > deadline)); then
+				note "$r: container $k not gone 20 s after delete: $left"
+				return 1
+			fi
+			msleep 1
+		done
+	done
+}
+# remember_pids RUNNER K: the processes of container K (untimed).
+remember_pids() {
+	local r=$1 k=$2
+	$PY "$HERE/procs.py" --cgroup "/$(cgpath "$r" "$k")" --netns "/run/netns/hbench$k" \
+		--match "$HROOT/" --match "hbench-c$k" >"$W/procs.$k"
+	echo "$r $k: $(tr '\n' ';' <"$W/procs.$k")" >>"$W/log/pids.log"
+	PIDS[$k]=$(awk '{print $1}' "$W/procs.$k" | tr '\n' ' ')
+}
+
+# force_clean RUNNER K...: after a failed run, removes what is left by hand.
+force_clean() {
+	local r=$1 k h
+	shift
+	case $r in
+	hutch) [ -n "$HUTCH" ] && ((HAVE_DELETE)) && for m in "$W"/m/*.yaml; do timeout 60 "$HUTCH" --root "$HROOT" delete -f "$m" >/dev/null 2>&1; done ;;
+	runc) for k in "$@"; do runc delete -f "hbench-c$k" >/dev/null 2>&1; done ;;
+	crun) for k in "$@"; do crunw delete -f "hbench-c$k" >/dev/null 2>&1; done ;;
+	esac
+	for k in "$@"; do
+		[ -n "${SEED_PID[$k]:-}" ] && { kill -KILL "${SEED_PID[$k]}" 2>/dev/null; wait "${SEED_PID[$k]}" 2>/dev/null; unset "SEED_PID[$k]"; }
+		for h in "${CG_HIER[@]}"; do
+			local d=$h/$(cgpath "$r" "$k")
+			[ -d "$d" ] || continue
+			xargs -r kill -KILL <"$d/cgroup.procs" 2>/dev/null
+			for _ in $(seq 50); do rmdir "$d" 2>/dev/null && break; sleep 0.05; done
+		done
+		ip link del "hbh$k" 2>/dev/null
+		ip netns del "hbench$k" 2>/dev/null
+	done
+}
+
+# --- one measurement of each kind --------------------------------------------
+# one_updown RUNNER PAIR: up (start -> first 200) and down (delete -> gone)
+# of the single web server (K=0).
+FAILS_hutch=0
+one_updown() {
+	local r=$1 i=$2 t0 up down
+	[ "$r" = hutch ] && ! hutch_ok && return 0
+	now
+	t0=$T
+	if ! { "${r}_up" "$( [ "$r" = hutch ] && echo "$W/m/one.yaml" || echo 0)" && wait_http 0; }; then
+		note "$r: run $i: up failed ($(tail -n 2 "$W/log/$r"*.log 2>/dev/null | tr '\n' ' ' | cut -c1-300))"
+		force_clean "$r" 0
+		[ "$r" = hutch ] && ((FAILS_hutch++))
+		return 0
+	fi
+	up=$(since "$t0")
+	rec up "$r" "$i" "$up" us
+	if [ "$r" = hutch ]; then
+		cp "$W/log/hutch-apply.log" "$W/log/last-apply-1.log"
+		# no-op: a second apply of the unchanged manifest
+		now
+		t0=$T
+		hutch_up "$W/m/one.yaml" && rec noop1 hutch "$i" "$(since "$t0")" us
+		cp "$W/log/hutch-apply.log" "$W/log/last-noop-1.log"
+	fi
+	remember_pids "$r" 0
+	now
+	t0=$T
+	if ! { "${r}_down" "$( [ "$r" = hutch ] && echo "$W/m/one.yaml" || echo 0)" && wait_gone "$r" 0; }; then
+		note "$r: run $i: down failed"
+		force_clean "$r" 0
+		[ "$r" = hutch ] && ((FAILS_hutch++))
+		return 0
+	fi
+	down=$(since "$t0")
+	rec down "$r" "$i" "$down" us
+	[ "$r" = hutch ] && cp "$W/log/hutch-delete.log" "$W/log/last-delete-1.log"
+	return 0
+}
+
+# many_updown RUNNER PAIR: N containers up and serving, then all deleted.
+many_updown() {
+	local r=$1 i=$2 t0 k ks=()
+	[ "$r" = hutch ] && ! hutch_ok && return 0
+	for ((k = 1; k <= N; k++)); do ks+=("$k"); done
+	local before=$W/pids.before
+	$PY "$HERE/procs.py" --snapshot >"$before"
+	now
+	t0=$T
+	local ok=1
+	if [ "$r" = hutch ]; then
+		hutch_up "$W/m/many.yaml" || ok=0
+	else
+		for k in "${ks[@]}"; do "${r}_up" "$k" || { ok=0; break; }; done
+	fi
+	if ((ok)); then for k in "${ks[@]}"; do wait_http "$k" || { ok=0; break; }; done; fi
+	if ((!ok)); then
+		note "$r: N=$N run $i: up failed ($(tail -n 2 "$W/log/$r"*.log 2>/dev/null | tr '\n' ' ' | cut -c1-300))"
+		force_clean "$r" "${ks[@]}"
+		[ "$r" = hutch ] && ((FAILS_hutch++))
+		return 0
+	fi
+	rec up$N "$r" "$i" "$(since "$t0")" us
+	if [ "$r" = hutch ]; then
+		cp "$W/log/hutch-apply.log" "$W/log/last-apply-$N.log"
+		now
+		t0=$T
+		hutch_up "$W/m/many.yaml" && rec noop$N hutch "$i" "$(since "$t0")" us
+		cp "$W/log/hutch-apply.log" "$W/log/last-noop-$N.log"
+		# memory: what hutch leaves running beside the containers (in the
+		# host's pid namespace), and the containers' own processes
+		$PY "$HERE/procs.py" --exclude "$before" --cgroup /hutch --match "$HROOT/" --match "$HUTCH" >"$W/procs.txt"
+		awk -v n="$N" -v i="$i" '$3 == "host" {s += $2; c++} END {printf "memory\thutch-total\t%s\t%d\tkB\nmemory\thutch-per-container\t%s\t%d\tkB\nmemory\thutch-processes\t%s\t%d\tcount\n", i, s, i, s / n, i, c}' "$W/procs.txt" >>"$SAMPLES"
+		awk -v n="$N" -v i="$i" '$3 == "ctr" {s += $2} END {printf "memory\tcontainer-python-per-container\t%s\t%d\tkB\n", i, s / n}' "$W/procs.txt" >>"$SAMPLES"
+		cp "$W/procs.txt" "$W/log/last-procs-$N.txt"
+	fi
+	for k in "${ks[@]}"; do remember_pids "$r" "$k"; done
+	now
+	t0=$T
+	if [ "$r" = hutch ]; then
+		hutch_down "$W/m/many.yaml" || ok=0
+	else
+		for k in "${ks[@]}"; do "${r}_down" "$k" || ok=0; done
+	fi
+	if ((!ok)) || ! wait_gone "$r" "${ks[@]}"; then
+		note "$r: N=$N run $i: delete failed"
+		force_clean "$r" "${ks[@]}"
+		[ "$r" = hutch ] && ((FAILS_hutch++))
+		return 0
+	fi
+	rec down$N "$r" "$i" "$(since "$t0")" us
+	PIDS=()
+}
+
+# hutch_ok: hutch can run (built, has apply and delete, has not failed 3 times).
+hutch_ok() {
+	[ -n "$HUTCH" ] && ((HAVE_APPLY && HAVE_DELETE)) && ((FAILS_hutch < 3))
+}
+
+# alternate SECTION_FN RUNS RUNNERS...: pair i runs every runner once; the
+# order turns round every pair (A B C D, D C B A, ...) so drift and
+# first-in-pair effects cancel.
+alternate() {
+	local fn=$1 runs=$2 i r
+	shift 2
+	local rs=("$@")
+	for ((i = 1; i <= runs; i++)); do
+		if ((i % 2)); then
+			for r in "${rs[@]}"; do "$fn" "$r" "$i"; done
+		else
+			for ((j = ${#rs[@]} - 1; j >= 0; j--)); do "$fn" "${rs[j]}" "$i"; done
+		fi
+		say "  pair $i/$runs done"
+	done
+}
+
+# --- main -----------------------------------------------------------------
+build_hutch
+make_manifests
+
+# The rootfs, built once for the runners other than hutch (hutch builds its
+# own from the manifest's recipe, into its --root).
+ROOTFS=$W/rootfs
+ROOTFS_FROM=""
+if [ -n "$HUTCH" ] && "$HUTCH" export --help 2>/dev/null | grep -q -- --bundle; then
+	if "$HUTCH" --root "$W/hroot-export" export --bundle "$W/export" -f "$REPO/manifests/webserver.yaml" >"$W/log/export.log" 2>&1 &&
+		{ [ -x "$W/export/rootfs/usr/bin/python3" ] || [ -x "$W/export/rootfs/bin/python3" ]; }; then
+		mv "$W/export/rootfs" "$ROOTFS"
+		ROOTFS_FROM="hutch export --bundle"
+	fi
+	rm -rf "$W/export" "$W/hroot-export"
+fi
+if [ -z "$ROOTFS_FROM" ]; then
+	"$HERE/rootfs.sh" "$ROOTFS" "$REPO/manifests/webserver.yaml" || die "bench/rootfs.sh failed"
+	ROOTFS_FROM="bench/rootfs.sh (same file list as manifests/webserver.yaml)"
+fi
+note "rootfs for seed, runc and crun: $ROOTFS_FROM, $(du -sm "$ROOTFS" | cut -f1) MB, $(find "$ROOTFS" | wc -l) entries"
+[ -e "$ROOTFS/server.py" ] || die "rootfs has no /server.py"
+for k in 0 $(seq 1 "$N"); do oci_bundle "$k" || die "ociconfig.py failed"; done
+((CRUN_WRAP)) && note "crun: this host's cgroup2 ($CG/unified) lists '$(cat $CG/unified/cgroup.controllers)', so crun refuses to run ('cgroups in hybrid mode not supported'); every crun command runs inside a private mount namespace (unshare -m) where $CG/unified/cgroup.controllers is bind-mounted from /dev/null; the wrapper's own cost is in the floor section (crun-wrapper)"
+note "seed: its commands, fixed: nsenter --net=/run/netns/N joins the namespace (the seed's 'unshare --net=PATH' creates a new one and mounts it over PATH); 'unshare --pid' gets --fork (and --kill-child); proc and sys are mounted inside the new mount namespace; the process is written into the memory and cpu cgroups before exec (the seed never does); down kills the cgroup's processes, removes the cgroups, the veth and the netns"
+note "runc/crun: one config.json for both (bench/ociconfig.py: runc spec's defaults, netns path, memory 52428800, cpu quota 100000/100000); network made with the seed's ip commands; run -d, delete -f"
+note "readiness: curl --interface if!hbh<K> http://172.31.<K>.2:8000/ every 2 ms until 200; gone: no /run/netns/hbench<K>, no /sys/class/net/hbh<K>, no cgroup folder in any hierarchy, no process seen after up, no mount of the netns or under the temp folder (polled every 1 ms)"
+
+# -- section: up/down, single container
+RUNNERS=(hutch seed runc crun)
+section updown "up and down: one web server"
+alternate one_updown "$RUNS" "${RUNNERS[@]}"
+
+# -- section: N containers
+section many "N=$N web servers"
+alternate many_updown "$RUNS20" "${RUNNERS[@]}"
+
+# the table
+$PY "$HERE/stats.py" --samples "$SAMPLES" --sections "$SECTIONS" --notes "$NOTES" --logs "$W/log" \
+	--n "$N" --out "$OUT" --hutch "${HUTCH:-}" --rootfs "$ROOTFS"
