@@ -27,3 +27,9 @@ func newDrivers(o plan.Options) (map[plan.Kind]reconcile.Driver, error) {
 	register(processdrv.New(o.StateRoot, cg))
 	return ds, nil
 }
+
+// newCgroupJoiner is the cgroup driver a container's supervisor uses to
+// place its process, for cgroups made under parent (processdrv.Reexec).
+func newCgroupJoiner(parent string) (processdrv.CgroupJoiner, error) {
+	return cgroupdrv.New("", parent)
+}

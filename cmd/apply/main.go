@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	processdrv "hutch/drivers/process"
 	"hutch/plan"
 )
 
@@ -60,6 +61,11 @@ func (e *exitError) Error() string {
 }
 
 func main() {
+	// The binary is also each container's spawner, supervisor and init
+	// (re-executed by drivers/process); those stages never reach the CLI.
+	if processdrv.Reexec(newCgroupJoiner) {
+		return
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
