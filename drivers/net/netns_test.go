@@ -248,10 +248,10 @@ func TestNetnsIproute2(t *testing.T) {
 			return // someone else's namespaces live there now
 		}
 		if !wasMount {
-			unix.Unmount(DefaultNetnsDir, unix.MNT_DETACH)
+			t.Logf("cleanup: unmount: %v", unix.Unmount(DefaultNetnsDir, unix.MNT_DETACH))
 		}
 		if !wasDir {
-			os.Remove(DefaultNetnsDir)
+			t.Logf("cleanup: rmdir: %v", os.Remove(DefaultNetnsDir))
 		}
 	})
 	ctx := context.Background()

@@ -127,7 +127,14 @@ func prepareNetnsDir(dir string) error {
 	if err := unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("mount --bind %s %s: %w", dir, dir, err)
 	}
-	if err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+	// A bind mount made under a shared parent (systemd makes / shared)
+	// joins the parent's peer group, so every namespace mounted in dir
+	// would also be copied, hidden, under /. Private then shared gives dir
+	// a peer group of its own.
+	if err := unix.Mount("", dir, "none", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("mount --make-private %s: %w", dir, err)
+	}
+	if err := unix.Mount("", dir, "none", unix.MS_SHARED, ""); err != nil {
 		return fmt.Errorf("mount --make-shared %s: %w", dir, err)
 	}
 	return nil
