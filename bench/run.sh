@@ -75,6 +75,12 @@ for h in "$CG"/*/; do
 	[ -e "$h/cgroup.procs" ] && CG_HIER+=("$h")
 done
 [ ${#CG_HIER[@]} -gt 0 ] || die "no cgroup hierarchies under $CG"
+# iproute2 (and hutch) make /run/netns a mount point of its own on first use;
+# if this run is what made it, the cleanup takes it away again.
+NETNS_DIR_EXISTED=0
+NETNS_MNT_EXISTED=0
+[ -d /run/netns ] && NETNS_DIR_EXISTED=1
+awk '$5 == "/run/netns" {f=1} END {exit !f}' /proc/self/mountinfo && NETNS_MNT_EXISTED=1
 HUTCH_CG_PARENT_EXISTED=()
 for h in "${CG_HIER[@]}"; do [ -d "$h/hutch" ] && HUTCH_CG_PARENT_EXISTED+=("$h"); done
 
@@ -82,6 +88,7 @@ declare -A SEED_PID=()
 HUTCH=""
 HAVE_APPLY=0
 HAVE_DELETE=0
+HAVE_EXPORT=0
 
 # crun refuses to start on a hybrid host whose cgroup2 lists controllers
 # ("cgroups in hybrid mode not supported, drop all controllers from
@@ -129,6 +136,11 @@ cleanup() {
 		ip link del "$l" 2>/dev/null
 	done
 	for d in /run/netns/hbench*; do [ -e "$d" ] && ip netns del "${d##*/}" 2>/dev/null; done
+	if ((!NETNS_MNT_EXISTED)) && [ -z "$(ls -A /run/netns 2>/dev/null)" ] &&
+		awk '$5 == "/run/netns" {f=1} END {exit !f}' /proc/self/mountinfo; then
+		umount /run/netns 2>/dev/null # not lazy: it fails if anyone mounted a netns meanwhile
+	fi
+	((NETNS_DIR_EXISTED)) || rmdir /run/netns 2>/dev/null
 	# mounts under the temporary folder, deepest first
 	awk -v w="$W/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r |
 		while read -r d; do umount -l "$d" 2>/dev/null; done
@@ -507,6 +519,91 @@ hutch_ok() {
 	[ -n "$HUTCH" ] && ((HAVE_APPLY && HAVE_DELETE)) && ((FAILS_hutch < 3))
 }
 
+# floor_one RUNNER PAIR: a container running /bin/true, from start until it
+# has exited and nothing of it is left.
+floor_one() {
+	local r=$1 i=$2 t0 ok=1 st
+	case $r in
+	hutch) hutch_ok || return 0 ;;
+	esac
+	now
+	t0=$T
+	case $r in
+	unshare) unshare -fpmu chroot "$TRUEFS" /bin/true || ok=0 ;;
+	runc) runc run --bundle "$W/oci/true" hbench-true </dev/null >>"$W/log/floor.log" 2>&1 || ok=0 ;;
+	crun) crunw run --bundle "$W/oci/true" hbench-true </dev/null >>"$W/log/floor.log" 2>&1 || ok=0 ;;
+	crun-wrapper) unshare -m sh -c 'mount --bind /dev/null /sys/fs/cgroup/unified/cgroup.controllers && exec /bin/true' || ok=0 ;;
+	hutch)
+		# apply starts it; hutch get says when it has exited; delete removes it
+		if hutch_up "$W/m/true.yaml"; then
+			while :; do
+				st=$("$HUTCH" --root "$HROOT" get hbtrue 2>/dev/null | awk 'NR == 2 {print $2}')
+				case $st in exited* | stopped* | dead*) break ;; esac
+				if (($(since "$t0") > 20000000)); then ok=0; break; fi
+				msleep 1
+			done
+			hutch_down "$W/m/true.yaml" || ok=0
+		else
+			ok=0
+		fi
+		;;
+	esac
+	# runc and crun remove their cgroup as they return; hutch's goes with delete
+	if ((ok)); then
+		for h in "${CG_HIER[@]}"; do
+			while [ -d "$h/hbench/true" ] || [ -d "$h/hutch/hbtrue" ]; do
+				(($(since "$t0") > 20000000)) && { ok=0; break; }
+				msleep 1
+			done
+		done
+	fi
+	if ((ok)); then
+		rec floor "$r" "$i" "$(since "$t0")" us
+	else
+		note "$r: floor run $i failed ($(tail -n 2 "$W/log/floor.log" "$W/log/hutch-"*.log 2>/dev/null | tr '\n' ' ' | cut -c1-300))"
+		[ "$r" = hutch ] && { ((FAILS_hutch++)); force_clean hutch; }
+		runc delete -f hbench-true >/dev/null 2>&1
+		crunw delete -f hbench-true >/dev/null 2>&1
+	fi
+}
+
+# python_one: python3's own start-up and import of http.server, chrooted in
+# the same rootfs, no namespaces: the part of "up" no runner can beat.
+python_one() {
+	local t0
+	now
+	t0=$T
+	chroot "$ROOTFS" /usr/bin/python3 -c 'import http.server, socketserver' && rec python python3 "$2" "$(since "$t0")" us
+}
+
+# rootfs_one RUNNER PAIR: a cold build of the web server's rootfs on the
+# filesystem of the temporary folder.
+rootfs_one() {
+	local r=$1 i=$2 t0 d=$W/rf.$1.$2
+	case $r in hutch) ((HAVE_EXPORT)) || return 0 ;; esac
+	now
+	t0=$T
+	case $r in
+	cp-a) cp -a "$ROOTFS" "$d" ;;
+	rootfs.sh) "$HERE/rootfs.sh" "$d" "$REPO/manifests/webserver.yaml" ;;
+	hutch) "$HUTCH" --root "$d.root" export --bundle "$d" -f "$REPO/manifests/webserver.yaml" >"$W/log/export.log" 2>&1 ;;
+	esac
+	local rc=$?
+	if ((rc == 0)); then
+		rec rootfs "$r" "$i" "$(since "$t0")" us
+	else
+		note "$r: rootfs run $i failed"
+	fi
+	if [ "$r" = hutch ] && ((rc == 0)); then
+		# warm: the same recipe again, its layer cached under the same --root
+		now
+		t0=$T
+		"$HUTCH" --root "$d.root" export --bundle "$d.warm" -f "$REPO/manifests/webserver.yaml" >"$W/log/export.log" 2>&1 &&
+			rec rootfs-warm hutch "$i" "$(since "$t0")" us
+	fi
+	rm -rf "$d" "$d.root" "$d.warm"
+}
+
 # alternate SECTION_FN RUNS RUNNERS...: pair i runs every runner once; the
 # order turns round every pair (A B C D, D C B A, ...) so drift and
 # first-in-pair effects cancel.
@@ -534,9 +631,11 @@ ROOTFS=$W/rootfs
 ROOTFS_FROM=""
 if [ -n "$HUTCH" ] && "$HUTCH" export --help 2>/dev/null | grep -q -- --bundle; then
 	if "$HUTCH" --root "$W/hroot-export" export --bundle "$W/export" -f "$REPO/manifests/webserver.yaml" >"$W/log/export.log" 2>&1 &&
-		{ [ -x "$W/export/rootfs/usr/bin/python3" ] || [ -x "$W/export/rootfs/bin/python3" ]; }; then
-		mv "$W/export/rootfs" "$ROOTFS"
+		[ -e "$W/export/webserver/rootfs/server.py" ] &&
+		chroot "$W/export/webserver/rootfs" /usr/bin/python3 -c 'import http.server, socketserver' >>"$W/log/export.log" 2>&1; then
+		mv "$W/export/webserver/rootfs" "$ROOTFS"
 		ROOTFS_FROM="hutch export --bundle"
+		HAVE_EXPORT=1
 	fi
 	rm -rf "$W/export" "$W/hroot-export"
 fi
@@ -547,6 +646,29 @@ fi
 note "rootfs for seed, runc and crun: $ROOTFS_FROM, $(du -sm "$ROOTFS" | cut -f1) MB, $(find "$ROOTFS" | wc -l) entries"
 [ -e "$ROOTFS/server.py" ] || die "rootfs has no /server.py"
 for k in 0 $(seq 1 "$N"); do oci_bundle "$k" || die "ociconfig.py failed"; done
+# The floor's rootfs: /bin/true and the libraries it loads.
+TRUEFS=$W/rootfs-true
+mkdir -p "$TRUEFS"/{bin,proc,sys,dev,tmp}
+cp -L /bin/true "$TRUEFS/bin/true"
+for l in $(ldd /bin/true | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+	mkdir -p "$TRUEFS$(dirname "$l")" && cp -L "$l" "$TRUEFS$l"
+done
+mkdir -p "$W/oci/true"
+$PY "$HERE/ociconfig.py" "$W/oci/true/config.json" --rootfs "$TRUEFS" --cgroup /hbench/true -- /bin/true ||
+	die "ociconfig.py failed"
+cat >"$W/m/true.yaml" <<EOF
+apiVersion: hutch/v1alpha1
+kind: Container
+metadata:
+  name: hbtrue
+spec:
+  rootfs:
+    binaries: [/bin/true]
+  process:
+    args: [/bin/true]
+  restartPolicy:
+    policy: never
+EOF
 ((CRUN_WRAP)) && note "crun: this host's cgroup2 ($CG/unified) lists '$(cat $CG/unified/cgroup.controllers)', so crun refuses to run ('cgroups in hybrid mode not supported'); every crun command runs inside a private mount namespace (unshare -m) where $CG/unified/cgroup.controllers is bind-mounted from /dev/null; the wrapper's own cost is in the floor section (crun-wrapper)"
 note "seed: its commands, fixed: nsenter --net=/run/netns/N joins the namespace (the seed's 'unshare --net=PATH' creates a new one and mounts it over PATH); 'unshare --pid' gets --fork (and --kill-child); proc and sys are mounted inside the new mount namespace; the process is written into the memory and cpu cgroups before exec (the seed never does); down kills the cgroup's processes, removes the cgroups, the veth and the netns"
 note "runc/crun: one config.json for both (bench/ociconfig.py: runc spec's defaults, netns path, memory 52428800, cpu quota 100000/100000); network made with the seed's ip commands; run -d, delete -f"
@@ -560,6 +682,17 @@ alternate one_updown "$RUNS" "${RUNNERS[@]}"
 # -- section: N containers
 section many "N=$N web servers"
 alternate many_updown "$RUNS20" "${RUNNERS[@]}"
+
+# -- section: floor
+section floor "floor"
+alternate floor_one "$RUNS" hutch crun runc unshare
+alternate floor_one "$RUNS" crun-wrapper
+alternate python_one "$RUNS" python3
+
+# -- section: rootfs
+section rootfs "rootfs"
+sync
+alternate rootfs_one "$RUNS" hutch cp-a rootfs.sh
 
 # the table
 $PY "$HERE/stats.py" --samples "$SAMPLES" --sections "$SECTIONS" --notes "$NOTES" --logs "$W/log" \
