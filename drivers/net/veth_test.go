@@ -1,0 +1,288 @@
+//go:build linux
+
+package net
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+
+	"hutch/internal/testutil"
+	"hutch/plan"
+)
+
+func TestVethLifecycle(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	vd := d.Veth()
+	ns := mustNetns(t, d, "web")
+	nsPath := d.netnsPath(ns.Name)
+	v := &plan.Veth{
+		Container: "web",
+		Host:      plan.LinkEnd{Name: testutil.Name("hv"), MTU: 1400},
+		Peer:      plan.LinkEnd{Name: testutil.Name("pv"), MTU: 1400, MAC: "02:68:75:74:63:01"},
+		Netns:     ns.Name,
+	}
+	t.Cleanup(func() { delLink(t, "", v.Host.Name) })
+	if got, err := vd.Observe(ctx, v); err != nil || got != nil {
+		t.Fatalf("Observe before Apply = %v, %v; want nil, nil", got, err)
+	}
+	if err := vd.Apply(ctx, create(v)); err != nil {
+		t.Fatal(err)
+	}
+
+	// What the kernel reports, through the library's own handles.
+	hh, nh := nsHandle(t, ""), nsHandle(t, nsPath)
+	hl := link(t, hh, v.Host.Name)
+	if hl == nil {
+		t.Fatalf("host end %s missing", v.Host.Name)
+	}
+	if _, ok := hl.(*netlink.Veth); !ok {
+		t.Fatalf("host end is a %s", hl.Type())
+	}
+	if a := hl.Attrs(); a.Flags&net.FlagUp == 0 || a.MTU != 1400 || a.Alias != "hutch:web" {
+		t.Fatalf("host end: up %v, mtu %d, alias %q", a.Flags&net.FlagUp != 0, a.MTU, a.Alias)
+	}
+	if link(t, hh, v.Peer.Name) != nil {
+		t.Fatalf("peer %s is on the host", v.Peer.Name)
+	}
+	pl := link(t, nh, v.Peer.Name)
+	if pl == nil {
+		t.Fatalf("peer %s missing from netns %s", v.Peer.Name, ns.Name)
+	}
+	if a := pl.Attrs(); a.Flags&net.FlagUp == 0 || a.MTU != 1400 || a.Alias != "hutch:web" ||
+		a.HardwareAddr.String() != v.Peer.MAC || a.ParentIndex != hl.Attrs().Index {
+		t.Fatalf("peer: up %v, mtu %d, alias %q, mac %s, link %d (host end %d)",
+			a.Flags&net.FlagUp != 0, a.MTU, a.Alias, a.HardwareAddr, a.ParentIndex, hl.Attrs().Index)
+	}
+	if lo := link(t, nh, "lo"); lo.Attrs().Flags&net.FlagUp == 0 {
+		t.Fatal("lo is down in the namespace")
+	}
+
+	got, err := vd.Observe(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := got.(*plan.Veth)
+	if g.Netns != ns.Name || g.Peer.Name != v.Peer.Name || g.Container != "web" || g.Host.Down || g.Peer.Down {
+		t.Fatalf("Observe = %+v", g)
+	}
+	if f, fr := vd.Diff(got, v); len(f)+len(fr) != 0 {
+		t.Fatalf("Diff of the observed pair = %v, %v", f, fr)
+	}
+
+	// In place: MTU on both ends, the host end's MAC.
+	v2 := *v
+	v2.Host.MTU, v2.Peer.MTU, v2.Host.MAC = 1300, 1280, "02:68:75:74:63:02"
+	f, fr := vd.Diff(got, &v2)
+	if !slicesEq(f, "host.mac", "host.mtu", "peer.mtu") || len(fr) != 0 {
+		t.Fatalf("Diff after an MTU and MAC change = %v, %v", f, fr)
+	}
+	if err := vd.Apply(ctx, update(got, &v2)); err != nil {
+		t.Fatal(err)
+	}
+	hl2, pl2 := link(t, hh, v.Host.Name), link(t, nh, v.Peer.Name)
+	if hl2.Attrs().Index != hl.Attrs().Index || pl2.Attrs().Index != pl.Attrs().Index {
+		t.Fatal("an in-place update made a new pair")
+	}
+	if hl2.Attrs().MTU != 1300 || pl2.Attrs().MTU != 1280 || hl2.Attrs().HardwareAddr.String() != v2.Host.MAC ||
+		hl2.Attrs().Flags&net.FlagUp == 0 {
+		t.Fatalf("after update: host mtu %d mac %s, peer mtu %d", hl2.Attrs().MTU, hl2.Attrs().HardwareAddr, pl2.Attrs().MTU)
+	}
+
+	// Set down by hand: observed as drift, fixed in place.
+	if err := nh.LinkSetDown(pl2); err != nil {
+		t.Fatal(err)
+	}
+	got, err = vd.Observe(ctx, &v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, fr := vd.Diff(got, &v2); !slicesEq(f, "peer.down") || len(fr) != 0 {
+		t.Fatalf("Diff after the peer was set down by hand = %v, %v", f, fr)
+	}
+	if err := vd.Apply(ctx, update(got, &v2)); err != nil {
+		t.Fatal(err)
+	}
+	if link(t, nh, v.Peer.Name).Attrs().Flags&net.FlagUp == 0 {
+		t.Fatal("Apply did not set the peer up again")
+	}
+
+	// A new peer name or namespace replaces the pair.
+	v3 := v2
+	v3.Peer.Name = testutil.Name("pv")
+	if _, fr := vd.Diff(got, &v3); !slicesEq(fr, "peer.name") {
+		t.Fatalf("a peer rename must force a replace, got %v", fr)
+	}
+	v3 = v2
+	v3.Netns = "elsewhere"
+	if _, fr := vd.Diff(got, &v3); !slicesEq(fr, "netns") {
+		t.Fatalf("a namespace change must force a replace, got %v", fr)
+	}
+
+	if err := vd.Delete(ctx, &v2); err != nil {
+		t.Fatal(err)
+	}
+	if link(t, hh, v.Host.Name) != nil || link(t, nh, v.Peer.Name) != nil {
+		t.Fatal("Delete left an end of the pair")
+	}
+	if got, err := vd.Observe(ctx, &v2); err != nil || got != nil {
+		t.Fatalf("Observe after Delete = %v, %v", got, err)
+	}
+	if err := vd.Delete(ctx, &v2); err != nil {
+		t.Fatalf("second Delete: %v", err)
+	}
+}
+
+// A pair removed by hand is observed as missing; one whose namespace is
+// gone too (half of the teardown done) deletes without error.
+func TestVethDeletedByHand(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	ns := mustNetns(t, d, "web")
+	v := mustVeth(t, d, ns)
+	hh := nsHandle(t, "")
+	if err := hh.LinkDel(link(t, hh, v.Host.Name)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.Veth().Observe(ctx, v); err != nil || got != nil {
+		t.Fatalf("Observe of a pair deleted by hand = %v, %v; want nil, nil", got, err)
+	}
+	if err := d.Netns().Delete(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Veth().Delete(ctx, v); err != nil {
+		t.Fatalf("Delete with the pair and its namespace gone: %v", err)
+	}
+}
+
+// A pair left by an interrupted apply (marked, but still down) is adopted:
+// Observe returns it, Diff asks to set it up, Apply finishes it.
+func TestVethLeftoverAdopted(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	ns := mustNetns(t, d, "web")
+	v := &plan.Veth{Container: "web", Host: plan.LinkEnd{Name: testutil.Name("hv")},
+		Peer: plan.LinkEnd{Name: testutil.Name("pv")}, Netns: ns.Name}
+	t.Cleanup(func() { delLink(t, "", v.Host.Name) })
+	// What create leaves before converge: the pair, marked, down.
+	hh := nsHandle(t, "")
+	ph := &handle{Handle: hh, netns: ""}
+	nh, err := d.handle(ns.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nh.Close()
+	if err := d.Veth().create(ph, nh, v, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Veth().Observe(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got == nil {
+		t.Fatal("a marked leftover pair was not observed")
+	}
+	if f, fr := d.Veth().Diff(got, v); !slicesEq(f, "host.down", "peer.down") || len(fr) != 0 {
+		t.Fatalf("Diff of the leftover = %v, %v", f, fr)
+	}
+	if err := d.Veth().Apply(ctx, update(got, v)); err != nil {
+		t.Fatal(err)
+	}
+	if link(t, hh, v.Host.Name).Attrs().Flags&net.FlagUp == 0 {
+		t.Fatal("the adopted pair is still down")
+	}
+}
+
+// Interfaces hutch did not make are never adopted, changed or removed.
+func TestVethNotOwned(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	ns := mustNetns(t, d, "web")
+	hh := nsHandle(t, "")
+	la := netlink.NewLinkAttrs()
+	la.Name = testutil.Name("hv")
+	peerName := testutil.Name("pv")
+	t.Cleanup(func() { delLink(t, "", la.Name) })
+	if err := hh.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: peerName, PeerTxQLen: -1}); err != nil {
+		t.Fatal(err)
+	}
+	v := &plan.Veth{Container: "web", Host: plan.LinkEnd{Name: la.Name},
+		Peer: plan.LinkEnd{Name: testutil.Name("pv")}, Netns: ns.Name}
+	if _, err := d.Veth().Observe(ctx, v); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("Observe of a foreign veth: %v, want ErrNotOwned", err)
+	}
+	if err := d.Veth().Apply(ctx, create(v)); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("Apply over a foreign veth: %v, want ErrNotOwned", err)
+	}
+	if err := d.Veth().Delete(ctx, v); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("Delete of a foreign veth: %v, want ErrNotOwned", err)
+	}
+	l := link(t, hh, la.Name)
+	if l == nil || l.Attrs().Alias != "" {
+		t.Fatalf("the foreign veth was removed or marked: %v", l)
+	}
+
+	// A foreign interface (a veth made inside) already holding the peer's
+	// name in the namespace.
+	nh := nsHandle(t, d.netnsPath(ns.Name))
+	dummy := netlink.NewLinkAttrs()
+	dummy.Name = testutil.Name("pv")
+	if err := nh.LinkAdd(&netlink.Veth{LinkAttrs: dummy, PeerName: testutil.Name("xv"), PeerTxQLen: -1}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := &plan.Veth{Container: "web", Host: plan.LinkEnd{Name: testutil.Name("hv")},
+		Peer: plan.LinkEnd{Name: dummy.Name}, Netns: ns.Name}
+	t.Cleanup(func() { delLink(t, "", v2.Host.Name) })
+	if _, err := d.Veth().Observe(ctx, v2); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("Observe with the peer's name taken: %v, want ErrNotOwned", err)
+	}
+}
+
+func TestVethDiff(t *testing.T) {
+	base := plan.Veth{Container: "web", Host: plan.LinkEnd{Name: "veth0", MAC: "02:00:00:00:00:01", MTU: 1500},
+		Peer: plan.LinkEnd{Name: "veth1", MTU: 1500}, Netns: "container_ns"}
+	vd := (&Driver{}).Veth()
+	cases := []struct {
+		name        string
+		got         func(v *plan.Veth)
+		want        func(v *plan.Veth)
+		fields, frc []string
+	}{
+		{name: "same"},
+		{name: "kernel chose the peer's mac", got: func(v *plan.Veth) { v.Peer.MAC = "0a:0b:0c:0d:0e:0f" }},
+		{name: "mac case", got: func(v *plan.Veth) { v.Host.MAC = "02:00:00:00:00:01" },
+			want: func(v *plan.Veth) { v.Host.MAC = "02:00:00:00:00:01" }},
+		{name: "mtu unset is the kernel's", got: func(v *plan.Veth) { v.Peer.MTU = 9000 }, want: func(v *plan.Veth) { v.Peer.MTU = 0 }},
+		{name: "mtu", want: func(v *plan.Veth) { v.Host.MTU = 1400 }, fields: []string{"host.mtu"}},
+		{name: "mac", want: func(v *plan.Veth) { v.Host.MAC = "02:00:00:00:00:02" }, fields: []string{"host.mac"}},
+		{name: "down", got: func(v *plan.Veth) { v.Host.Down = true }, fields: []string{"host.down"}},
+		{name: "marks differ", got: func(v *plan.Veth) { v.Container = "" }, fields: []string{"container"}},
+		{name: "peer name", want: func(v *plan.Veth) { v.Peer.Name = "eth0" },
+			fields: []string{"peer.name"}, frc: []string{"peer.name"}},
+		{name: "netns", want: func(v *plan.Veth) { v.Netns = "other" },
+			fields: []string{"netns"}, frc: []string{"netns"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g, w := base, base
+			if c.got != nil {
+				c.got(&g)
+			}
+			if c.want != nil {
+				c.want(&w)
+			}
+			f, fr := vd.Diff(&g, &w)
+			if diff := cmp.Diff(c.fields, f); diff != "" {
+				t.Errorf("fields (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(c.frc, fr); diff != "" {
+				t.Errorf("forceReplace (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
