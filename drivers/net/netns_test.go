@@ -288,3 +288,51 @@ func containsField(text, word string) bool {
 	}
 	return false
 }
+
+// Many namespaces made and opened at once, from many goroutines: afterwards
+// every thread of the process is still in the host's network namespace
+// (each switch ran on a locked thread that came back before unlocking).
+func TestNetnsThreadsStayHome(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	home := threadNetns(t)
+	if len(home) != 1 {
+		t.Fatalf("threads in several network namespaces before the test: %v", home)
+	}
+	const n = 16
+	nss := make([]*plan.Netns, n)
+	for i := range nss {
+		nss[i] = &plan.Netns{Container: "web", Name: testutil.Name("hutchns")}
+		t.Cleanup(func() { removeNetns(d.netnsPath(nss[i].Name)) })
+	}
+	errc := make(chan error, n)
+	for _, ns := range nss {
+		go func() {
+			err := d.Netns().Apply(ctx, create(ns))
+			if err == nil {
+				_, err = d.Netns().Observe(ctx, ns)
+			}
+			errc <- err
+		}()
+	}
+	for range n {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[uint64]bool{}
+	for _, ns := range nss {
+		ino, err := d.NetnsInode(ns.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[ino] {
+			t.Fatalf("two names share namespace %d", ino)
+		}
+		seen[ino] = true
+	}
+	after := threadNetns(t)
+	if diff := cmp.Diff(keys(home), keys(after)); diff != "" {
+		t.Fatalf("threads left in other network namespaces (-before +after):\n%s\n%v", diff, after)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -284,5 +285,71 @@ func TestVethDiff(t *testing.T) {
 				t.Errorf("forceReplace (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A peer moved to another namespace by hand is found there (through the
+// host end's IFLA_LINK_NETNSID) and the move forces a replace.
+func TestVethPeerMovedByHand(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	ns := mustNetns(t, d, "web")
+	other := mustNetns(t, d, "web")
+	v := mustVeth(t, d, ns)
+	nh := nsHandle(t, d.netnsPath(ns.Name))
+	f, err := os.Open(d.netnsPath(other.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := nh.LinkSetNsFd(link(t, nh, v.Peer.Name), int(f.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Veth().Observe(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := got.(*plan.Veth)
+	if g.Netns != other.Name || g.Peer.Name != v.Peer.Name {
+		t.Fatalf("Observe: peer %s in %q, want %s in %s", g.Peer.Name, g.Netns, v.Peer.Name, other.Name)
+	}
+	if _, fr := d.Veth().Diff(got, v); !slicesEq(fr, "netns") {
+		t.Fatalf("Diff of a moved peer forces %v, want netns", fr)
+	}
+	if err := d.Veth().Delete(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if link(t, nsHandle(t, ""), v.Host.Name) != nil || link(t, nsHandle(t, d.netnsPath(other.Name)), v.Peer.Name) != nil {
+		t.Fatal("Delete left an end of the moved pair")
+	}
+}
+
+// Both ends on the host (Netns ""): no namespace involved.
+func TestVethOnHost(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	v := &plan.Veth{Container: "web", Host: plan.LinkEnd{Name: testutil.Name("hv")},
+		Peer: plan.LinkEnd{Name: testutil.Name("pv")}}
+	t.Cleanup(func() { delLink(t, "", v.Host.Name) })
+	if err := d.Veth().Apply(ctx, create(v)); err != nil {
+		t.Fatal(err)
+	}
+	hh := nsHandle(t, "")
+	p := link(t, hh, v.Peer.Name)
+	if p == nil || p.Attrs().Flags&net.FlagUp == 0 || p.Attrs().Alias != "hutch:web" {
+		t.Fatalf("peer on the host: %v", p)
+	}
+	got, err := d.Veth().Observe(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, fr := d.Veth().Diff(got, v); len(f)+len(fr) != 0 {
+		t.Fatalf("Diff = %v, %v (observed %+v)", f, fr, got)
+	}
+	if err := d.Veth().Delete(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	if link(t, hh, v.Peer.Name) != nil {
+		t.Fatal("Delete left the peer")
 	}
 }
