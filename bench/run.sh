@@ -198,7 +198,8 @@ since() { echo $(((${EPOCHREALTIME/./} - $1))); } # microseconds since $1
 # --- hutch ----------------------------------------------------------------
 build_hutch() {
 	if [ -n "${BENCH_HUTCH:-}" ]; then
-		HUTCH=$BENCH_HUTCH
+		# a path of this run's own, so its processes are told from any other hutch's
+		cp "$BENCH_HUTCH" "$W/hutch" && HUTCH=$W/hutch
 	elif command -v go >/dev/null; then
 		say "building hutch (go build ./cmd/apply)"
 		if (cd "$REPO" && go build -o "$W/hutch" ./cmd/apply) >"$W/log/build.log" 2>&1; then
@@ -393,7 +394,7 @@ wait_gone() {
 remember_pids() {
 	local r=$1 k=$2
 	$PY "$HERE/procs.py" --cgroup "/$(cgpath "$r" "$k")" --netns "/run/netns/hbench$k" \
-		--match "$HROOT/" --match "hbench-c$k" >"$W/procs.$k"
+		--match "$HROOT/" --match "hbench-c$k" --match "hutch-supervisor hbench$k" >"$W/procs.$k"
 	echo "$r $k: $(tr '\n' ';' <"$W/procs.$k")" >>"$W/log/pids.log"
 	PIDS[$k]=$(awk '{print $1}' "$W/procs.$k" | tr '\n' ' ')
 }
@@ -491,7 +492,10 @@ many_updown() {
 		cp "$W/log/hutch-apply.log" "$W/log/last-noop-$N.log"
 		# memory: what hutch leaves running beside the containers (in the
 		# host's pid namespace), and the containers' own processes
-		$PY "$HERE/procs.py" --exclude "$before" --cgroup /hutch --match "$HROOT/" --match "$HUTCH" >"$W/procs.txt"
+		local cgs=()
+		for k in "${ks[@]}"; do cgs+=(--cgroup "/hutch/hbench$k"); done
+		$PY "$HERE/procs.py" --exclude "$before" "${cgs[@]}" --match "$HROOT/" --match "$HUTCH" \
+			--match "hutch-supervisor hbench" >"$W/procs.txt"
 		awk -v n="$N" -v i="$i" '$3 == "host" {s += $2; c++} END {printf "memory\thutch-total\t%s\t%d\tkB\nmemory\thutch-per-container\t%s\t%d\tkB\nmemory\thutch-processes\t%s\t%d\tcount\n", i, s, i, s / n, i, c}' "$W/procs.txt" >>"$SAMPLES"
 		awk -v n="$N" -v i="$i" '$3 == "ctr" {s += $2} END {printf "memory\tcontainer-python-per-container\t%s\t%d\tkB\n", i, s / n}' "$W/procs.txt" >>"$SAMPLES"
 		cp "$W/procs.txt" "$W/log/last-procs-$N.txt"

@@ -14,6 +14,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,8 @@ FIGURES = {
     "rootfs-warm": ("rootfs", "rootfs warm build (layer cached)"),
     "python": ("floor", "python3 start-up and import of http.server, no container"),
 }
+STEP = re.compile(r"^[-+~!x] .*\((created|updated|replaced|deleted|unchanged|failed)[^)]*\)$")
+SUMMARY = ("Apply complete", "Delete complete", "No changes", "Plan:", "container ", "hutch:")
 TABLES = {
     "updown": "up and down: one web server",
     "many": "N web servers",
@@ -201,6 +204,11 @@ def main(argv):
             continue
         with open(path, errors="replace") as f:
             lines = f.read().rstrip("\n").splitlines()
+        if fn.endswith(".log"):
+            # the steps with their times and the summary; the plan's field
+            # listing above them is left out
+            keep = [l for l in lines if STEP.match(l) or l.startswith(SUMMARY)]
+            lines = keep or lines
         if len(lines) > 60:
             lines = lines[:30] + [f"... ({len(lines) - 50} lines) ..."] + lines[-20:]
         w(f"#### {title}")
