@@ -178,6 +178,11 @@ type Rootfs struct {
 	// /dev, /tmp): always plain folders, never symlinks.
 	Dirs     []Dir `json:"dirs,omitempty"`
 	ReadOnly bool  `json:"readOnly,omitempty"`
+	// Layer is the digest ("sha256:<hex>") of the layer the recipe gives
+	// with the host's files as they are now: drivers/fs sets it when it
+	// observes (on the desired value) and reads it back from the overlay's
+	// lowerdir (on the observed one). plan.Build leaves it empty.
+	Layer string `json:"layer,omitempty"`
 }
 
 // Copy copies a host file or folder From to To inside the rootfs.
