@@ -456,7 +456,7 @@ func buildProcess(sc *spec.Container, o Options, s *specs.Spec, rootfs *Rootfs) 
 		Container:  sc.Metadata.Name,
 		Bundle:     o.BundleDir(sc.Metadata.Name),
 		Restart:    RestartPolicy{Policy: sc.Spec.RestartPolicy.Policy, MaxRetries: sc.Spec.RestartPolicy.MaxRetries},
-		StopSignal: sc.Spec.Process.StopSignal,
+		StopSignal: signalName(sc.Spec.Process.StopSignal),
 	}
 	var err error
 	if p.StopTimeout, err = time.ParseDuration(sc.Spec.Process.StopTimeout); err != nil {
@@ -515,4 +515,30 @@ func parseUser(u string) (uid, gid uint32, err error) {
 		gid = uint32(g)
 	}
 	return uid, gid, nil
+}
+
+// linuxSignals are the names of signals 1-31 in the numbering of x86 and
+// asm-generic (arm64, riscv) Linux, signal(7).
+var linuxSignals = []string{
+	"SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS",
+	"SIGFPE", "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM",
+	"SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP",
+	"SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM",
+	"SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+}
+
+// signalName writes a stop signal as the kernel names it: "term", "TERM"
+// and "15" give "SIGTERM". Real-time signals (32-64) stay numbers.
+func signalName(s string) string {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n >= 1 && n <= len(linuxSignals) {
+			return linuxSignals[n-1]
+		}
+		return s
+	}
+	s = strings.ToUpper(s)
+	if !strings.HasPrefix(s, "SIG") {
+		s = "SIG" + s
+	}
+	return s
 }

@@ -154,3 +154,12 @@ func TestDigest(t *testing.T) {
 		t.Error("a rootfs change leaves the process digest")
 	}
 }
+
+func TestSignalName(t *testing.T) {
+	for in, want := range map[string]string{"SIGTERM": "SIGTERM", "term": "SIGTERM", "15": "SIGTERM",
+		"9": "SIGKILL", "INT": "SIGINT", "31": "SIGSYS", "40": "40"} {
+		if got := signalName(in); got != want {
+			t.Errorf("signalName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
