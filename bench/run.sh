@@ -182,7 +182,8 @@ trap 'exit 143' TERM HUP
 
 # --- recording ----------------------------------------------------------
 # rec SECTION RUNNER PAIR VALUE UNIT
-rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$SAMPLES"; }
+WARMUP=0
+rec() { ((WARMUP)) || printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$SAMPLES"; }
 note() { echo "$*" >>"$NOTES"; say "$*"; }
 # section KEY TITLE: starts a section and records the load average now.
 section() {
@@ -440,6 +441,7 @@ one_updown() {
 	rec up "$r" "$i" "$up" us
 	if [ "$r" = hutch ]; then
 		cp "$W/log/hutch-apply.log" "$W/log/last-apply-1.log"
+		keep_slowest apply-1 "$up" "$W/log/hutch-apply.log"
 		# no-op: a second apply of the unchanged manifest
 		now
 		t0=$T
@@ -457,7 +459,10 @@ one_updown() {
 	fi
 	down=$(since "$t0")
 	rec down "$r" "$i" "$down" us
-	[ "$r" = hutch ] && cp "$W/log/hutch-delete.log" "$W/log/last-delete-1.log"
+	if [ "$r" = hutch ]; then
+		cp "$W/log/hutch-delete.log" "$W/log/last-delete-1.log"
+		keep_slowest delete-1 "$down" "$W/log/hutch-delete.log"
+	fi
 	return 0
 }
 
@@ -483,9 +488,11 @@ many_updown() {
 		[ "$r" = hutch ] && ((FAILS_hutch++))
 		return 0
 	fi
-	rec up$N "$r" "$i" "$(since "$t0")" us
+	local t=$(since "$t0")
+	rec up$N "$r" "$i" "$t" us
 	if [ "$r" = hutch ]; then
 		cp "$W/log/hutch-apply.log" "$W/log/last-apply-$N.log"
+		keep_slowest apply-$N "$t" "$W/log/hutch-apply.log"
 		now
 		t0=$T
 		hutch_up "$W/m/many.yaml" && rec noop$N hutch "$i" "$(since "$t0")" us
@@ -496,8 +503,12 @@ many_updown() {
 		for k in "${ks[@]}"; do cgs+=(--cgroup "/hutch/hbench$k"); done
 		$PY "$HERE/procs.py" --exclude "$before" "${cgs[@]}" --match "$HROOT/" --match "$HUTCH" \
 			--match "hutch-supervisor hbench" >"$W/procs.txt"
-		awk -v n="$N" -v i="$i" '$3 == "host" {s += $2; c++} END {printf "memory\thutch-total\t%s\t%d\tkB\nmemory\thutch-per-container\t%s\t%d\tkB\nmemory\thutch-processes\t%s\t%d\tcount\n", i, s, i, s / n, i, c}' "$W/procs.txt" >>"$SAMPLES"
-		awk -v n="$N" -v i="$i" '$3 == "ctr" {s += $2} END {printf "memory\tcontainer-python-per-container\t%s\t%d\tkB\n", i, s / n}' "$W/procs.txt" >>"$SAMPLES"
+		local host_kb host_n ctr_kb
+		read -r host_kb host_n ctr_kb < <(awk '$3 == "host" {h += $2; c++} $3 == "ctr" {t += $2} END {print h + 0, c + 0, t + 0}' "$W/procs.txt")
+		rec memory hutch-total "$i" "$host_kb" kB
+		rec memory hutch-per-container "$i" "$((host_kb / N))" kB
+		rec memory hutch-processes "$i" "$host_n" count
+		rec memory container-python-per-container "$i" "$((ctr_kb / N))" kB
 		cp "$W/procs.txt" "$W/log/last-procs-$N.txt"
 	fi
 	for k in "${ks[@]}"; do remember_pids "$r" "$k"; done
@@ -514,8 +525,24 @@ many_updown() {
 		[ "$r" = hutch ] && ((FAILS_hutch++))
 		return 0
 	fi
-	rec down$N "$r" "$i" "$(since "$t0")" us
+	t=$(since "$t0")
+	rec down$N "$r" "$i" "$t" us
+	if [ "$r" = hutch ]; then
+		cp "$W/log/hutch-delete.log" "$W/log/last-delete-$N.log"
+		keep_slowest delete-$N "$t" "$W/log/hutch-delete.log"
+	fi
 	PIDS=()
+}
+
+# keep_slowest NAME US LOG: keeps LOG as slowest-NAME.log when US is the
+# slowest recorded so far (hutch's steps of its worst run).
+declare -A SLOWEST=()
+keep_slowest() {
+	((WARMUP)) && return 0
+	if (($2 > ${SLOWEST[$1]:-0})); then
+		SLOWEST[$1]=$2
+		{ echo "(run took $(($2 / 1000)) ms end to end)"; cat "$3"; } >"$W/log/slowest-$1.log"
+	fi
 }
 
 # hutch_ok: hutch can run (built, has apply and delete, has not failed 3 times).
@@ -615,6 +642,11 @@ alternate() {
 	local fn=$1 runs=$2 i r
 	shift 2
 	local rs=("$@")
+	# pair 0 warms up (page cache, hutch's layer cache, runc's first exec) and
+	# is not recorded
+	WARMUP=1
+	for r in "${rs[@]}"; do "$fn" "$r" 0; done
+	WARMUP=0
 	for ((i = 1; i <= runs; i++)); do
 		if ((i % 2)); then
 			for r in "${rs[@]}"; do "$fn" "$r" "$i"; done

@@ -34,7 +34,7 @@ FIGURES = {
     "python": ("floor", "python3 start-up and import of http.server, no container"),
 }
 STEP = re.compile(r"^[-+~!x] .*\((created|updated|replaced|deleted|unchanged|failed)[^)]*\)$")
-SUMMARY = ("Apply complete", "Delete complete", "No changes", "Plan:", "container ", "hutch:")
+SUMMARY = ("(run took", "Apply complete", "Delete complete", "No changes", "Plan:", "container ", "hutch:")
 TABLES = {
     "updown": "up and down: one web server",
     "many": "N web servers",
@@ -196,6 +196,11 @@ def main(argv):
         ("last-delete-1.log", "hutch delete, one web server (last run)"),
         (f"last-apply-{n}.log", f"hutch apply, {n} web servers (last run)"),
         (f"last-noop-{n}.log", f"hutch apply again, {n} unchanged (last run)"),
+        (f"last-delete-{n}.log", f"hutch delete, {n} web servers (last run)"),
+        ("slowest-apply-1.log", "hutch apply, one web server (slowest run)"),
+        ("slowest-delete-1.log", "hutch delete, one web server (slowest run)"),
+        (f"slowest-apply-{n}.log", f"hutch apply, {n} web servers (slowest run)"),
+        (f"slowest-delete-{n}.log", f"hutch delete, {n} web servers (slowest run)"),
         (f"last-procs-{n}.txt", f"processes at N={n}: pid, VmRSS kB, pid namespace, name, executable"),
     ]
     for fn, title in logs:
