@@ -23,7 +23,7 @@ type Container struct {
 
 	// Source says where the document came from; errors and `hutch inspect`
 	// point there.
-	Source Source `yaml:"-"`
+	Source Source `yaml:"-" validate:"-"`
 }
 
 // Metadata names a document.
@@ -104,7 +104,7 @@ type Process struct {
 type Rlimit struct {
 	Type string `yaml:"type" validate:"required,rlimit"`
 	Soft uint64 `yaml:"soft"`
-	Hard uint64 `yaml:"hard" validate:"gtefield=Soft"`
+	Hard uint64 `yaml:"hard"` // at least Soft (checkRlimits)
 }
 
 // Network is the container's network namespace and its links.
@@ -114,6 +114,19 @@ type Network struct {
 	Namespace  string      `yaml:"namespace,omitempty" validate:"omitempty,netnsname"`
 	Interfaces []Interface `yaml:"interfaces,omitempty" validate:"dive"`
 	Routes     []Route     `yaml:"routes,omitempty" validate:"dive"`
+	// Ports forward a port of the host to a port of the container.
+	Ports []Port `yaml:"ports,omitempty" validate:"dive"`
+}
+
+// Port forwards HostPort on the host (on HostIP, or every address) to
+// ContainerPort on the container's first address of the same family.
+type Port struct {
+	HostPort      int `yaml:"hostPort" validate:"min=1,max=65535"`
+	ContainerPort int `yaml:"containerPort" validate:"min=1,max=65535"`
+	// Protocol is tcp (the default) or udp.
+	Protocol string `yaml:"protocol,omitempty" validate:"omitempty,oneof=tcp udp"`
+	// HostIP limits the forward to one address of the host.
+	HostIP string `yaml:"hostIP,omitempty" validate:"omitempty,ip"`
 }
 
 // Interface is a veth pair: Name is the end inside the container, Host the
@@ -191,7 +204,7 @@ type Security struct {
 // accepted in drop (then add builds the set from nothing).
 type Capabilities struct {
 	Add  []string `yaml:"add,omitempty" validate:"dive,capability"`
-	Drop []string `yaml:"drop,omitempty" validate:"dive,capability|eq=ALL"`
+	Drop []string `yaml:"drop,omitempty" validate:"dive,capdrop"`
 }
 
 // UserNamespace maps container ids to host ids.
@@ -214,7 +227,7 @@ type Mount struct {
 	Destination string `yaml:"destination" validate:"required,abspath"`
 	ReadOnly    bool   `yaml:"readOnly,omitempty"`
 	// Size of a tmpfs, as memory is written.
-	Size string `yaml:"size,omitempty" validate:"omitempty,memory"`
+	Size string `yaml:"size,omitempty" validate:"omitempty,size"`
 	// Mode of a tmpfs root, octal.
 	Mode string `yaml:"mode,omitempty" validate:"omitempty,filemode"`
 }
@@ -227,7 +240,7 @@ type RestartPolicy struct {
 
 // Logs says how stdout and stderr are kept.
 type Logs struct {
-	MaxSize  string `yaml:"maxSize,omitempty" validate:"omitempty,memory"`
+	MaxSize  string `yaml:"maxSize,omitempty" validate:"omitempty,size"`
 	MaxFiles int    `yaml:"maxFiles,omitempty" validate:"omitempty,min=1,max=100"`
 }
 
