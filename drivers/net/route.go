@@ -99,11 +99,49 @@ func (r *route) matches(h *handle) ([]netlink.Route, error) {
 	return append(best, rest...), nil
 }
 
-// Observe finds the route to Dst in the namespace's main table (the one
-// with the desired metric when there are several) and returns it as the
-// kernel has it: gateway, device and metric. It returns nil when there is
-// none or the namespace is missing, and an ErrNotOwned error when Dev
-// exists without hutch's mark.
+// kroute is a kernel route with the name of its device.
+type kroute struct {
+	netlink.Route
+	dev string
+}
+
+// lookup splits the routes to r's destination into those through links
+// hutch owns (ours, with r's metric first) and the first one through another
+// link that has r's metric, which is the same kernel route key (clash): an
+// RTM_NEWROUTE with NLM_F_REPLACE would overwrite it, so hutch must not.
+func (r *route) lookup(h *handle) (ours []kroute, clash *kroute, err error) {
+	krs, err := r.matches(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, kr := range krs {
+		l, err := h.linkByIndex(kr.LinkIndex)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dev %d: %w", kr.LinkIndex, err)
+		}
+		if l == nil {
+			continue // its link went away meanwhile
+		}
+		k := kroute{Route: kr, dev: l.Attrs().Name}
+		if _, ok := owner(l); ok {
+			ours = append(ours, k)
+		} else if clash == nil && kr.Priority == r.metric() {
+			clash = &k
+		}
+	}
+	return ours, clash, nil
+}
+
+func (r *route) clashError(k *kroute) error {
+	return fmt.Errorf("route %s metric %d%s: dev %s: %w", r.Dst, k.Priority, in(r.Netns), k.dev, ErrNotOwned)
+}
+
+// Observe finds the route to Dst through a link hutch owns in the
+// namespace's main table (the one with the desired metric when there are
+// several) and returns it as the kernel has it: gateway, device and metric.
+// It returns nil when there is none or the namespace is missing, and an
+// ErrNotOwned error when Dev exists without hutch's mark or another link
+// holds a route with the same destination and metric.
 func (rd *RouteDriver) Observe(ctx context.Context, want plan.Resource) (plan.Resource, error) {
 	w, err := asRoute(want)
 	if err != nil {
@@ -120,14 +158,17 @@ func (rd *RouteDriver) Observe(ctx context.Context, want plan.Resource) (plan.Re
 		return nil, nil
 	}
 	defer h.Close()
-	krs, err := w.matches(h)
+	ours, clash, err := w.lookup(h)
 	if err != nil {
 		return nil, fmt.Errorf("route %s%s: %w", w.Dst, in(w.Netns), err)
 	}
-	if len(krs) == 0 {
+	if len(ours) == 0 {
+		if clash != nil {
+			return nil, w.clashError(clash)
+		}
 		return nil, nil
 	}
-	kr := krs[0]
+	kr := ours[0]
 	got := *w.Route
 	got.Dst = w.Dst
 	got.Metric = kr.Priority
@@ -138,12 +179,7 @@ func (rd *RouteDriver) Observe(ctx context.Context, want plan.Resource) (plan.Re
 	if kr.Gw != nil {
 		got.Via = kr.Gw.String()
 	}
-	got.Dev = ""
-	if l, err := h.linkByIndex(kr.LinkIndex); err != nil {
-		return nil, fmt.Errorf("route %s%s: dev %d: %w", w.Dst, in(w.Netns), kr.LinkIndex, err)
-	} else if l != nil {
-		got.Dev = l.Attrs().Name
-	}
+	got.Dev = kr.dev
 	return &got, nil
 }
 
@@ -198,7 +234,8 @@ func (r *route) kernelRoute(dev int) *netlink.Route {
 }
 
 // Apply adds or replaces the route (RTM_NEWROUTE with NLM_F_CREATE |
-// NLM_F_REPLACE, `ip route replace`). When the observed route had another
+// NLM_F_REPLACE, `ip route replace`), after checking that the route it
+// would replace, if any, is hutch's. When the observed route had another
 // metric, that route is removed afterwards.
 func (rd *RouteDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	w, err := asRoute(ch.After)
@@ -219,6 +256,13 @@ func (rd *RouteDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	if l == nil {
 		return fmt.Errorf("route %s%s: dev %s: %w", w.Dst, in(w.Netns), w.Dev, unix.ENODEV)
 	}
+	_, clash, err := w.lookup(h)
+	if err != nil {
+		return fmt.Errorf("route %s%s: %w", w.Dst, in(w.Netns), err)
+	}
+	if clash != nil {
+		return w.clashError(clash)
+	}
 	if err := h.RouteReplace(w.kernelRoute(l.Attrs().Index)); err != nil {
 		return fmt.Errorf("route %s%s: replace: %w", w.Dst, in(w.Netns), err)
 	}
@@ -232,31 +276,20 @@ func (rd *RouteDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	return rd.remove(h, old, old.metric())
 }
 
-// remove deletes the routes to r's destination through r.Dev (a link hutch owns),
-// only those with the given metric when metric >= 0.
+// remove deletes the routes to r's destination through r.Dev (a link hutch
+// owns), only those with the given metric when metric >= 0.
 func (rd *RouteDriver) remove(h *handle, r *route, metric int) error {
-	krs, err := r.matches(h)
+	ours, _, err := r.lookup(h)
 	if err != nil {
 		return fmt.Errorf("route %s%s: %w", r.Dst, in(r.Netns), err)
 	}
 	var errs []error
-	for _, kr := range krs {
-		if metric >= 0 && kr.Priority != metric {
+	for _, kr := range ours {
+		if kr.dev != r.Dev || (metric >= 0 && kr.Priority != metric) {
 			continue
 		}
-		l, err := h.linkByIndex(kr.LinkIndex)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if l == nil || l.Attrs().Name != r.Dev {
-			continue // a route to the same place through another link
-		}
-		if _, ok := owner(l); !ok {
-			continue
-		}
-		if err := h.RouteDel(&kr); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("route %s%s dev %s: delete: %w", r.Dst, in(r.Netns), l.Attrs().Name, err))
+		if err := h.RouteDel(&kr.Route); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("route %s%s dev %s: delete: %w", r.Dst, in(r.Netns), kr.dev, err))
 		}
 	}
 	return errors.Join(errs...)

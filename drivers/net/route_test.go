@@ -4,6 +4,7 @@ package net
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"hutch/internal/testutil"
 	"hutch/plan"
 )
 
@@ -193,5 +195,53 @@ func TestRouteDiff(t *testing.T) {
 				t.Errorf("forceReplace (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A route with the same destination and metric through a link hutch does
+// not own is the same kernel route key: hutch reports it and never
+// replaces it. (All inside the test's own namespace.)
+func TestRouteClash(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	ns := mustNetns(t, d, "web")
+	v := mustVeth(t, d, ns)
+	nh := nsHandle(t, d.netnsPath(ns.Name))
+	la := netlink.NewLinkAttrs()
+	la.Name = testutil.Name("xv")
+	if err := nh.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: testutil.Name("xv"), PeerTxQLen: -1}); err != nil {
+		t.Fatal(err)
+	}
+	foreign := link(t, nh, la.Name)
+	if err := nh.LinkSetUp(foreign); err != nil {
+		t.Fatal(err)
+	}
+	dst := "192.0.2.0/24" // TEST-NET-1: a route only, nothing is sent
+	kr := &netlink.Route{Dst: mustIPNet(dst), LinkIndex: foreign.Attrs().Index, Table: unix.RT_TABLE_MAIN, Scope: netlink.SCOPE_LINK}
+	if err := nh.RouteAdd(kr); err != nil {
+		t.Fatal(err)
+	}
+	r := &plan.Route{Container: "web", Netns: ns.Name, Dst: dst, Dev: v.Peer.Name, Needs: []string{v.ID()}}
+	if _, err := d.Route().Observe(ctx, r); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("Observe with a foreign route of the same key: %v, want ErrNotOwned", err)
+	}
+	if err := d.Route().Apply(ctx, create(r)); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("Apply over a foreign route of the same key: %v, want ErrNotOwned", err)
+	}
+	want := []string{dst + " dev " + la.Name + " metric 0"}
+	if diff := cmp.Diff(want, kernelRoutes(t, nh, netlink.FAMILY_V4, dst)); diff != "" {
+		t.Fatalf("the foreign route was touched (-want +got):\n%s", diff)
+	}
+	// Another metric is another key: hutch's route lives beside it, and its
+	// Delete leaves the foreign one.
+	r.Metric = 10
+	if err := d.Route().Apply(ctx, create(r)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Route().Delete(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, kernelRoutes(t, nh, netlink.FAMILY_V4, dst)); diff != "" {
+		t.Fatalf("routes after hutch's Delete (-want +got):\n%s", diff)
 	}
 }

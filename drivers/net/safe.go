@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // dumpAttempts bounds the retries of an interrupted netlink dump.
@@ -14,7 +15,8 @@ const dumpAttempts = 5
 
 // retryDump runs a netlink dump again while the kernel flags it interrupted
 // (NLM_F_DUMP_INTR: the table changed while it was being read, so the
-// answer may be incomplete; netlink returns ErrDumpInterrupted). After
+// answer may be incomplete; netlink returns ErrDumpInterrupted) or the
+// read was interrupted by a signal (EINTR). After
 // dumpAttempts it gives up and returns the error: Observe would rather fail
 // than report a half-read table.
 func retryDump[T any](dump func() (T, error)) (T, error) {
@@ -22,7 +24,7 @@ func retryDump[T any](dump func() (T, error)) (T, error) {
 	var err error
 	for range dumpAttempts {
 		v, err = dump()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+		if !errors.Is(err, netlink.ErrDumpInterrupted) && !errors.Is(err, unix.EINTR) {
 			return v, err
 		}
 	}
