@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,8 +162,11 @@ func subnet() (host4, peer4, host6, peer6 string) {
 	base := int(b[2]&0x3f) * 4
 	v4 := fmt.Sprintf("198.%d.%d.", 18+third/256, third%256)
 	v6 := fmt.Sprintf("fd68:7574:6368:%02x%02x::", b[3], b[0])
-	return fmt.Sprintf("%s%d/30", v4, base+1), fmt.Sprintf("%s%d/30", v4, base+2),
-		v6 + "1/64", v6 + "2/64"
+	// netip writes each address in its one canonical form, the way the
+	// kernel's answers are printed back.
+	canon := func(cidr string) string { return netip.MustParsePrefix(cidr).String() }
+	return canon(fmt.Sprintf("%s%d/30", v4, base+1)), canon(fmt.Sprintf("%s%d/30", v4, base+2)),
+		canon(v6 + "1/64"), canon(v6 + "2/64")
 }
 
 // ip strips the prefix of a CIDR.
