@@ -347,7 +347,7 @@ func (x *execution) run(ctx context.Context, p *plan.Plan) error {
 	for _, n := range nodes {
 		if teardown(n.ch) {
 			// n's own dependencies are torn down after n.
-			for _, d := range n.ch.Before.Deps() {
+			for _, d := range x.doomed(n).Deps() {
 				if m, ok := down[n.owner+"|"+d]; ok {
 					m.waits = append(m.waits, n)
 				}
@@ -401,6 +401,25 @@ func (x *execution) run(ctx context.Context, p *plan.Plan) error {
 	return errors.Join(errs...)
 }
 
+// doomed is the value a teardown step deletes: what the store records hutch
+// made under that ID when it has a record, else the desired value (the
+// delete half of a replace), else the observed one. The observed value says
+// what the kernel has now and may lack what names the object (the peer of
+// a veth whose netns is gone); the record never does.
+func (x *execution) doomed(n *node) plan.Resource {
+	if u := x.units[n.owner]; u != nil && u.state != nil {
+		if rec := u.state.record(n.ch.ID); rec != nil {
+			if r, err := rec.Resource(); err == nil {
+				return r
+			}
+		}
+	}
+	if n.ch.Action == plan.Delete || n.ch.After == nil {
+		return n.ch.Before
+	}
+	return n.ch.After
+}
+
 func teardown(c *plan.Change) bool {
 	return c.Action == plan.Delete || c.Half == plan.HalfDelete
 }
@@ -425,7 +444,7 @@ func (x *execution) step(ctx context.Context, n *node) error {
 	}
 	start := time.Now()
 	if action == "delete" {
-		err = d.Delete(ctx, c.Before)
+		err = d.Delete(ctx, x.doomed(n))
 	} else {
 		if c.Kind == plan.KindProcess && u.want != nil && u.want.Config != nil {
 			// The process driver runs the bundle's config.json.
