@@ -107,6 +107,11 @@ func newContainer(t *testing.T, args []string, o containerOpts) *testContainer {
 	}
 	c.d = New(c.root, cg)
 	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(c.bundle, "supervisor.log"))
+			st, _ := readState(c.bundle)
+			t.Logf("supervisor.log: %s\nstate: %+v", b, st)
+		}
 		if err := c.d.Delete(context.Background(), c.proc); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
@@ -169,7 +174,9 @@ func (c *testContainer) waitEnd() *State {
 	for {
 		st := c.state()
 		if !st.SupervisorAlive() && st.Status != StatusCreated {
-			return st
+			// Read again: the supervisor may have written its last state
+			// between the read above and the liveness check.
+			return c.state()
 		}
 		if time.Now().After(deadline) {
 			c.t.Fatalf("supervisor still runs: %+v", st)
@@ -357,3 +364,5 @@ func statIno(t *testing.T, path string, s *unixStat) {
 func itoa(n int) string { return strconvItoa(n) }
 
 var strconvItoa = strconv.Itoa
+
+func syscallKill(pid int) error { return unix.Kill(pid, unix.SIGKILL) }

@@ -33,6 +33,7 @@ const maxLine = 16 << 10
 // on, keeping maxFiles files in all.
 type logFile struct {
 	mu       sync.Mutex
+	buf      []byte // the record being written, reused
 	path     string
 	f        *os.File
 	size     int64
@@ -69,15 +70,15 @@ func (l *logFile) record(stream string, partial bool, line []byte) {
 	if partial {
 		tag = " P "
 	}
-	var b []byte
-	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := time.Now().UTC().AppendFormat(l.buf[:0], time.RFC3339Nano)
 	b = append(b, ' ')
 	b = append(b, stream...)
 	b = append(b, tag...)
 	b = append(b, line...)
 	b = append(b, '\n')
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.buf = b
 	if l.maxSize > 0 && l.size > 0 && l.size+int64(len(b)) > l.maxSize {
 		l.rotate()
 	}

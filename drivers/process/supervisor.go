@@ -3,6 +3,7 @@
 package process
 
 import (
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,12 +93,13 @@ type supervisor struct {
 }
 
 func supervisorMain(newCgroup CgroupFactory) int {
-	// The supervisor lives as long as the container: keep it small. One P,
-	// a tight GC target and a soft memory limit keep the heap near its live
-	// size (a few hundred KiB).
+	// The supervisor lives as long as the container: keep it small. One P
+	// (fewer threads and per-P caches) and a GC target of half the live heap
+	// instead of all of it. A memory limit below what start-up leaves live
+	// would make the GC run without pause, touching (and so paging back in)
+	// the type data it needs.
 	runtime.GOMAXPROCS(1)
-	debug.SetGCPercent(20)
-	debug.SetMemoryLimit(2 << 20)
+	debug.SetGCPercent(50)
 	ready := os.NewFile(3, "ready pipe")
 	s := &supervisor{bundle: os.Getenv(envBundle)}
 	if err := s.setup(newCgroup); err != nil {
@@ -119,6 +121,7 @@ func supervisorMain(newCgroup CgroupFactory) int {
 	json.NewEncoder(ready).Encode(readyMsg{PID: r.cmd.Process.Pid})
 	ready.Close()
 	debug.FreeOSMemory()
+	trimText()
 	return s.loop(r, sigs)
 }
 
@@ -530,4 +533,102 @@ func startInNetns(cmd *exec.Cmd, path string) error {
 		errc <- err
 	}()
 	return <-errc
+}
+
+// trimText lets go of the resident pages of the supervisor's read-only
+// file mappings: the code of the binary and of the shared libraries, and the
+// binary's constants. Start-up touched far more of them than the
+// supervisor's loop needs. They are clean copies of the files, so
+// madvise(MADV_DONTNEED) only unmaps them and the few the loop uses fault
+// back in from the page cache. (MADV_PAGEOUT would be the gentler call, but
+// it skips pages that other processes map too, as every hutch process and
+// libc user does.) A read-only mapping can also hold pages written before
+// they were made read-only (relocations, the PT_GNU_RELRO range), where
+// dropping them would throw data away: so read-only data is trimmed only in
+// the binary, outside its RELRO range, and only code in shared libraries.
+func trimText() {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return
+	}
+	var self unix.Stat_t
+	if unix.Stat("/proc/self/exe", &self) != nil {
+		return
+	}
+	relroLo, relroHi, firstLoad, ok := relro()
+	if !ok {
+		return
+	}
+	type mapping struct {
+		start, end uint64
+		perms      string
+		offset     uint64
+		inode      uint64
+	}
+	var maps []mapping
+	bias := uint64(0)
+	biasSet := false
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		// address perms offset dev inode path
+		if len(f) < 6 || f[4] == "0" || strings.HasPrefix(f[5], "[") {
+			continue
+		}
+		lo, hi, ok := strings.Cut(f[0], "-")
+		if !ok {
+			continue
+		}
+		var m mapping
+		var err [4]error
+		m.start, err[0] = strconv.ParseUint(lo, 16, 64)
+		m.end, err[1] = strconv.ParseUint(hi, 16, 64)
+		m.offset, err[2] = strconv.ParseUint(f[2], 16, 64)
+		m.inode, err[3] = strconv.ParseUint(f[4], 10, 64)
+		if err[0] != nil || err[1] != nil || err[2] != nil || err[3] != nil || m.end <= m.start {
+			continue
+		}
+		m.perms = f[1]
+		if m.inode == self.Ino && m.offset == 0 && !biasSet {
+			bias, biasSet = m.start-firstLoad, true
+		}
+		maps = append(maps, m)
+	}
+	for _, m := range maps {
+		own := m.inode == self.Ino
+		switch {
+		case m.perms == "r-xp":
+		case m.perms == "r--p" && own && biasSet && (m.end <= relroLo+bias || m.start >= relroHi+bias):
+		default:
+			continue
+		}
+		// MADV_RANDOM and MADV_NOHUGEPAGE first: they turn off fault-around
+		// and huge-page mapping for the range, so a page the loop needs
+		// again brings back that page, not the 64 KiB or the 2 MiB folio
+		// of the page cache around it.
+		unix.Syscall(unix.SYS_MADVISE, uintptr(m.start), uintptr(m.end-m.start), unix.MADV_RANDOM)
+		unix.Syscall(unix.SYS_MADVISE, uintptr(m.start), uintptr(m.end-m.start), unix.MADV_NOHUGEPAGE)
+		unix.Syscall(unix.SYS_MADVISE, uintptr(m.start), uintptr(m.end-m.start), unix.MADV_DONTNEED)
+	}
+}
+
+// relro reads the binary's ELF program headers: the PT_GNU_RELRO range
+// (page-aligned outwards) and the page-aligned address of the first
+// PT_LOAD, from which the load bias follows.
+func relro() (lo, hi, firstLoad uint64, ok bool) {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	defer f.Close()
+	const page = 4096
+	firstLoad = ^uint64(0)
+	for _, p := range f.Progs {
+		switch p.Type {
+		case elf.PT_LOAD:
+			firstLoad = min(firstLoad, p.Vaddr&^(page-1))
+		case elf.PT_GNU_RELRO:
+			lo, hi = p.Vaddr&^(page-1), (p.Vaddr+p.Memsz+page-1)&^(page-1)
+		}
+	}
+	return lo, hi, firstLoad, firstLoad != ^uint64(0)
 }
