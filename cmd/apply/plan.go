@@ -86,6 +86,9 @@ func loadDesired(files []string, o plan.Options) (*spec.Manifest, *plan.Desired,
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := spec.Validate(m); err != nil {
+		return nil, nil, err
+	}
 	// plan.Build reads nothing from the host: the profiles are read here.
 	for _, path := range plan.SeccompPaths(m) {
 		b, err := os.ReadFile(path)
