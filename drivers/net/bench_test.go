@@ -86,6 +86,7 @@ func benchIP(b *testing.B, createOnly bool) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		b.Skip("iproute2 is not installed")
 	}
+	restoreDefaultNetnsDir(b)
 	name := testutil.Name("hb")[:8]
 	run := func(args ...string) {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {

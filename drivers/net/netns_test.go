@@ -239,21 +239,7 @@ func TestNetnsIproute2(t *testing.T) {
 	if d.NetnsDir() != DefaultNetnsDir {
 		t.Fatalf("default NetnsDir = %s", d.NetnsDir())
 	}
-	// Leave /var/run/netns as the test found it.
-	_, statErr := os.Stat(DefaultNetnsDir)
-	wasDir := statErr == nil
-	wasMount := mounted(t, "/run/netns") || mounted(t, DefaultNetnsDir)
-	t.Cleanup(func() {
-		if entries, err := os.ReadDir(DefaultNetnsDir); err != nil || len(entries) > 0 {
-			return // someone else's namespaces live there now
-		}
-		if !wasMount {
-			t.Logf("cleanup: unmount: %v", unix.Unmount(DefaultNetnsDir, unix.MNT_DETACH))
-		}
-		if !wasDir {
-			t.Logf("cleanup: rmdir: %v", os.Remove(DefaultNetnsDir))
-		}
-	})
+	restoreDefaultNetnsDir(t)
 	ctx := context.Background()
 	ns := mustNetns(t, d, "web")
 
@@ -335,4 +321,25 @@ func TestNetnsThreadsStayHome(t *testing.T) {
 	if diff := cmp.Diff(keys(home), keys(after)); diff != "" {
 		t.Fatalf("threads left in other network namespaces (-before +after):\n%s\n%v", diff, after)
 	}
+}
+
+// restoreDefaultNetnsDir leaves /var/run/netns as the test found it: when it
+// was no mount point (or no folder) before and is empty after, the mount
+// (or the folder) the test made goes again.
+func restoreDefaultNetnsDir(t testing.TB) {
+	_, statErr := os.Stat(DefaultNetnsDir)
+	wasDir := statErr == nil
+	wasMount := mounted(t, "/run/netns") || mounted(t, DefaultNetnsDir)
+	t.Cleanup(func() {
+		if entries, err := os.ReadDir(DefaultNetnsDir); err != nil || len(entries) > 0 {
+			return // someone else's namespaces live there now
+		}
+		if !wasMount {
+			for unix.Unmount(DefaultNetnsDir, unix.MNT_DETACH) == nil {
+			}
+		}
+		if !wasDir {
+			os.Remove(DefaultNetnsDir)
+		}
+	})
 }
