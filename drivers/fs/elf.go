@@ -126,7 +126,7 @@ func scriptInterp(path string) (interp, arg string) {
 // is not read: the container's environment is not the caller's.
 type loader struct {
 	cache    ldCache
-	confDirs []string // ld.so.conf folders, searched after the cache
+	confDirs []string              // ld.so.conf folders, searched after the cache
 	objs     map[string]*elfObject // read files, by path
 
 }

@@ -1,0 +1,167 @@
+//go:build linux
+
+package fs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// The layer cache lives in <stateRoot>/layers:
+//
+//	layers/<hex>        a complete layer, the tree itself (an overlay lowerdir)
+//	layers/.tmp-<rand>  a layer being built, flock'ed by its builder
+//	layers/.lock        shared while a build or a mount needs a layer,
+//	                    exclusive while gc removes layers
+//
+// A layer is built in a temporary folder, flushed to disk with syncfs(2) and
+// renamed to its digest: rename(2) is atomic, so a folder named like a
+// digest is always complete. A build that dies leaves its .tmp- folder,
+// whose flock the kernel drops with the process: the next build (or Delete,
+// or gc) takes the lock without waiting and removes the folder.
+
+const tmpPrefix = ".tmp-"
+
+func (d *Driver) layersDir() string { return filepath.Join(d.stateRoot, "layers") }
+
+// layerHex is the folder name of a digest "sha256:<hex>".
+func layerHex(digest string) (string, error) {
+	h, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok || len(h) != 64 {
+		return "", fmt.Errorf("layer digest %q: want sha256:<64 hex digits>", digest)
+	}
+	if _, err := hex.DecodeString(h); err != nil {
+		return "", fmt.Errorf("layer digest %q: %w", digest, err)
+	}
+	return h, nil
+}
+
+func (d *Driver) layerDir(digest string) (string, error) {
+	h, err := layerHex(digest)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d.layersDir(), h), nil
+}
+
+// lockLayers takes the cache lock (unix.LOCK_SH or unix.LOCK_EX) and
+// returns its release.
+func (d *Driver) lockLayers(how int) (func(), error) {
+	if err := os.MkdirAll(d.layersDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("layer cache %s: %w", d.layersDir(), err)
+	}
+	p := filepath.Join(d.layersDir(), ".lock")
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("layer cache lock %s: %w", p, err)
+	}
+	for {
+		err = unix.Flock(fd, how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("layer cache lock %s: %w", p, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// cleanTemps removes the temporary folders of builds that died: a folder
+// whose flock can be taken at once has no living builder.
+func (d *Driver) cleanTemps() ([]string, error) {
+	ents, err := os.ReadDir(d.layersDir())
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		p := filepath.Join(d.layersDir(), e.Name())
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			continue // gone already, or not a folder we made
+		}
+		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+			unix.Close(fd) // a build is running
+			continue
+		}
+		err = os.RemoveAll(p)
+		unix.Close(fd)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove dead build %s: %w", p, err))
+			continue
+		}
+		removed = append(removed, p)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// ensureLayer returns the folder of the layer of t, building it when the
+// cache does not hold it. The caller holds the cache lock shared.
+func (d *Driver) ensureLayer(ctx context.Context, digest string, t *tree) (string, error) {
+	dir, err := d.layerDir(digest)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+		return dir, nil
+	}
+	if _, err := d.cleanTemps(); err != nil {
+		return "", err
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(d.layersDir(), tmpPrefix+hex.EncodeToString(rnd[:]))
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return "", fmt.Errorf("layer %s: %w", digest, err)
+	}
+	fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("layer %s: lock %s: %w", digest, tmp, err)
+	}
+	defer unix.Close(fd)
+	fail := func(err error) (string, error) {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("layer %s: %w", digest, err)
+	}
+	if err := writeTree(ctx, tmp, t); err != nil {
+		return fail(err)
+	}
+	// One syncfs instead of an fsync per file: the whole tree is on disk
+	// before the rename makes it look complete.
+	if err := unix.Syncfs(fd); err != nil {
+		return fail(fmt.Errorf("syncfs: %w", err))
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if fi, serr := os.Lstat(dir); serr == nil && fi.IsDir() {
+			os.RemoveAll(tmp) // another build of the same digest won
+			return dir, nil
+		}
+		return fail(err)
+	}
+	if pfd, err := unix.Open(d.layersDir(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		unix.Fsync(pfd)
+		unix.Close(pfd)
+	}
+	return dir, nil
+}
