@@ -36,12 +36,15 @@ type CgroupJoiner interface {
 type Driver struct {
 	stateRoot string
 	cg        CgroupJoiner
+	// exe is the hutch binary that runs the supervisor: /proc/self/exe, or
+	// another build of it in tests.
+	exe string
 }
 
 // New returns a driver for bundles under stateRoot, using cg for the
 // containers' cgroups (nil: no cgroup placement, for tests only).
 func New(stateRoot string, cg CgroupJoiner) *Driver {
-	return &Driver{stateRoot: stateRoot, cg: cg}
+	return &Driver{stateRoot: stateRoot, cg: cg, exe: "/proc/self/exe"}
 }
 
 // Kind is plan.KindProcess.
@@ -185,7 +188,7 @@ func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
 	}
 	var out bytes.Buffer
 	cmd := &exec.Cmd{
-		Path:        "/proc/self/exe",
+		Path:        d.exe,
 		Args:        []string{"hutch-spawn", p.Container},
 		Env:         []string{envStage + "=" + stageSpawn, envBundle + "=" + p.Bundle},
 		Dir:         "/",
@@ -228,7 +231,8 @@ func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
 }
 
 // Stop asks the supervisor to stop the container: the stop signal, then
-// after timeout SIGKILL to every process of the cgroup. It waits until the
+// after timeout SIGKILL to every process of the cgroup (a negative timeout:
+// the container's own stop timeout). It waits until the
 // supervisor has recorded the end and exited. When the supervisor is gone
 // but processes remain in the cgroup, it kills them itself; when ctx ends
 // first, it kills the cgroup and the supervisor.
@@ -240,6 +244,12 @@ func (d *Driver) Stop(ctx context.Context, bundle string, timeout time.Duration)
 	}
 	var c supervisorConfig
 	cerr := readJSON(filepath.Join(bundle, configFile), &c)
+	if timeout < 0 {
+		timeout = 10 * time.Second
+		if cerr == nil && c.Process.StopTimeout > 0 {
+			timeout = c.Process.StopTimeout
+		}
+	}
 	killCgroup := func() error {
 		if cerr != nil || c.Cgroup == "" || d.cg == nil {
 			return nil

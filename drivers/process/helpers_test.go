@@ -61,6 +61,7 @@ type testContainer struct {
 
 type containerOpts struct {
 	memLimit int64
+	cgParent string // "" = a unique test parent
 	spec     func(*specs.Spec)
 	rootfs   func(rootfs string)
 }
@@ -76,7 +77,10 @@ func newContainer(t *testing.T, args []string, o containerOpts) *testContainer {
 		o.rootfs(rootfs)
 	}
 	c.netns = makeNetns(t)
-	parent := testutil.Name("hutchp")
+	parent := o.cgParent
+	if parent == "" {
+		parent = testutil.Name("hutchp")
+	}
 	cg, err := cgroupdrv.New("", parent)
 	if err != nil {
 		t.Fatal(err)
