@@ -1,14 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/spf13/cobra"
 
+	fsdrv "hutch/drivers/fs"
 	"hutch/plan"
 )
 
@@ -62,50 +63,14 @@ func writeConfig(c *plan.Container, dir string) error {
 	return os.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o644)
 }
 
-// exportRootfs fills the bundle's rootfs folder from the container's rootfs
-// recipe. Until drivers/fs builds rootfs trees, it makes the folder
-// config.json's root.path names and the recipe's empty folders (mount points
-// included), so the bundle is complete in form; the fs driver's Export takes
-// its place.
+// exportRootfs writes the container's rootfs into the bundle: a plain copy
+// of the layer drivers/fs builds from the recipe (binaries with their
+// libraries, python, copies, inline files, folders).
 func exportRootfs(c *plan.Container, root string) error {
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return err
-	}
 	for _, r := range c.Resources {
-		rf, ok := r.(*plan.Rootfs)
-		if !ok {
-			continue
-		}
-		for _, d := range rf.Dirs {
-			// Resolved inside root: a path with .. or a symlink already in
-			// the folder cannot lead out of it.
-			p, err := securejoin.SecureJoin(root, d.Path)
-			if err != nil {
-				return err
-			}
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return err
-			}
-			if err := os.Chmod(p, os.FileMode(d.Mode&0o777)|modeBits(d.Mode)); err != nil {
-				return err
-			}
+		if rf, ok := r.(*plan.Rootfs); ok {
+			return fsdrv.New(options().StateRoot).Export(context.Background(), rf, root)
 		}
 	}
-	return nil
-}
-
-// modeBits turns the setuid, setgid and sticky bits of a numeric mode into
-// Go's os.FileMode flags (os.Chmod ignores the numeric ones).
-func modeBits(m uint32) os.FileMode {
-	var fm os.FileMode
-	if m&0o4000 != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm
+	return os.MkdirAll(root, 0o755)
 }

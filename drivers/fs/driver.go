@@ -333,26 +333,35 @@ func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
 
 // Export writes a plain copy of the recipe's layer into dir (made when
 // missing): the rootfs folder of an exported OCI bundle, which runc or crun
-// use as it is. Existing files in dir are replaced.
+// use as it is. The cached layer is copied when the cache holds it;
+// otherwise the recipe is written straight into dir, and the cache is left
+// as it was. Existing files in dir are replaced.
 func (d *Driver) Export(ctx context.Context, r *plan.Rootfs, dir string) error {
-	release, err := d.lockLayers(unix.LOCK_SH)
+	t, digest, err := d.resolve(ctx, r)
 	if err != nil {
 		return err
 	}
-	defer release()
-	layer, _, err := d.layerFor(ctx, r)
-	if err != nil {
-		return err
-	}
-	t := newTree()
-	if err := t.addTree(layer, "/", walkOpts{}); err != nil {
-		return fmt.Errorf("rootfs %s: export: read layer: %w", r.Container, err)
+	fail := func(err error) error { return fmt.Errorf("rootfs %s: export to %s: %w", r.Container, dir, err) }
+	if layer, err := d.layerDir(digest); err == nil {
+		if _, err := os.Stat(layer); err == nil {
+			release, err := d.lockLayers(unix.LOCK_SH)
+			if err != nil {
+				return fail(err)
+			}
+			defer release()
+			if _, err := os.Stat(layer); err == nil {
+				t = newTree()
+				if err := t.addTree(layer, "/", walkOpts{}); err != nil {
+					return fail(fmt.Errorf("read layer: %w", err))
+				}
+			}
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("rootfs %s: export: %w", r.Container, err)
+		return fail(err)
 	}
 	if err := writeTree(ctx, dir, t); err != nil {
-		return fmt.Errorf("rootfs %s: export to %s: %w", r.Container, dir, err)
+		return fail(err)
 	}
 	return nil
 }
