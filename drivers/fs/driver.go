@@ -373,6 +373,9 @@ func (d *Driver) Export(ctx context.Context, r *plan.Rootfs, dir string) error {
 // container whose overlay is unmounted (after a reboot) keeps its layer
 // for its upper folder. It returns the digests of the removed layers.
 func (d *Driver) GC(inUse map[string]bool) (removed []string, err error) {
+	if _, err := os.Stat(d.layersDir()); os.IsNotExist(err) {
+		return nil, nil // no cache yet: nothing to make
+	}
 	release, err := d.lockLayers(unix.LOCK_EX)
 	if err != nil {
 		return nil, err
