@@ -27,9 +27,11 @@ var DefaultReadonlyPaths = []string{
 
 // Defaults fills in every default of a container, in this one place:
 // hostname = name, cwd /, a standard PATH, user 0:0, the network namespace
-// named after the container, Docker's seccomp profile, no_new_privs, the
-// masked and read-only paths, the restart policy "never" and log rotation.
-// The capability set is Docker's unless add/drop change it (plan resolves it).
+// named after the container, port forwards over tcp, Docker's seccomp
+// profile, no_new_privs, the masked and read-only paths, the restart policy
+// "never" and log rotation. The capability set is Docker's unless add/drop
+// change it (plan resolves it). Validate runs before Defaults, on what the
+// user wrote.
 func Defaults(c *Container) {
 	s := &c.Spec
 	if s.Hostname == "" {
@@ -58,6 +60,13 @@ func Defaults(c *Container) {
 	}
 	if s.Network != nil && s.Network.Namespace == "" {
 		s.Network.Namespace = c.Metadata.Name
+	}
+	if s.Network != nil {
+		for i := range s.Network.Ports {
+			if s.Network.Ports[i].Protocol == "" {
+				s.Network.Ports[i].Protocol = "tcp"
+			}
+		}
 	}
 	if s.Security.Seccomp == "" {
 		s.Security.Seccomp = "default"

@@ -12,6 +12,8 @@ type Error struct {
 	Line, Col int    // 0 when the problem has no place (an unreadable file)
 	Path      string // field path, "spec.network.interfaces[0].name"
 	Msg       string // what is wrong (what was expected)
+
+	doc int // index of the document in File, to match load and validation errors
 }
 
 func (e *Error) Error() string {

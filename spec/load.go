@@ -121,7 +121,7 @@ func Parse(file string, data []byte) ([]*Container, Errors) {
 			continue // an empty document, e.g. after a trailing ---
 		}
 		c := &Container{Source: Source{File: file, Doc: doc, Line: root.Line, pos: map[string]Pos{}}}
-		d := &decoder{file: file, pos: c.Source.pos}
+		d := &decoder{file: file, doc: doc, pos: c.Source.pos}
 		if root.Kind != yaml.MappingNode {
 			d.errorf(root, "", "expected a mapping with apiVersion, kind, metadata and spec, got %s", describe(root))
 			errs = append(errs, d.errs...)
@@ -140,12 +140,13 @@ func Parse(file string, data []byte) ([]*Container, Errors) {
 
 type decoder struct {
 	file string
+	doc  int
 	pos  map[string]Pos
 	errs Errors
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Col: n.Column, Path: path, Msg: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Col: n.Column, Path: path, Msg: fmt.Sprintf(format, args...), doc: d.doc})
 }
 
 // checkKind reads apiVersion and kind before the rest, so that a document of

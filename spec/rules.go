@@ -215,8 +215,8 @@ func checkRlimit(s string) (string, string) {
 	return "", ""
 }
 
-// signals are the names of the kernel's signals 1-31 (signal(7)).
-var signals = []string{
+// SignalNames are the names of the kernel's signals 1-31 (signal(7)).
+var SignalNames = []string{
 	"SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS",
 	"SIGFPE", "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM",
 	"SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP",
@@ -235,12 +235,12 @@ func checkSignal(s string) (string, string) {
 	if !strings.HasPrefix(n, "SIG") {
 		n = "SIG" + n
 	}
-	for _, sig := range signals {
+	for _, sig := range SignalNames {
 		if sig == n {
 			return "", ""
 		}
 	}
-	return fmt.Sprintf("unknown signal %q", s), closest(n, signals, expectSignal)
+	return fmt.Sprintf("unknown signal %q", s), closest(n, SignalNames, expectSignal)
 }
 
 func checkDuration(s string) (string, string) {
@@ -458,6 +458,9 @@ func CapabilityName(s string) string {
 }
 
 func checkCapability(s string) (string, string) {
+	if strings.EqualFold(s, "ALL") {
+		return `"ALL" can be dropped, not added`, "the capabilities to add, one by one, such as NET_ADMIN"
+	}
 	if CapabilityName(s) == "" {
 		n := strings.ToUpper(s)
 		if !strings.HasPrefix(n, "CAP_") {

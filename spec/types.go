@@ -16,10 +16,14 @@ type Manifest struct {
 // Field names are the YAML keys; the yaml tags are the single source of the
 // names that errors, the schema and the docs use.
 type Container struct {
-	APIVersion string        `yaml:"apiVersion" validate:"required,eq=hutch/v1alpha1"`
-	Kind       string        `yaml:"kind" validate:"required,eq=Container"`
-	Metadata   Metadata      `yaml:"metadata"`
-	Spec       ContainerSpec `yaml:"spec"`
+	// APIVersion is hutch/v1alpha1.
+	APIVersion string `yaml:"apiVersion" validate:"required,eq=hutch/v1alpha1"`
+	// Kind is Container.
+	Kind string `yaml:"kind" validate:"required,eq=Container"`
+	// Metadata names the container.
+	Metadata Metadata `yaml:"metadata"`
+	// Spec is what the container is made of.
+	Spec ContainerSpec `yaml:"spec"`
 
 	// Source says where the document came from; errors and `hutch inspect`
 	// point there.
@@ -28,21 +32,36 @@ type Container struct {
 
 // Metadata names a document.
 type Metadata struct {
-	Name   string            `yaml:"name" validate:"required,dnslabel"`
+	// Name is the container's name, unique among all documents: a DNS label
+	// (at most 63 lowercase letters, digits and '-'). It names the state
+	// folder, the cgroup and, by default, the hostname and network namespace.
+	Name string `yaml:"name" validate:"required,dnslabel"`
+	// Labels are free key: value pairs for people and tools (keys as
+	// Kubernetes writes them, values at most 63 characters).
 	Labels map[string]string `yaml:"labels,omitempty" validate:"dive,keys,labelkey,endkeys,max=63"`
 }
 
 // ContainerSpec is what a container is made of.
 type ContainerSpec struct {
-	Hostname      string         `yaml:"hostname,omitempty" validate:"omitempty,hostname_rfc1123,max=64"`
-	Rootfs        Rootfs         `yaml:"rootfs"`
-	Process       Process        `yaml:"process"`
-	Network       *Network       `yaml:"network,omitempty"`
-	Resources     Resources      `yaml:"resources,omitempty"`
-	Security      Security       `yaml:"security,omitempty"`
-	Mounts        []Mount        `yaml:"mounts,omitempty" validate:"dive"`
+	// Hostname is set in the container's UTS namespace (default: the name).
+	Hostname string `yaml:"hostname,omitempty" validate:"omitempty,hostname_rfc1123,max=64"`
+	// Rootfs is the recipe of the container's root filesystem.
+	Rootfs Rootfs `yaml:"rootfs"`
+	// Process is the container's first process.
+	Process Process `yaml:"process"`
+	// Network gives the container a network namespace with veth links to
+	// the host; without it the container shares none and has only lo.
+	Network *Network `yaml:"network,omitempty"`
+	// Resources are the cgroup limits.
+	Resources Resources `yaml:"resources,omitempty"`
+	// Security loosens or tightens the secure defaults.
+	Security Security `yaml:"security,omitempty"`
+	// Mounts are bind mounts from the host and tmpfs mounts.
+	Mounts []Mount `yaml:"mounts,omitempty" validate:"dive"`
+	// RestartPolicy says when the process is started again (default never).
 	RestartPolicy *RestartPolicy `yaml:"restartPolicy,omitempty"`
-	Logs          *Logs          `yaml:"logs,omitempty"`
+	// Logs says how the process's stdout and stderr are kept.
+	Logs *Logs `yaml:"logs,omitempty"`
 }
 
 // Rootfs is the recipe of the root filesystem, built from host files.
@@ -67,53 +86,73 @@ type Rootfs struct {
 
 // CopyItem copies From on the host to To in the rootfs (To defaults to From).
 type CopyItem struct {
+	// From is the absolute path of a host file or folder.
 	From string `yaml:"from" validate:"required,abspath"`
-	To   string `yaml:"to,omitempty" validate:"omitempty,abspath"`
+	// To is where it goes in the rootfs (default: the same path).
+	To string `yaml:"to,omitempty" validate:"omitempty,abspath"`
 }
 
 // File is an inline file.
 type File struct {
-	Path    string `yaml:"path" validate:"required,abspath"`
-	Mode    string `yaml:"mode,omitempty" validate:"omitempty,filemode"`
+	// Path is the file's absolute path in the rootfs.
+	Path string `yaml:"path" validate:"required,abspath"`
+	// Mode is the octal file mode, quoted: "0644" (the default) or "0755".
+	Mode string `yaml:"mode,omitempty" validate:"omitempty,filemode"`
+	// Content is the file's content (a block scalar `|` keeps newlines).
 	Content string `yaml:"content"`
 }
 
 // Dir is an empty folder.
 type Dir struct {
+	// Path is the folder's absolute path in the rootfs.
 	Path string `yaml:"path" validate:"required,abspath"`
+	// Mode is the octal mode, quoted: "0755" (the default).
 	Mode string `yaml:"mode,omitempty" validate:"omitempty,filemode"`
 }
 
 // Process is the container's first process.
 type Process struct {
+	// Args are the program and its arguments; the program is looked up on
+	// the container's PATH unless it is a path.
 	Args []string `yaml:"args" validate:"required,min=1,dive,required"`
 	// Env entries are NAME=value; PATH gets a standard value unless set.
-	Env  []string `yaml:"env,omitempty" validate:"dive,envvar"`
-	Cwd  string   `yaml:"cwd,omitempty" validate:"omitempty,abspath"`
-	User string   `yaml:"user,omitempty" validate:"omitempty,uidgid"`
+	Env []string `yaml:"env,omitempty" validate:"dive,envvar"`
+	// Cwd is the working folder (default /).
+	Cwd string `yaml:"cwd,omitempty" validate:"omitempty,abspath"`
+	// User is uid or uid:gid, numeric (default 0:0).
+	User string `yaml:"user,omitempty" validate:"omitempty,uidgid"`
 	// AdditionalGids are supplementary groups.
 	AdditionalGids []uint32 `yaml:"additionalGids,omitempty"`
-	Rlimits        []Rlimit `yaml:"rlimits,omitempty" validate:"dive"`
+	// Rlimits are setrlimit(2) limits of the process.
+	Rlimits []Rlimit `yaml:"rlimits,omitempty" validate:"dive"`
 	// StopSignal is sent on stop (default SIGTERM); after StopTimeout
 	// (default 10s) every process of the container gets SIGKILL.
-	StopSignal  string `yaml:"stopSignal,omitempty" validate:"omitempty,signal"`
+	StopSignal string `yaml:"stopSignal,omitempty" validate:"omitempty,signal"`
+	// StopTimeout is how long the process has to exit after StopSignal,
+	// such as 10s or 1m30s (default 10s).
 	StopTimeout string `yaml:"stopTimeout,omitempty" validate:"omitempty,duration"`
 }
 
 // Rlimit is one resource limit, as setrlimit(2) names it.
 type Rlimit struct {
+	// Type is the resource: RLIMIT_NOFILE, or nofile (any case, with or
+	// without RLIMIT_).
 	Type string `yaml:"type" validate:"required,rlimit"`
+	// Soft is the limit the process meets; at most Hard.
 	Soft uint64 `yaml:"soft"`
-	Hard uint64 `yaml:"hard"` // at least Soft (checkRlimits)
+	// Hard is the ceiling up to which the process may raise Soft.
+	Hard uint64 `yaml:"hard"`
 }
 
 // Network is the container's network namespace and its links.
 type Network struct {
 	// Namespace is the name of the network namespace, as `ip netns list`
 	// shows it (default: the container's name).
-	Namespace  string      `yaml:"namespace,omitempty" validate:"omitempty,netnsname"`
+	Namespace string `yaml:"namespace,omitempty" validate:"omitempty,netnsname"`
+	// Interfaces are veth pairs between the host and the container.
 	Interfaces []Interface `yaml:"interfaces,omitempty" validate:"dive"`
-	Routes     []Route     `yaml:"routes,omitempty" validate:"dive"`
+	// Routes are static routes inside the container.
+	Routes []Route `yaml:"routes,omitempty" validate:"dive"`
 	// Ports forward a port of the host to a port of the container.
 	Ports []Port `yaml:"ports,omitempty" validate:"dive"`
 }
@@ -121,7 +160,9 @@ type Network struct {
 // Port forwards HostPort on the host (on HostIP, or every address) to
 // ContainerPort on the container's first address of the same family.
 type Port struct {
-	HostPort      int `yaml:"hostPort" validate:"min=1,max=65535"`
+	// HostPort is the port on the host, 1-65535.
+	HostPort int `yaml:"hostPort" validate:"min=1,max=65535"`
+	// ContainerPort is the port in the container, 1-65535.
 	ContainerPort int `yaml:"containerPort" validate:"min=1,max=65535"`
 	// Protocol is tcp (the default) or udp.
 	Protocol string `yaml:"protocol,omitempty" validate:"omitempty,oneof=tcp udp"`
@@ -132,11 +173,18 @@ type Port struct {
 // Interface is a veth pair: Name is the end inside the container, Host the
 // end left on the host.
 type Interface struct {
-	Name      string   `yaml:"name" validate:"required,ifname"`
+	// Name is the interface's name inside the container: at most 15 bytes
+	// (the kernel's IFNAMSIZ), no '/', ':' or whitespace, not lo.
+	Name string `yaml:"name" validate:"required,ifname"`
+	// Addresses are IPv4 or IPv6 addresses with their prefix length, such
+	// as 172.16.0.2/24, in the subnet of the host end's address.
 	Addresses []string `yaml:"addresses,omitempty" validate:"dive,cidr_addr"`
-	MTU       int      `yaml:"mtu,omitempty" validate:"omitempty,min=68,max=65535"`
-	MAC       string   `yaml:"mac,omitempty" validate:"omitempty,mac"`
-	Host      HostEnd  `yaml:"host"`
+	// MTU of both ends (default the kernel's, 1500).
+	MTU int `yaml:"mtu,omitempty" validate:"omitempty,min=68,max=65535"`
+	// MAC is the container end's hardware address (default random).
+	MAC string `yaml:"mac,omitempty" validate:"omitempty,mac"`
+	// Host is the end left on the host.
+	Host HostEnd `yaml:"host"`
 	// DefaultRoute adds a default route inside the container via the host
 	// end's first address of each family.
 	DefaultRoute bool `yaml:"defaultRoute,omitempty"`
@@ -144,18 +192,28 @@ type Interface struct {
 
 // HostEnd is the host's end of a veth pair.
 type HostEnd struct {
-	Name      string   `yaml:"name" validate:"required,ifname"`
+	// Name is the interface's name on the host, unique among all
+	// documents: at most 15 bytes, no '/', ':' or whitespace.
+	Name string `yaml:"name" validate:"required,ifname"`
+	// Addresses are the host end's addresses with their prefix length,
+	// such as 172.16.0.1/24.
 	Addresses []string `yaml:"addresses,omitempty" validate:"dive,cidr_addr"`
-	MAC       string   `yaml:"mac,omitempty" validate:"omitempty,mac"`
+	// MAC is the host end's hardware address (default random).
+	MAC string `yaml:"mac,omitempty" validate:"omitempty,mac"`
 }
 
 // Route is a static route inside the container.
 type Route struct {
-	// To is a destination prefix or "default".
-	To     string `yaml:"to" validate:"required,routedst"`
-	Via    string `yaml:"via,omitempty" validate:"omitempty,ip"`
-	Dev    string `yaml:"dev,omitempty" validate:"omitempty,ifname"`
-	Metric int    `yaml:"metric,omitempty" validate:"min=0"`
+	// To is a destination prefix (host bits zero, such as 10.0.0.0/8) or
+	// "default".
+	To string `yaml:"to" validate:"required,routedst"`
+	// Via is the gateway, of the family of To, in a subnet of one of the
+	// container's interfaces.
+	Via string `yaml:"via,omitempty" validate:"omitempty,ip"`
+	// Dev is the container's interface the route goes out of.
+	Dev string `yaml:"dev,omitempty" validate:"omitempty,ifname"`
+	// Metric is the route's priority: lower wins.
+	Metric int `yaml:"metric,omitempty" validate:"min=0"`
 }
 
 // Resources are the container's cgroup limits.
@@ -167,65 +225,90 @@ type Resources struct {
 	// MemorySwap is memory plus swap (docker's --memory-swap): equal to
 	// Memory for no swap, "-1" for unlimited swap.
 	MemorySwap string `yaml:"memorySwap,omitempty" validate:"omitempty,memoryswap"`
-	// CPU in cores: "1", "0.5", "250m". Sets quota = cores x period.
+	// CPU in cores: "1", "0.5", "250m". Sets quota = cores x period. Not
+	// with CPUQuota.
 	CPU string `yaml:"cpu,omitempty" validate:"omitempty,cpu"`
-	// CPUQuota and CPUPeriod in microseconds, as cpu.cfs_quota_us and
-	// cpu.cfs_period_us (v1) or cpu.max (v2) take them.
-	CPUQuota  int64  `yaml:"cpuQuota,omitempty" validate:"omitempty,min=1000"`
+	// CPUQuota is the CPU time in microseconds the container may use in
+	// each period, as cpu.cfs_quota_us (v1) or cpu.max (v2) take it; at
+	// least 1000. Not with CPU.
+	CPUQuota int64 `yaml:"cpuQuota,omitempty" validate:"omitempty,min=1000"`
+	// CPUPeriod is the length of a period in microseconds, as
+	// cpu.cfs_period_us takes it: 1000-1000000 (default 100000).
 	CPUPeriod uint64 `yaml:"cpuPeriod,omitempty" validate:"omitempty,min=1000,max=1000000"`
 	// CPUWeight is the relative share of CPU time, 1-10000 (default 100).
 	CPUWeight uint64 `yaml:"cpuWeight,omitempty" validate:"omitempty,min=1,max=10000"`
-	Pids      int64  `yaml:"pids,omitempty" validate:"omitempty,min=1"`
-	Cpuset    Cpuset `yaml:"cpuset,omitempty"`
+	// Pids is the most processes and threads the container may have.
+	Pids int64 `yaml:"pids,omitempty" validate:"omitempty,min=1"`
+	// Cpuset pins the container to CPUs and memory nodes.
+	Cpuset Cpuset `yaml:"cpuset,omitempty"`
 }
 
 // Cpuset pins the container to CPUs and memory nodes ("0-1,3").
 type Cpuset struct {
+	// Cpus are the CPUs the container runs on, as cpuset.cpus: "0-1,3".
 	Cpus string `yaml:"cpus,omitempty" validate:"omitempty,cpulist"`
+	// Mems are the memory nodes it allocates from, as cpuset.mems: "0".
 	Mems string `yaml:"mems,omitempty" validate:"omitempty,cpulist"`
 }
 
 // Security loosens or tightens the defaults (Docker's capability set,
 // Docker's seccomp profile, no_new_privs, masked and read-only /proc paths).
 type Security struct {
+	// Capabilities are added to or dropped from Docker's default set.
 	Capabilities Capabilities `yaml:"capabilities,omitempty"`
 	// Seccomp is "default", "unconfined" or the absolute path of a profile
 	// in Docker's JSON format.
 	Seccomp string `yaml:"seccomp,omitempty" validate:"omitempty,seccomp"`
 	// NoNewPrivileges defaults to true.
 	NoNewPrivileges *bool `yaml:"noNewPrivileges,omitempty"`
-	// MaskedPaths and ReadonlyPaths replace the defaults when given.
-	MaskedPaths   []string       `yaml:"maskedPaths,omitempty" validate:"dive,abspath"`
-	ReadonlyPaths []string       `yaml:"readonlyPaths,omitempty" validate:"dive,abspath"`
+	// MaskedPaths are hidden from the container; they replace the defaults
+	// when given.
+	MaskedPaths []string `yaml:"maskedPaths,omitempty" validate:"dive,abspath"`
+	// ReadonlyPaths are remounted read-only; they replace the defaults
+	// when given.
+	ReadonlyPaths []string `yaml:"readonlyPaths,omitempty" validate:"dive,abspath"`
+	// UserNamespace maps container ids to host ids (default: no user
+	// namespace, root inside is root outside).
 	UserNamespace *UserNamespace `yaml:"userNamespace,omitempty"`
 }
 
 // Capabilities are added to or dropped from the default set. "ALL" is
 // accepted in drop (then add builds the set from nothing).
 type Capabilities struct {
-	Add  []string `yaml:"add,omitempty" validate:"dive,capability"`
+	// Add are capabilities to add: NET_ADMIN, net_admin or CAP_NET_ADMIN.
+	Add []string `yaml:"add,omitempty" validate:"dive,capability"`
+	// Drop are capabilities to drop, or ALL.
 	Drop []string `yaml:"drop,omitempty" validate:"dive,capdrop"`
 }
 
 // UserNamespace maps container ids to host ids.
 type UserNamespace struct {
+	// UIDMappings are written to /proc/PID/uid_map; ranges are disjoint.
 	UIDMappings []IDMapping `yaml:"uidMappings" validate:"required,min=1,dive"`
+	// GIDMappings are written to /proc/PID/gid_map; ranges are disjoint.
 	GIDMappings []IDMapping `yaml:"gidMappings" validate:"required,min=1,dive"`
 }
 
 // IDMapping maps Size ids from ContainerID on to HostID.
 type IDMapping struct {
+	// ContainerID is the first id inside the container.
 	ContainerID uint32 `yaml:"containerID"`
-	HostID      uint32 `yaml:"hostID"`
-	Size        uint32 `yaml:"size" validate:"min=1"`
+	// HostID is the id it is on the host.
+	HostID uint32 `yaml:"hostID"`
+	// Size is how many consecutive ids are mapped, at least 1.
+	Size uint32 `yaml:"size" validate:"min=1"`
 }
 
 // Mount is a bind mount from the host or a tmpfs.
 type Mount struct {
-	Type        string `yaml:"type" validate:"required,oneof=bind tmpfs"`
-	Source      string `yaml:"source,omitempty" validate:"omitempty,abspath"`
+	// Type is bind or tmpfs.
+	Type string `yaml:"type" validate:"required,oneof=bind tmpfs"`
+	// Source is the host path a bind mount shows; a tmpfs has none.
+	Source string `yaml:"source,omitempty" validate:"omitempty,abspath"`
+	// Destination is where it is mounted in the container.
 	Destination string `yaml:"destination" validate:"required,abspath"`
-	ReadOnly    bool   `yaml:"readOnly,omitempty"`
+	// ReadOnly mounts it read-only.
+	ReadOnly bool `yaml:"readOnly,omitempty"`
 	// Size of a tmpfs, as memory is written.
 	Size string `yaml:"size,omitempty" validate:"omitempty,size"`
 	// Mode of a tmpfs root, octal.
@@ -234,14 +317,19 @@ type Mount struct {
 
 // RestartPolicy says when the supervisor starts the process again.
 type RestartPolicy struct {
-	Policy     string `yaml:"policy" validate:"required,oneof=never on-failure always"`
-	MaxRetries int    `yaml:"maxRetries,omitempty" validate:"min=0"`
+	// Policy is never, on-failure (a non-zero exit) or always.
+	Policy string `yaml:"policy" validate:"required,oneof=never on-failure always"`
+	// MaxRetries bounds on-failure restarts (0: no bound).
+	MaxRetries int `yaml:"maxRetries,omitempty" validate:"min=0"`
 }
 
 // Logs says how stdout and stderr are kept.
 type Logs struct {
-	MaxSize  string `yaml:"maxSize,omitempty" validate:"omitempty,size"`
-	MaxFiles int    `yaml:"maxFiles,omitempty" validate:"omitempty,min=1,max=100"`
+	// MaxSize is the size at which the log is rotated, written as memory
+	// is (default 10M).
+	MaxSize string `yaml:"maxSize,omitempty" validate:"omitempty,size"`
+	// MaxFiles is how many rotated logs are kept, 1-100 (default 3).
+	MaxFiles int `yaml:"maxFiles,omitempty" validate:"omitempty,min=1,max=100"`
 }
 
 // Source is where a document came from.

@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
 	"strings"
@@ -41,6 +43,49 @@ func Validate(m *Manifest) error {
 	return errs
 }
 
+// LoadAndValidate loads the sources as Load does and validates every
+// document that decoded, and returns the errors of both at once. A field
+// that could not be decoded is reported once: validation errors at or below
+// the path of a load error of the same document are dropped (a list that
+// was a string is not also "missing").
+func LoadAndValidate(sources []string, stdin io.Reader) (*Manifest, error) {
+	m, err := Load(sources, stdin)
+	var loadErrs Errors
+	if err != nil && !errors.As(err, &loadErrs) {
+		return m, err
+	}
+	var all Errors
+	all = append(all, loadErrs...)
+	var verrs Errors
+	if err := Validate(m); err != nil && !errors.As(err, &verrs) {
+		return m, err
+	}
+	for _, v := range verrs {
+		if !coveredBy(v, loadErrs) {
+			all = append(all, v)
+		}
+	}
+	if len(all) == 0 {
+		return m, nil
+	}
+	all.Sort()
+	return m, all
+}
+
+// coveredBy reports whether a load error of the same document is at v's
+// path or one of its ancestors.
+func coveredBy(v *Error, loadErrs Errors) bool {
+	for _, l := range loadErrs {
+		if l.File != v.File || l.doc != v.doc {
+			continue
+		}
+		if l.Path == "" || v.Path == l.Path || strings.HasPrefix(v.Path, l.Path+".") || strings.HasPrefix(v.Path, l.Path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
 var (
 	validateOnce sync.Once
 	validateInst *validator.Validate
@@ -77,7 +122,7 @@ func validatorInstance() *validator.Validate {
 // errorAt is an error at a field path of the container's document.
 func (c *Container) errorAt(path, msg string) *Error {
 	p := c.Source.Pos(path)
-	return &Error{File: c.Source.File, Line: p.Line, Col: p.Col, Path: path, Msg: msg}
+	return &Error{File: c.Source.File, Line: p.Line, Col: p.Col, Path: path, Msg: msg, doc: c.Source.Doc}
 }
 
 // written reports whether the document holds a value at path.
