@@ -20,6 +20,10 @@ const (
 	initFdExe   = 3 // the sealed memfd the init was executed from
 	initFdSync  = 4 // read end: one byte once the init is in its cgroup
 	initFdError = 5 // write end: an error message, or EOF at execve
+	// initFdConfig is the read end of a pipe carrying config.json: the
+	// supervisor reads the file as host root, so the init need not (in a
+	// user namespace the mapped root may have no right to read it).
+	initFdConfig = 6
 )
 
 // initMain is the container's init stage. It was cloned by the supervisor in
@@ -30,6 +34,12 @@ const (
 // supervisor through the error pipe.
 func initMain() {
 	errw := os.NewFile(initFdError, "error pipe")
+	cfg := os.NewFile(initFdConfig, "config pipe")
+	var spec specs.Spec
+	if err := json.NewDecoder(cfg).Decode(&spec); err != nil {
+		fail(errw, fmt.Errorf("container init: read config: %w", err))
+	}
+	cfg.Close()
 	sync := os.NewFile(initFdSync, "sync pipe")
 	var b [1]byte
 	if n, err := sync.Read(b[:]); n != 1 {
@@ -37,14 +47,10 @@ func initMain() {
 	}
 	sync.Close()
 	bundle := os.Getenv(envBundle)
-	spec, err := loadSpec(bundle)
-	if err != nil {
+	if err := containerInit(bundle, &spec); err != nil {
 		fail(errw, fmt.Errorf("container init: %w", err))
 	}
-	if err := containerInit(bundle, spec); err != nil {
-		fail(errw, fmt.Errorf("container init: %w", err))
-	}
-	if err := finishAndExec(spec.Process, seccompOf(spec)); err != nil {
+	if err := finishAndExec(spec.Process, seccompOf(&spec)); err != nil {
 		fail(errw, fmt.Errorf("container init: %w", err))
 	}
 }

@@ -12,9 +12,11 @@
 // The constructor acts only when _HUTCH_NSENTER is set ("PID:FD"): it waits
 // for one byte on FD (the parent has put it in the container's cgroup by
 // then), opens /proc/PID/ns/* of the container's init, joins each namespace
-// that differs from its own (user first, so that its capabilities count in
-// the others, mount last), and forks: a new pid namespace applies to
-// children only. The child returns into the Go runtime (the exec stage),
+// that differs from its own and forks: a new pid namespace applies to
+// children only. The user namespace comes last: the host's root may join
+// every other namespace (the network namespace is owned by the host's user
+// namespace even when the container has its own), and once inside the
+// container's user namespace it could not. The child returns into the Go runtime (the exec stage),
 // the parent waits for it, passes signals on and exits with its status.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -59,9 +61,9 @@ __attribute__((constructor)) static void hutch_nsenter(void) {
 		const char *name;
 		int type;
 	} nss[] = {
-		{"user", CLONE_NEWUSER}, {"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC},
-		{"uts", CLONE_NEWUTS},   {"net", CLONE_NEWNET},       {"pid", CLONE_NEWPID},
-		{"mnt", CLONE_NEWNS},
+		{"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
+		{"net", CLONE_NEWNET},       {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS},
+		{"user", CLONE_NEWUSER},
 	};
 	enum { N = sizeof(nss) / sizeof(nss[0]) };
 	int fds[N];

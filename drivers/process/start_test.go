@@ -3,6 +3,11 @@
 package process
 
 import (
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
 	"os"
 	"strings"
 	"testing"
@@ -50,5 +55,44 @@ func TestStartNamespaces(t *testing.T) {
 		if status[k] != v {
 			t.Errorf("/proc/1/status %s: %q, want %q", k, status[k], v)
 		}
+	}
+}
+
+// A user namespace maps the container's root to an unprivileged host uid.
+func TestUserNamespace(t *testing.T) {
+	c := newContainer(t, []string{"sleep", "100000"}, containerOpts{
+		spec: func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+		},
+	})
+	// The mapped root must be able to reach the rootfs: open the folders
+	// on the way for search (as a state root for user namespaces must be).
+	for p := filepath.Join(c.bundle, "rootfs"); p != "/"; p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			os.Chmod(p, fi.Mode().Perm()|0o011)
+		}
+	}
+	c.start()
+	st := c.state()
+	if m := readFile(t, "/proc/"+itoa(st.PID)+"/uid_map"); !strings.Contains(strings.Join(strings.Fields(m), " "), "0 200000 65536") {
+		t.Errorf("uid_map %q", m)
+	}
+	in, _ := os.Readlink("/proc/" + itoa(st.PID) + "/ns/user")
+	host, _ := os.Readlink("/proc/self/ns/user")
+	if in == host {
+		t.Errorf("user namespace is the host's")
+	}
+	var hostSt unix.Stat_t
+	if err := unix.Stat("/proc/"+itoa(st.PID), &hostSt); err != nil || hostSt.Uid != 200000 {
+		t.Errorf("the container's init runs as host uid %d (%v), want 200000", hostSt.Uid, err)
+	}
+	if id := strings.TrimSpace(c.mustExec("id", "-u")); id != "0" {
+		t.Errorf("id -u inside: %q", id)
+	}
+	status := procStatus(c.mustExec("cat", "/proc/1/status"))
+	if status["CapEff"] != "00000000a80425fb" || status["Seccomp"] != "2" {
+		t.Errorf("status inside: CapEff %s Seccomp %s", status["CapEff"], status["Seccomp"])
 	}
 }

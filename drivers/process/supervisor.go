@@ -426,6 +426,12 @@ func startInit(bundle string, cg CgroupJoiner, cgPath string, stdout, stderr io.
 				attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 			}
 			attr.GidMappingsEnableSetgroups = true
+			// The child keeps the host's uid 0 until it changes it, and
+			// that uid has no name in the new namespace (it shows as the
+			// overflow uid, and execve would drop every capability):
+			// setuid(0)/setgid(0) after the maps are written make it the
+			// namespace's root, the host uid the map gives.
+			attr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 		case specs.NetworkNamespace:
 			if ns.Path == "" {
 				attr.Cloneflags |= unix.CLONE_NEWNET
@@ -455,13 +461,19 @@ func startInit(bundle string, cg CgroupJoiner, cgPath string, stdout, stderr io.
 		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
 	defer errR.Close()
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		syncR.Close()
+		errW.Close()
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
 	cmd := &exec.Cmd{
 		// fd 3 in the child is the memfd: exec it through /proc/self/fd.
 		Path:        fmt.Sprintf("/proc/self/fd/%d", initFdExe),
 		Args:        []string{"hutch-init", name},
 		Env:         []string{envStage + "=" + stageInit, envBundle + "=" + bundle},
 		Dir:         "/",
-		ExtraFiles:  []*os.File{exe, syncR, errW},
+		ExtraFiles:  []*os.File{exe, syncR, errW, cfgR},
 		Stdout:      stdout,
 		Stderr:      stderr,
 		SysProcAttr: attr,
@@ -470,9 +482,17 @@ func startInit(bundle string, cg CgroupJoiner, cgPath string, stdout, stderr io.
 	err = startInNetns(cmd, netnsPath)
 	syncR.Close()
 	errW.Close()
+	cfgR.Close()
 	if err != nil {
+		cfgW.Close()
 		return nil, fmt.Errorf("container %s: start init: %w", name, err)
 	}
+	// The config can be larger than a pipe's buffer: write it while the
+	// init reads, and close the pipe at the end.
+	go func() {
+		json.NewEncoder(cfgW).Encode(spec)
+		cfgW.Close()
+	}()
 	abort := func(err error) (*exec.Cmd, error) {
 		cmd.Process.Kill()
 		cmd.Wait()
