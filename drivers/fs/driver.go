@@ -204,7 +204,7 @@ func (d *Driver) layerFor(ctx context.Context, rf *plan.Rootfs) (string, string,
 // Apply builds the layer (or finds it in the cache) and mounts the
 // container's overlay at Bundle/rootfs: lowerdir is the shared, never
 // written layer, upperdir and workdir are the container's own. A read-only
-// rootfs is an overlay of the layer alone, mounted MS_RDONLY.
+// rootfs is the same overlay mounted MS_RDONLY.
 func (d *Driver) Apply(ctx context.Context, ch *plan.Change) error {
 	rf, err := asRootfs(ch.After)
 	if err != nil {
@@ -268,8 +268,10 @@ func (d *Driver) Apply(ctx context.Context, ch *plan.Change) error {
 	data := "lowerdir=" + layer + ",upperdir=" + p.upper + ",workdir=" + p.work
 	var flags uintptr = unix.MS_NODEV
 	if rf.ReadOnly {
-		// An overlay without upperdir is read-only by construction.
-		data, flags = "lowerdir="+layer, flags|unix.MS_RDONLY
+		// overlayfs refuses a single lowerdir without an upperdir
+		// (EINVAL), so a read-only rootfs is the same overlay mounted
+		// MS_RDONLY: its upper folder stays empty.
+		flags |= unix.MS_RDONLY
 	}
 	if err := unix.Mount("overlay", p.rootfs, "overlay", flags, data); err != nil {
 		return fail("mount overlay "+data, err)
