@@ -48,9 +48,10 @@ func testOptions(t testing.TB) Options {
 	return o
 }
 
+// load loads and validates a manifest: Build's input is a valid manifest.
 func load(t testing.TB, file string) *spec.Manifest {
 	t.Helper()
-	m, err := spec.Load([]string{file}, nil)
+	m, err := spec.LoadAndValidate([]string{file}, nil)
 	if err != nil {
 		t.Fatalf("load %s: %v", file, err)
 	}

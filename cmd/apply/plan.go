@@ -82,7 +82,10 @@ Colour only on a terminal, and never when NO_COLOR is set.`,
 // the seccomp profile files they name and builds the desired state. Every
 // verb that takes -f goes through it.
 func loadDesired(files []string, o plan.Options) (*spec.Manifest, *plan.Desired, error) {
-	m, err := spec.Load(files, os.Stdin)
+	// Every load and validation error of every document, at once, each
+	// with file:line:col and its field path; nothing is built from a bad
+	// manifest.
+	m, err := spec.LoadAndValidate(files, os.Stdin)
 	if err != nil {
 		return nil, nil, err
 	}
