@@ -239,6 +239,11 @@ func buildNetwork(sc *spec.Container) ([]Resource, error) {
 		return nil, nil
 	}
 	name := sc.Metadata.Name
+	if len(n.Ports) > 0 {
+		// Refused rather than dropped: a forward the user asked for and
+		// hutch silently left out would look like a network fault.
+		return nil, fmt.Errorf("spec.network.ports: port forwards are not supported yet (no resource kind or driver makes them)")
+	}
 	ns := &Netns{Container: name, Name: n.Namespace}
 	out := []Resource{ns}
 	var veths, addrs, routes []Resource
