@@ -13,7 +13,8 @@ type Error struct {
 	Path      string // field path, "spec.network.interfaces[0].name"
 	Msg       string // what is wrong (what was expected)
 
-	doc int // index of the document in File, to match load and validation errors
+	doc    int    // index of the document in File, to match load and validation errors
+	covers string // a field path this error also explains (a misspelled field's intended name)
 }
 
 func (e *Error) Error() string {

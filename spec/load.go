@@ -280,7 +280,13 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		seen[name] = k
 		idx, ok := fields[name]
 		if !ok {
-			d.errorf(k, fpath, "unknown field %q%s", name, suggest(name, fieldNames(fields)))
+			hint := suggest(name, fieldNames(fields))
+			d.errorf(k, fpath, "unknown field %q%s", name, hint)
+			// The field it was likely meant for is then missing: that
+			// is the same mistake, not a second one.
+			if meant, ok := strings.CutPrefix(hint, ` (did you mean "`); ok {
+				d.errs[len(d.errs)-1].covers = join(path, strings.TrimSuffix(meant, `"?)`))
+			}
 			continue
 		}
 		d.decode(val, v.Field(idx), fpath)

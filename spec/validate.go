@@ -54,11 +54,16 @@ func LoadAndValidate(sources []string, stdin io.Reader) (*Manifest, error) {
 	if err != nil && !errors.As(err, &loadErrs) {
 		return m, err
 	}
-	var all Errors
-	all = append(all, loadErrs...)
+	return m, validateLoaded(m, loadErrs)
+}
+
+// validateLoaded validates what loaded and joins its errors to the load
+// errors, dropping those a load error already covers.
+func validateLoaded(m *Manifest, loadErrs Errors) error {
+	all := append(Errors(nil), loadErrs...)
 	var verrs Errors
 	if err := Validate(m); err != nil && !errors.As(err, &verrs) {
-		return m, err
+		return err
 	}
 	for _, v := range verrs {
 		if !coveredBy(v, loadErrs) {
@@ -66,10 +71,10 @@ func LoadAndValidate(sources []string, stdin io.Reader) (*Manifest, error) {
 		}
 	}
 	if len(all) == 0 {
-		return m, nil
+		return nil
 	}
 	all.Sort()
-	return m, all
+	return all
 }
 
 // coveredBy reports whether a load error of the same document is at v's
@@ -79,11 +84,16 @@ func coveredBy(v *Error, loadErrs Errors) bool {
 		if l.File != v.File || l.doc != v.doc {
 			continue
 		}
-		if l.Path == "" || v.Path == l.Path || strings.HasPrefix(v.Path, l.Path+".") || strings.HasPrefix(v.Path, l.Path+"[") {
+		if l.Path == "" || under(v.Path, l.Path) || (l.covers != "" && under(v.Path, l.covers)) {
 			return true
 		}
 	}
 	return false
+}
+
+// under reports whether path is p or below it.
+func under(path, p string) bool {
+	return path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[")
 }
 
 var (
