@@ -522,22 +522,12 @@ func parseUser(u string) (uid, gid uint32, err error) {
 	return uid, gid, nil
 }
 
-// linuxSignals are the names of signals 1-31 in the numbering of x86 and
-// asm-generic (arm64, riscv) Linux, signal(7).
-var linuxSignals = []string{
-	"SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS",
-	"SIGFPE", "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM",
-	"SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP",
-	"SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM",
-	"SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
-}
-
 // signalName writes a stop signal as the kernel names it: "term", "TERM"
 // and "15" give "SIGTERM". Real-time signals (32-64) stay numbers.
 func signalName(s string) string {
 	if n, err := strconv.Atoi(s); err == nil {
-		if n >= 1 && n <= len(linuxSignals) {
-			return linuxSignals[n-1]
+		if n >= 1 && n <= len(spec.SignalNames) {
+			return spec.SignalNames[n-1] // x86 and asm-generic numbering
 		}
 		return s
 	}

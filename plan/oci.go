@@ -44,9 +44,9 @@ func buildOCI(sc *spec.Container, o Options, cg *Cgroup) (*specs.Spec, error) {
 		Hostname: sc.Spec.Hostname,
 	}
 	for i, rl := range p.Rlimits {
-		t := strings.ToUpper(rl.Type)
-		if !strings.HasPrefix(t, "RLIMIT_") {
-			t = "RLIMIT_" + t
+		t := spec.RlimitName(rl.Type)
+		if t == "" {
+			return nil, fmt.Errorf("spec.process.rlimits[%d].type: unknown rlimit %q", i, rl.Type)
 		}
 		if rl.Hard < rl.Soft {
 			return nil, fmt.Errorf("spec.process.rlimits[%d]: soft %d above hard %d", i, rl.Soft, rl.Hard)
@@ -147,13 +147,13 @@ func capabilitySet(c spec.Capabilities) []string {
 	return out
 }
 
-// capName is a capability's name as the kernel headers spell it: CAP_NET_ADMIN.
+// capName is a capability's name as the kernel headers spell it:
+// CAP_NET_ADMIN. Validation has refused unknown names.
 func capName(s string) string {
-	s = strings.ToUpper(s)
-	if !strings.HasPrefix(s, "CAP_") {
-		s = "CAP_" + s
+	if n := spec.CapabilityName(s); n != "" {
+		return n
 	}
-	return s
+	return strings.ToUpper(s)
 }
 
 // mounts are the runtime's standard file systems (what runc's spec
