@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -97,23 +98,25 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 		Stdout:     stdio.Out,
 		Stderr:     stdio.Err,
 	}
-	var master *os.File
+	var master, slave *os.File
 	if tty {
-		m, slave, err := openPty()
-		if err != nil {
+		if master, slave, err = openPty(); err != nil {
 			syncR.Close()
 			cfgR.Close()
 			return -1, fmt.Errorf("container %s: exec: %w", name, err)
 		}
-		master = m
 		defer master.Close()
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-		defer slave.Close()
 	}
 	err = cmd.Start()
 	syncR.Close()
 	cfgR.Close()
+	if slave != nil {
+		// Only the child holds the terminal now: when it and its children
+		// have closed it, reads of the master end with EIO.
+		slave.Close()
+	}
 	if err != nil {
 		return -1, fmt.Errorf("container %s: exec: %w", name, err)
 	}
@@ -139,15 +142,22 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 		return abort(err)
 	}
 	cfgW.Close()
+	var copied chan struct{}
 	if master != nil {
 		restore := rawTerminal(stdio.In)
 		defer restore()
 		if stdio.In != nil {
 			go io.Copy(master, stdio.In)
 		}
-		if stdio.Out != nil {
-			go io.Copy(stdio.Out, master)
-		}
+		copied = make(chan struct{})
+		go func() {
+			out := stdio.Out
+			if out == nil {
+				out = io.Discard
+			}
+			io.Copy(out, master)
+			close(copied)
+		}()
 	}
 	// Signals for the exec'd process go to nsenter.c's waiting parent,
 	// which passes them on.
@@ -163,6 +173,14 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 		case <-ctx.Done():
 			cmd.Process.Signal(unix.SIGKILL)
 		case err := <-done:
+			if copied != nil {
+				// Print what is still in the terminal's buffer (bounded:
+				// a background process may hold the terminal open).
+				select {
+				case <-copied:
+				case <-time.After(time.Second):
+				}
+			}
 			var ee *exec.ExitError
 			if err == nil || errors.As(err, &ee) {
 				return cmd.ProcessState.ExitCode(), nil

@@ -33,7 +33,15 @@ func TestMain(m *testing.M) {
 	if Reexec(func(parent string) (CgroupJoiner, error) { return cgroupdrv.New("", parent) }) {
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	// The binaries built once for all tests.
+	if hutchBin != "" {
+		os.RemoveAll(filepath.Dir(hutchBin))
+	}
+	if probePath != "" && probeErr == nil {
+		os.RemoveAll(filepath.Dir(probePath))
+	}
+	os.Exit(code)
 }
 
 // dockerCaps is Docker's default capability set (CapEff 00000000a80425fb).
@@ -106,7 +114,7 @@ func newContainer(t *testing.T, args []string, o containerOpts) *testContainer {
 	c.writeSpec()
 	c.proc = &plan.Process{
 		Container: c.name, Bundle: c.bundle, Digest: "sha256:test1",
-		Restart: plan.RestartPolicy{Policy: "never"}, StopSignal: "SIGTERM", StopTimeout: 2 * time.Second,
+		Restart: plan.RestartPolicy{Policy: "never"}, StopSignal: "SIGTERM", StopTimeout: 300 * time.Millisecond,
 		Logs: plan.LogPolicy{MaxSize: 1 << 20, MaxFiles: 2},
 	}
 	c.d = New(c.root, cg)

@@ -3,14 +3,14 @@
 package process
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
+	"strings"
+	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-
-	"os"
-	"strings"
-	"testing"
 )
 
 func TestStartNamespaces(t *testing.T) {
@@ -94,5 +94,22 @@ func TestUserNamespace(t *testing.T) {
 	status := procStatus(c.mustExec("cat", "/proc/1/status"))
 	if status["CapEff"] != "00000000a80425fb" || status["Seccomp"] != "2" {
 		t.Errorf("status inside: CapEff %s Seccomp %s", status["CapEff"], status["Seccomp"])
+	}
+}
+
+func TestExecTerminal(t *testing.T) {
+	c := newContainer(t, []string{"sleep", "100000"}, containerOpts{})
+	c.start()
+	var out bytes.Buffer
+	code, err := c.d.Exec(t.Context(), c.bundle, []string{"sh", "-c", "test -t 0 && test -t 1 && echo a-terminal; exit 3"}, Stdio{Out: &out}, true)
+	if err != nil || code != 3 {
+		t.Fatalf("exec -t: exit %d, %v", code, err)
+	}
+	if got := strings.TrimSpace(out.String()); got != "a-terminal" {
+		t.Errorf("exec -t printed %q", out.String())
+	}
+	// Without a terminal, stdin and stdout are not terminals.
+	if out, _, code := c.exec("sh", "-c", "test -t 1 || echo no-terminal"); code != 0 || out != "no-terminal\n" {
+		t.Errorf("exec without -t: exit %d, %q", code, out)
 	}
 }

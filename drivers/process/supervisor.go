@@ -100,6 +100,7 @@ func supervisorMain(newCgroup CgroupFactory) int {
 	// the type data it needs.
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(50)
+	runtime.MemProfileRate = 0 // no heap profile: its tables cost memory too
 	ready := os.NewFile(3, "ready pipe")
 	s := &supervisor{bundle: os.Getenv(envBundle)}
 	if err := s.setup(newCgroup); err != nil {
