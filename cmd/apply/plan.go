@@ -13,9 +13,8 @@ import (
 )
 
 // planChanges compares the desired state with the host and returns the
-// changes, unordered. Until hutch observes the host, the host is taken to be
-// empty (emptyHostChanges); wiring the reconciler in replaces this one
-// variable.
+// changes, unordered. It starts as emptyHostChanges; apply.go's init puts
+// the reconciler's observe-and-diff in its place, and tests swap it back.
 var planChanges = emptyHostChanges
 
 // emptyHostChanges is the plan against a host that has none of the desired
