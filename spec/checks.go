@@ -416,14 +416,33 @@ func proto(p Port) string {
 	return p.Protocol
 }
 
+// defaultCPUPeriod is the CFS period the kernel starts a cgroup with, and
+// the one plan uses when only cpu is given; minCPUQuota is the smallest
+// quota the kernel takes (1 ms).
+const (
+	defaultCPUPeriod = 100000
+	minCPUQuota      = 1000
+)
+
 // checkResources: cpu and cpuQuota both set the CFS quota, so only one may
-// be given; memorySwap (memory plus swap, as docker's --memory-swap) is at
+// be given, and cpu must give a quota the kernel takes; memorySwap (memory plus swap, as docker's --memory-swap) is at
 // least memory, and needs it.
 func checkResources(c *Container) Errors {
 	var errs Errors
 	r := c.Spec.Resources
 	if r.CPU != "" && r.CPUQuota != 0 {
 		errs = append(errs, c.errorAt("spec.resources.cpuQuota", "cpu and cpuQuota both set the CPU quota (expected one of them)"))
+	} else if milli, err := ParseCPU(r.CPU); err == nil {
+		// cpu becomes quota = cores x period; the kernel refuses a quota
+		// below 1 ms (EINVAL from cpu.cfs_quota_us and cpu.max).
+		period := int64(defaultCPUPeriod)
+		if r.CPUPeriod >= 1000 && r.CPUPeriod <= 1000000 {
+			period = int64(r.CPUPeriod)
+		}
+		if quota := milli * period / 1000; quota < minCPUQuota {
+			need := (minCPUQuota*1000 + period - 1) / period
+			errs = append(errs, c.errorAt("spec.resources.cpu", fmt.Sprintf("%s gives a quota of %d us per %d us period (expected at least %dm at this period, the kernel's smallest quota being 1000 us)", r.CPU, quota, period, need)))
+		}
 	}
 	if r.MemorySwap == "" || r.MemorySwap == "-1" {
 		return errs
