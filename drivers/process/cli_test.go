@@ -20,7 +20,7 @@ var hutchOnce sync.Once
 var hutchBin, hutchErr string
 
 // hutch builds the hutch binary (cmd/apply) once.
-func hutch(t *testing.T) string {
+func hutch(t testing.TB) string {
 	t.Helper()
 	hutchOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "hutch-bin")

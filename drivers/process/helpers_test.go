@@ -55,7 +55,7 @@ var dockerCaps = []string{
 // drivers would: a busybox rootfs, a named netns with lo up, a cgroup, and
 // a config.json with Docker's defaults.
 type testContainer struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	root   string
 	bundle string
@@ -74,7 +74,7 @@ type containerOpts struct {
 	rootfs   func(rootfs string)
 }
 
-func newContainer(t *testing.T, args []string, o containerOpts) *testContainer {
+func newContainer(t testing.TB, args []string, o containerOpts) *testContainer {
 	t.Helper()
 	testutil.RequireRoot(t)
 	c := &testContainer{t: t, name: testutil.Name("hp"), root: t.TempDir()}
@@ -228,7 +228,7 @@ var applets = sync.OnceValue(func() []string {
 
 // makeRootfs builds a busybox rootfs: /bin/busybox (static) and a link per
 // applet, and the plain folders the mounts need.
-func makeRootfs(t *testing.T, rootfs string) {
+func makeRootfs(t testing.TB, rootfs string) {
 	t.Helper()
 	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc", "root", "www"} {
 		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
@@ -258,7 +258,7 @@ func makeRootfs(t *testing.T, rootfs string) {
 // makeNetns creates a network namespace bind-mounted at a file in a temp
 // folder (as iproute2 does under /var/run/netns) with lo up, and removes it
 // when the test ends.
-func makeNetns(t *testing.T) string {
+func makeNetns(t testing.TB) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), testutil.Name("hpns"))
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
@@ -303,7 +303,7 @@ func makeNetns(t *testing.T) string {
 }
 
 // defaultSpec is the config plan.Build writes: Docker's defaults.
-func defaultSpec(t *testing.T, name string, args []string, netnsPath, cgPath string) *specs.Spec {
+func defaultSpec(t testing.TB, name string, args []string, netnsPath, cgPath string) *specs.Spec {
 	t.Helper()
 	s := &specs.Spec{
 		Version:  specs.Version,
@@ -364,7 +364,7 @@ func procStatus(text string) map[string]string {
 
 type unixStat struct{ dev, ino uint64 }
 
-func statIno(t *testing.T, path string, s *unixStat) {
+func statIno(t testing.TB, path string, s *unixStat) {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {

@@ -49,6 +49,9 @@ type readyMsg struct {
 // `hutch apply` may exit.
 func spawnMain() int {
 	bundle := os.Getenv(envBundle)
+	// Descriptors that whoever ran hutch held without O_CLOEXEC end here:
+	// the supervisor lives long and should pin nothing of theirs.
+	closeExtraFds()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return report(readyMsg{Error: fmt.Sprintf("supervisor: pipe: %v", err)})
