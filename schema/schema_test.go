@@ -226,3 +226,50 @@ func validateFile(sch *jsonschema.Schema, file string) error {
 	}
 	return nil
 }
+
+// TestDocs: docs/manifest.md, the users' field reference, names every
+// field that holds a value: its full path in backticks (`spec.network.interfaces[].name`), or
+// its parent's path and its own name.
+func TestDocs(t *testing.T) {
+	b, err := os.ReadFile("../docs/manifest.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	has := func(s string) bool { return strings.Contains(doc, "`"+s+"`") }
+	var walk func(rt reflect.Type, path string, depth int)
+	walk = func(rt reflect.Type, path string, depth int) {
+		for rt.Kind() == reflect.Pointer {
+			rt = rt.Elem()
+		}
+		if rt.Kind() == reflect.Slice {
+			walk(rt.Elem(), path+"[]", depth)
+			return
+		}
+		if rt.Kind() != reflect.Struct || depth > 10 {
+			return
+		}
+		for i := 0; i < rt.NumField(); i++ {
+			f := rt.Field(i)
+			name := spec.YAMLName(f)
+			if name == "" {
+				continue
+			}
+			p := strings.TrimPrefix(path+"."+name, ".")
+			leaf := f.Type
+			for leaf.Kind() == reflect.Pointer || leaf.Kind() == reflect.Slice {
+				leaf = leaf.Elem()
+			}
+			if leaf.Kind() != reflect.Struct && !has(p) && !(has(name) && (has(path) || has(path+"[]") || has(strings.TrimSuffix(path, "[]")))) {
+				t.Errorf("docs/manifest.md does not describe %s", p)
+			}
+			walk(f.Type, p, depth+1)
+		}
+	}
+	walk(reflect.TypeOf(spec.Container{}), "", 0)
+	for _, s := range []string{"52428800", "powers of 1024", "Mi"} {
+		if !strings.Contains(doc, s) {
+			t.Errorf("docs/manifest.md does not say %q about memory units", s)
+		}
+	}
+}
