@@ -19,15 +19,17 @@ import (
 // flag is reset first.
 func runCmd(t *testing.T, args ...string) (int, string) {
 	t.Helper()
+	reset := func(f *pflag.Flag) {
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			sv.Replace(nil)
+		} else {
+			f.Value.Set(f.DefValue)
+		}
+		f.Changed = false
+	}
+	rootCmd.PersistentFlags().VisitAll(reset)
 	for _, c := range rootCmd.Commands() {
-		c.Flags().VisitAll(func(f *pflag.Flag) {
-			if sv, ok := f.Value.(pflag.SliceValue); ok {
-				sv.Replace(nil)
-			} else {
-				f.Value.Set(f.DefValue)
-			}
-			f.Changed = false
-		})
+		c.Flags().VisitAll(reset)
 	}
 	var out bytes.Buffer
 	rootCmd.SetOut(&out)
@@ -84,7 +86,9 @@ func TestPlanExitCodes(t *testing.T) {
 
 func TestExport(t *testing.T) {
 	dir := t.TempDir()
-	code, _ := runCmd(t, "export", "-f", "../../manifests/webserver.yaml", "--bundle", dir)
+	// The state root is a temporary folder too: export must not write into
+	// the real /var/lib/hutch (drivers/fs keeps its layer cache there).
+	code, _ := runCmd(t, "--root", t.TempDir(), "export", "-f", "../../manifests/webserver.yaml", "--bundle", dir)
 	if code != 0 {
 		t.Fatalf("export: exit %d", code)
 	}
