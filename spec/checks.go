@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
 )
 
@@ -15,6 +17,7 @@ func crossChecks(m *Manifest) Errors {
 	errs = append(errs, checkInterfaceNames(m)...)
 	errs = append(errs, checkAddresses(m)...)
 	errs = append(errs, checkHostPorts(m)...)
+	errs = append(errs, checkMACs(m)...)
 	for _, c := range m.Containers {
 		errs = append(errs, checkVethSubnets(c)...)
 		errs = append(errs, checkRoutes(c)...)
@@ -219,6 +222,41 @@ func checkAddresses(m *Manifest) Errors {
 			}
 		}
 		hostNets = append(hostNets, a)
+	}
+	return errs
+}
+
+// checkMACs: a hardware address given for a veth end is unicast (the
+// kernel refuses a multicast one with EADDRNOTAVAIL) and used once in the
+// manifest, since the ends of all veths meet on the host.
+func checkMACs(m *Manifest) Errors {
+	var errs Errors
+	seen := map[string]place{}
+	for _, c := range m.Containers {
+		if c.Spec.Network == nil {
+			continue
+		}
+		for i, itf := range c.Spec.Network.Interfaces {
+			for _, end := range []struct{ mac, path string }{
+				{itf.MAC, fmt.Sprintf("spec.network.interfaces[%d].mac", i)},
+				{itf.Host.MAC, fmt.Sprintf("spec.network.interfaces[%d].host.mac", i)},
+			} {
+				hw, err := net.ParseMAC(end.mac)
+				if end.mac == "" || err != nil || len(hw) != 6 {
+					continue // the mac rule reports what does not parse
+				}
+				if hw[0]&1 != 0 || bytes.Equal(hw, make([]byte, 6)) {
+					errs = append(errs, c.errorAt(end.path, fmt.Sprintf("%s is not a unicast address (expected the lowest bit of the first byte clear, such as 02:42:ac:10:00:02)", end.mac)))
+					continue
+				}
+				key := hw.String()
+				if first, dup := seen[key]; dup {
+					errs = append(errs, c.errorAt(end.path, fmt.Sprintf("%s is also used at %s (expected each hardware address once)", end.mac, first)))
+					continue
+				}
+				seen[key] = place{c, end.path}
+			}
+		}
 	}
 	return errs
 }

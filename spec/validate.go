@@ -135,8 +135,13 @@ func (c *Container) errorAt(path, msg string) *Error {
 	return &Error{File: c.Source.File, Line: p.Line, Col: p.Col, Path: path, Msg: msg, doc: c.Source.Doc}
 }
 
-// written reports whether the document holds a value at path.
+// written reports whether the document holds a value at path. A
+// container built in Go rather than loaded has no positions: all its
+// fields count as written.
 func (c *Container) written(path string) bool {
+	if c.Source.pos == nil {
+		return true
+	}
 	_, ok := c.Source.pos[path]
 	return ok
 }

@@ -58,3 +58,20 @@ spec:
 		}
 	}
 }
+
+// TestValidateBuiltInGo: a container built in Go (no positions) gets the
+// same messages as one loaded from a file, not "missing".
+func TestValidateBuiltInGo(t *testing.T) {
+	c := &Container{APIVersion: APIVersion, Kind: KindContainer, Metadata: Metadata{Name: "web"}}
+	c.Spec.Process.Args = []string{"sh"}
+	c.Spec.Resources.Memory = "1K"
+	err := Validate(&Manifest{Containers: []*Container{c}})
+	want := `: spec.resources.memory: 1K is 1024 bytes, below the minimum (expected at least 4M (4194304 bytes), or 0 for no limit)`
+	if err == nil || err.Error() != want {
+		t.Errorf("Validate = %v, want %s", err, want)
+	}
+	c.Spec.Resources.Memory = "4M"
+	if err := Validate(&Manifest{Containers: []*Container{c}}); err != nil {
+		t.Errorf("Validate = %v, want nil", err)
+	}
+}
