@@ -55,6 +55,9 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 	if len(args) == 0 {
 		return -1, fmt.Errorf("container %s: exec: no command", name)
 	}
+	if !haveNsenter {
+		return -1, fmt.Errorf("container %s: exec: this hutch was built without cgo, which joining a mount namespace needs", name)
+	}
 	st, err := d.State(bundle)
 	if err != nil {
 		return -1, err

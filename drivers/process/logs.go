@@ -251,24 +251,27 @@ func (d *Driver) Logs(ctx context.Context, bundle string, o LogOptions, stdout, 
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		if cur != nil {
-			for {
-				line, err := rd.ReadBytes('\n')
-				if err != nil {
-					if len(line) > 0 {
-						cur.Seek(-int64(len(line)), io.SeekCurrent)
-						rd.Reset(cur)
-					}
-					break
+	drain := func() {
+		for cur != nil {
+			line, err := rd.ReadBytes('\n')
+			if err != nil {
+				if len(line) > 0 {
+					cur.Seek(-int64(len(line)), io.SeekCurrent)
+					rd.Reset(cur)
 				}
-				out(line)
+				return
 			}
+			out(line)
 		}
-		// Rotated: the path names a new file; the old one was read to its end.
+	}
+	for {
+		drain()
+		// Rotated: the path names a new file. The old one may have grown
+		// after the read above and before the rename: read it to its end.
 		if fi, err := os.Stat(path); err == nil {
 			if cur == nil || !sameFile(cur, fi) {
 				if cur != nil {
+					drain()
 					cur.Close()
 				}
 				if cur, err = os.Open(path); err != nil {
@@ -281,17 +284,7 @@ func (d *Driver) Logs(ctx context.Context, bundle string, o LogOptions, stdout, 
 		st, err := readState(bundle)
 		if err != nil || !st.SupervisorAlive() {
 			// Print what the supervisor wrote just before it ended.
-			if cur != nil {
-				for {
-					line, err := rd.ReadBytes('\n')
-					if len(line) > 0 && err == nil {
-						out(line)
-					}
-					if err != nil {
-						break
-					}
-				}
-			}
+			drain()
 			return nil
 		}
 		select {

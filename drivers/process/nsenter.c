@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && cgo
 
 // The C half of `hutch exec`: joining a running container's namespaces.
 //

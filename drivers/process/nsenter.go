@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && cgo
 
 package process
 
@@ -8,3 +8,6 @@ package process
 
 // #cgo CFLAGS: -Wall -Werror -std=gnu11
 import "C"
+
+// haveNsenter says whether nsenter.c is linked in (it needs cgo).
+const haveNsenter = true
