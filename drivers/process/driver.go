@@ -162,7 +162,10 @@ func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
 	if err != nil {
 		return err
 	}
-	if st.SupervisorAlive() {
+	// A supervisor still running is stopped; after one that died (killed,
+	// or the host's OOM killer), its container may live on without it:
+	// Stop then kills what is left in the cgroup.
+	if st.Status != StatusAbsent {
 		if err := d.Stop(ctx, p.Bundle, p.StopTimeout); err != nil {
 			return err
 		}

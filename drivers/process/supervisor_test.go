@@ -241,3 +241,32 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// A supervisor that dies (kill -9) leaves a container without a keeper:
+// the state says dead, Observe finds nothing, and the next start replaces
+// the orphaned process instead of running a second one beside it.
+func TestSupervisorKilled(t *testing.T) {
+	c := newContainer(t, []string{"sleep", "100000"}, containerOpts{})
+	c.start()
+	before := c.state()
+	if err := syscallKill(before.SupervisorPID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the supervisor's end", func() bool { return !c.state().SupervisorAlive() })
+	st := c.state()
+	if st.Status != StatusDead {
+		t.Errorf("state after the supervisor's death: %+v", st)
+	}
+	if got, err := c.d.Observe(context.Background(), c.proc); err != nil || got != nil {
+		t.Errorf("observe: %v %v", got, err)
+	}
+	c.start()
+	after := c.state()
+	if alive(before.PID, before.PIDStart) {
+		t.Errorf("the orphaned process %d still runs", before.PID)
+	}
+	pids, err := c.cg.Procs(c.cgPath)
+	if err != nil || len(pids) != 1 || pids[0] != after.PID {
+		t.Errorf("cgroup holds %v (%v), want only %d", pids, err, after.PID)
+	}
+}
