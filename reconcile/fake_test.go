@@ -138,7 +138,14 @@ func (d *fakeDriver) Observe(ctx context.Context, want plan.Resource) (plan.Reso
 	if err != nil {
 		return nil, err
 	}
-	return plan.DecodeResource(d.kind, data)
+	got, err := plan.DecodeResource(d.kind, data)
+	if v, ok := got.(*plan.Veth); ok {
+		// Like the kernel: a veth whose netns is gone has lost its peer.
+		if _, err := os.Stat(d.h.path(plan.NetnsID(v.Netns))); err != nil {
+			v.Peer.Name = ""
+		}
+	}
+	return got, err
 }
 
 func (d *fakeDriver) Diff(got, want plan.Resource) (fields, force []string) {
@@ -165,6 +172,9 @@ func (d *fakeDriver) Apply(ctx context.Context, ch *plan.Change) error {
 }
 
 func (d *fakeDriver) Delete(ctx context.Context, r plan.Resource) error {
+	if v, ok := r.(*plan.Veth); ok && v.Peer.Name == "" {
+		return fmt.Errorf("veth %s: both ends need a name", v.Host.Name)
+	}
 	if err := d.h.step("delete " + r.ID()); err != nil {
 		return err
 	}
