@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 )
 
 // crossChecks are the rules that span fields or documents, each a small
@@ -27,6 +29,7 @@ func crossChecks(m *Manifest) Errors {
 		errs = append(errs, checkRlimits(c)...)
 		errs = append(errs, checkCapabilities(c)...)
 		errs = append(errs, checkIDMappings(c)...)
+		errs = append(errs, checkUserMapped(c)...)
 		errs = append(errs, checkRootfsPaths(c)...)
 	}
 	return errs
@@ -621,6 +624,63 @@ func checkIDMappings(c *Container) Errors {
 		}
 	}
 	return errs
+}
+
+// checkUserMapped: in a user namespace the process's uid, gid and
+// supplementary groups exist only if a mapping covers them; setresuid(2)
+// and setgroups(2) fail with EINVAL for an unmapped id.
+func checkUserMapped(c *Container) Errors {
+	u := c.Spec.Security.UserNamespace
+	p := c.Spec.Process
+	if u == nil || len(u.UIDMappings) == 0 || len(u.GIDMappings) == 0 {
+		return nil
+	}
+	for _, m := range append(append([]IDMapping(nil), u.UIDMappings...), u.GIDMappings...) {
+		if m.Size == 0 {
+			return nil // the size rule reports the empty mapping
+		}
+	}
+	var uid, gid uint64
+	if p.User != "" {
+		if what, _ := checkUIDGID(p.User); what != "" {
+			return nil
+		}
+		us, gs, _ := strings.Cut(p.User, ":")
+		uid, _ = strconv.ParseUint(us, 10, 32)
+		if gs != "" {
+			gid, _ = strconv.ParseUint(gs, 10, 32)
+		}
+	}
+	var errs Errors
+	userPath := "spec.process.user"
+	if p.User == "" {
+		userPath = "spec.security.userNamespace.uidMappings"
+	}
+	if !mapped(u.UIDMappings, uint32(uid)) {
+		errs = append(errs, c.errorAt(userPath, fmt.Sprintf("uid %d of the process is not mapped in the user namespace (expected a uidMappings range that holds it)", uid)))
+	}
+	if !mapped(u.GIDMappings, uint32(gid)) {
+		path := userPath
+		if p.User == "" {
+			path = "spec.security.userNamespace.gidMappings"
+		}
+		errs = append(errs, c.errorAt(path, fmt.Sprintf("gid %d of the process is not mapped in the user namespace (expected a gidMappings range that holds it)", gid)))
+	}
+	for i, g := range p.AdditionalGids {
+		if !mapped(u.GIDMappings, g) {
+			errs = append(errs, c.errorAt(fmt.Sprintf("spec.process.additionalGids[%d]", i), fmt.Sprintf("gid %d is not mapped in the user namespace (expected a gidMappings range that holds it)", g)))
+		}
+	}
+	return errs
+}
+
+func mapped(ms []IDMapping, id uint32) bool {
+	for _, m := range ms {
+		if id >= m.ContainerID && uint64(id) < uint64(m.ContainerID)+uint64(m.Size) {
+			return true
+		}
+	}
+	return false
 }
 
 func overlaps(a, an, b, bn uint32) bool {
