@@ -220,10 +220,12 @@ type Route struct {
 type Resources struct {
 	// Memory is the limit of memory use: bytes, or with K, M, G, T (powers
 	// of 1024, as the kernel and docker read them; Ki, Mi, Gi, Ti mean the
-	// same). At least 4M.
+	// same): 50M is 52428800 bytes, as the seed's `echo 50M >
+	// memory.limit_in_bytes` gives. At least 4M; 0 means no limit.
 	Memory string `yaml:"memory,omitempty" validate:"omitempty,memory"`
-	// MemorySwap is memory plus swap (docker's --memory-swap): equal to
-	// Memory for no swap, "-1" for unlimited swap.
+	// MemorySwap is memory plus swap (docker's --memory-swap), written as
+	// Memory is (K, M, G, T are powers of 1024): at least Memory, equal to
+	// it for no swap, "-1" for unlimited swap.
 	MemorySwap string `yaml:"memorySwap,omitempty" validate:"omitempty,memoryswap"`
 	// CPU in cores: "1", "0.5", "250m". Sets quota = cores x period. Not
 	// with CPUQuota.
@@ -309,7 +311,8 @@ type Mount struct {
 	Destination string `yaml:"destination" validate:"required,abspath"`
 	// ReadOnly mounts it read-only.
 	ReadOnly bool `yaml:"readOnly,omitempty"`
-	// Size of a tmpfs, as memory is written.
+	// Size of a tmpfs, written as memory is (K, M, G, T are powers of
+	// 1024: 64M is 67108864 bytes).
 	Size string `yaml:"size,omitempty" validate:"omitempty,size"`
 	// Mode of a tmpfs root, octal.
 	Mode string `yaml:"mode,omitempty" validate:"omitempty,filemode"`
@@ -326,7 +329,7 @@ type RestartPolicy struct {
 // Logs says how stdout and stderr are kept.
 type Logs struct {
 	// MaxSize is the size at which the log is rotated, written as memory
-	// is (default 10M).
+	// is (K, M, G, T are powers of 1024; default 10M).
 	MaxSize string `yaml:"maxSize,omitempty" validate:"omitempty,size"`
 	// MaxFiles is how many rotated logs are kept, 1-100 (default 3).
 	MaxFiles int `yaml:"maxFiles,omitempty" validate:"omitempty,min=1,max=100"`

@@ -19,6 +19,9 @@ import (
 // custom rules of rules.go); rules that span fields or documents are the
 // small named checks of checks.go.
 func Validate(m *Manifest) error {
+	if m == nil {
+		return nil
+	}
 	var errs Errors
 	v := validatorInstance()
 	for _, c := range m.Containers {
