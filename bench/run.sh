@@ -111,7 +111,16 @@ cleanup() {
 	trap - EXIT INT TERM HUP
 	set +e
 	say "cleaning up"
-	# hutch first, the way a user would, then by hand whatever is left.
+	# processes first: everything in our cgroups and the seed's launchers
+	# (so that no delete below waits for a stop timeout)
+	for p in "${SEED_PID[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for h in "${CG_HIER[@]}"; do
+		for d in "$h"/hbench "$h"/hutch/hbench* "$h"/hutch/hbtrue; do
+			[ -d "$d" ] || continue
+			find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+		done
+	done
+	# then hutch, the way a user would, then by hand whatever is left
 	if [ -n "$HUTCH" ] && ((HAVE_DELETE)); then
 		for m in "$W"/m/*.yaml; do
 			[ -e "$m" ] && timeout 60 "$HUTCH" --root "$HROOT" delete -f "$m" >>"$W/log/cleanup.log" 2>&1
@@ -119,16 +128,9 @@ cleanup() {
 	fi
 	for id in $(runc list -q 2>/dev/null | grep '^hbench-'); do runc delete -f "$id" >/dev/null 2>&1; done
 	for id in $(crunw list -q 2>/dev/null | grep '^hbench-'); do crunw delete -f "$id" >/dev/null 2>&1; done
-	# processes: everything in our cgroups, the seed's launchers, hutch's leftovers
-	for p in "${SEED_PID[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	for h in "${CG_HIER[@]}"; do
-		for d in "$h"/hbench "$h"/hutch/hbench*; do
-			[ -d "$d" ] || continue
-			find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null
-		done
-	done
 	if [ -x "$HERE/procs.py" ]; then
-		$PY "$HERE/procs.py" --match "$W/" --hostpid | awk '{print $1}' | xargs -r kill -KILL 2>/dev/null
+		$PY "$HERE/procs.py" --match "$W/" --match "hutch-supervisor hbench" --match "hutch-supervisor hbtrue" --hostpid |
+			awk '{print $1}' | xargs -r kill -KILL 2>/dev/null
 	fi
 	wait 2>/dev/null
 	# network: host ends (deleting one end removes the pair), then namespaces
@@ -148,7 +150,7 @@ cleanup() {
 	for _ in 1 2 3 4 5 6 7 8 9 10; do
 		left=0
 		for h in "${CG_HIER[@]}"; do
-			for d in "$h"/hbench "$h"/hutch/hbench*; do
+			for d in "$h"/hbench "$h"/hutch/hbench* "$h"/hutch/hbtrue; do
 				[ -d "$d" ] || continue
 				find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
 				[ -d "$d" ] && left=1
@@ -166,7 +168,7 @@ cleanup() {
 	left=$(
 		ip -o link show | awk -F': ' '{print $2}' | grep -E '^hb[hc][0-9]+(@|$)'
 		ls /run/netns 2>/dev/null | grep '^hbench'
-		for h in "${CG_HIER[@]}"; do ls -d "$h"/hbench "$h"/hutch/hbench* 2>/dev/null; done
+		for h in "${CG_HIER[@]}"; do ls -d "$h"/hbench "$h"/hutch/hbench* "$h"/hutch/hbtrue 2>/dev/null; done
 		grep -F "$W" /proc/self/mountinfo
 	)
 	if [ -n "$left" ]; then
@@ -467,9 +469,17 @@ one_updown() {
 }
 
 # many_updown RUNNER PAIR: N containers up and serving, then all deleted.
+HUTCH_N_SLOW=0
 many_updown() {
 	local r=$1 i=$2 t0 k ks=()
 	[ "$r" = hutch ] && ! hutch_ok && return 0
+	# a hutch that needs minutes per pair would make the run last hours:
+	# after 3 runs slower than BENCH_SLOW seconds (default 30), stop it
+	if [ "$r" = hutch ] && ((HUTCH_N_SLOW >= 3)); then
+		((i == RUNS20)) && note "hutch: N=$N: stopped after 3 runs that each took over ${BENCH_SLOW:-30} s (up + down)"
+		return 0
+	fi
+	local t_start=${EPOCHREALTIME/./}
 	for ((k = 1; k <= N; k++)); do ks+=("$k"); done
 	local before=$W/pids.before
 	$PY "$HERE/procs.py" --snapshot >"$before"
@@ -527,6 +537,9 @@ many_updown() {
 	fi
 	t=$(since "$t0")
 	rec down$N "$r" "$i" "$t" us
+	if [ "$r" = hutch ] && (($(since "$t_start") > ${BENCH_SLOW:-30} * 1000000)) && ((!WARMUP)); then
+		((HUTCH_N_SLOW++))
+	fi
 	if [ "$r" = hutch ]; then
 		cp "$W/log/hutch-delete.log" "$W/log/last-delete-$N.log"
 		keep_slowest delete-$N "$t" "$W/log/hutch-delete.log"
@@ -565,11 +578,19 @@ floor_one() {
 	crun) crunw run --bundle "$W/oci/true" hbench-true </dev/null >>"$W/log/floor.log" 2>&1 || ok=0 ;;
 	crun-wrapper) unshare -m sh -c 'mount --bind /dev/null /sys/fs/cgroup/unified/cgroup.controllers && exec /bin/true' || ok=0 ;;
 	hutch)
-		# apply starts it; hutch get says when it has exited; delete removes it
+		# apply starts it; its cgroup empties when it has exited (polled
+		# without a fork; `hutch get` when there is no cgroup); delete removes it
 		if hutch_up "$W/m/true.yaml"; then
+			local cgp="" pids
+			for h in "${CG_HIER[@]}"; do [ -e "$h/hutch/hbtrue/cgroup.procs" ] && { cgp=$h/hutch/hbtrue/cgroup.procs; break; }; done
 			while :; do
-				st=$("$HUTCH" --root "$HROOT" get hbtrue 2>/dev/null | awk 'NR == 2 {print $2}')
-				case $st in exited* | stopped* | dead*) break ;; esac
+				if [ -n "$cgp" ]; then
+					mapfile -t pids <"$cgp" 2>/dev/null
+					((${#pids[@]} == 0)) && break
+				else
+					st=$("$HUTCH" --root "$HROOT" get hbtrue 2>/dev/null | awk 'NR == 2 {print $2}')
+					case $st in exited* | stopped* | dead*) break ;; esac
+				fi
 				if (($(since "$t0") > 20000000)); then ok=0; break; fi
 				msleep 1
 			done
