@@ -324,8 +324,16 @@ func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
 			errs = append(errs, err)
 		}
 	}
-	if _, err := d.cleanTemps(); err != nil {
-		errs = append(errs, err)
+	if _, err := os.Stat(d.layersDir()); err == nil {
+		// Under the cache lock: gc removes temporary folders too.
+		release, err := d.lockLayers(unix.LOCK_SH)
+		if err == nil {
+			_, err = d.cleanTemps()
+			release()
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("rootfs %s: delete: %w", rf.Container, err)
