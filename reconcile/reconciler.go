@@ -48,6 +48,9 @@ type Reconciler struct {
 	// Fault, when set, is called before and after every step (see
 	// FaultFromEnv).
 	Fault Fault
+	// Trace, when set, receives how long each Observe took, to find where
+	// the time of a plan goes.
+	Trace io.Writer
 }
 
 // ApplyOptions are the options of Apply and Plan.
@@ -227,7 +230,9 @@ func (r *Reconciler) diff(ctx context.Context, u *unit) ([]*plan.Change, error) 
 				errs = append(errs, err)
 				continue
 			}
+			start := time.Now()
 			got, err := d.Observe(ctx, want)
+			r.trace("observe %s: %s", want.ID(), ms(time.Since(start)))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("observe %s: %w", want.ID(), err))
 				continue
@@ -297,6 +302,12 @@ func hostFields(fields []string) []string {
 		}
 	}
 	return out
+}
+
+func (r *Reconciler) trace(format string, args ...any) {
+	if r.Trace != nil {
+		fmt.Fprintf(r.Trace, format+"\n", args...)
+	}
 }
 
 func (r *Reconciler) driver(k plan.Kind) (Driver, error) {
