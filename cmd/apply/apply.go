@@ -112,13 +112,18 @@ func newReconciler(out io.Writer) (*reconcile.Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &reconcile.Reconciler{
+	r := &reconcile.Reconciler{
 		Drivers: ds,
 		Store:   reconcile.NewStore(o),
 		Out:     out,
 		Color:   useColor(out),
 		Fault:   fault,
-	}, nil
+	}
+	if os.Getenv("HUTCH_TRACE") != "" {
+		// Where the time of a plan goes: each Observe's duration, on stderr.
+		r.Trace = os.Stderr
+	}
+	return r, nil
 }
 
 // containers turns the desired state into what the reconciler takes: each
