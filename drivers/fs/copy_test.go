@@ -132,6 +132,23 @@ func TestMountPointsStayFolders(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "folder /tmp") {
 		t.Fatalf("a recipe making /tmp a symlink: %v, want refused", err)
 	}
+	// Without the recipe naming them, the mount points are made, and kept
+	// plain.
+	os.Remove(filepath.Join(src, "tmp"))
+	os.Symlink("/", filepath.Join(src, "dev"))
+	rf = &plan.Rootfs{Container: "t", Bundle: "/x", Copies: []plan.Copy{{From: src, To: "/"}}}
+	if _, err := build(t, rf); err == nil || !strings.Contains(err.Error(), "mount point /dev") {
+		t.Fatalf("a recipe making /dev a symlink: %v, want refused", err)
+	}
+	dir, err := build(t, &plan.Rootfs{Container: "t", Bundle: "/x", Binaries: []string{"/bin/ls"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, mode := range map[string]uint32{"/proc": 0o555, "/sys": 0o555, "/dev": 0o755, "/tmp": 0o1777} {
+		if st := lstat(t, filepath.Join(dir, p)); st.Mode&syscall.S_IFMT != syscall.S_IFDIR || st.Mode&0o7777 != mode {
+			t.Errorf("%s: mode %o, want a folder %o", p, st.Mode, mode)
+		}
+	}
 	// The same made by a symlinked parent on the way is refused when written.
 	rf = &plan.Rootfs{Container: "t", Bundle: "/x",
 		Files: []plan.InlineFile{{Path: "/proc", Mode: 0o644, Content: "x"}},

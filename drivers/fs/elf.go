@@ -241,20 +241,20 @@ func expand(s, origin string, c elf.Class, m elf.Machine) string {
 }
 
 // loaded is one object of a closure: the path where ld.so finds it and, for
-// searching its own needs, the rpaths of the chain that loaded it.
+// searching its own needs, the DT_RPATH folders of the chain that loaded it.
 type loaded struct {
-	path     string
-	obj      *elfObject
-	inherit  []string // expanded DT_RPATH of the loaders, nearest first
-	neededBy string
+	path    string
+	obj     *elfObject
+	inherit []string // expanded DT_RPATH of the loaders, nearest first
 }
 
 // closure lists the path of every object the ELF file at path needs to run:
 // its interpreter and all shared libraries, transitively, each as the path
-// ld.so opens (which may be a symlink). wantInterp is false for objects that
-// are dlopen'ed (python's extension modules): they have no interpreter and
-// must match want's class and machine instead. origin is the $ORIGIN of the
-// top object (for an executable, the folder of its real path).
+// ld.so opens (which may be a symlink). want is nil for a program; for an
+// object that is dlopen'ed (python's extension modules, which have no
+// interpreter) it is the program that loads it, whose class and machine the
+// object and its libraries must have. $ORIGIN of the top object is the
+// folder of its real path, as the kernel gives ld.so for a program.
 func (l *loader) closure(path string, want *elfObject) ([]string, *elfObject, error) {
 	top, err := l.read(path)
 	if err != nil {
@@ -284,7 +284,6 @@ func (l *loader) closure(path string, want *elfObject) ([]string, *elfObject, er
 		return nil, nil, err
 	}
 	queue := []loaded{{path: path, obj: top}}
-	queue[0].inherit = nil
 	topOrigin := filepath.Dir(real)
 	for len(queue) > 0 {
 		cur := queue[0]
@@ -322,7 +321,7 @@ func (l *loader) closure(path string, want *elfObject) ([]string, *elfObject, er
 			}
 			byName[p] = true
 			out = append(out, p)
-			queue = append(queue, loaded{path: p, obj: obj, inherit: chain, neededBy: cur.path})
+			queue = append(queue, loaded{path: p, obj: obj, inherit: chain})
 		}
 	}
 	return out, top, nil

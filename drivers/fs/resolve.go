@@ -339,8 +339,23 @@ func (r *resolver) resolve(ctx context.Context, rf *plan.Rootfs) (*tree, error) 
 		}
 		t.add(&entry{Path: p, Kind: kDir, Mode: d.Mode & 0o7777, Mount: true})
 	}
+	// The runtime mounts proc, sysfs and a tmpfs for /dev over these; it
+	// must find plain folders there, whatever the recipe says.
+	for _, d := range mountPoints {
+		if i, ok := t.at[d.Path]; ok {
+			if t.entries[i].Kind != kDir {
+				return nil, fmt.Errorf("mount point %s: the recipe makes it a %s; it must stay a plain folder", d.Path, t.entries[i].Kind)
+			}
+			t.entries[i].Mount = true
+			continue
+		}
+		t.add(&entry{Path: d.Path, Kind: kDir, Mode: d.Mode, Mount: true})
+	}
 	return t, nil
 }
+
+// mountPoints are made in every rootfs (plan.Build lists them too).
+var mountPoints = []plan.Dir{{Path: "/dev", Mode: 0o755}, {Path: "/proc", Mode: 0o555}, {Path: "/sys", Mode: 0o555}, {Path: "/tmp", Mode: 0o1777}}
 
 // addBinary adds an executable and everything ld.so loads for it.
 func (r *resolver) addBinary(t *tree, name string) error {
