@@ -442,6 +442,17 @@ one_updown() {
 	up=$(since "$t0")
 	rec up "$r" "$i" "$up" us
 	if [ "$r" = hutch ]; then
+		# apply's own rootfs step: cold in the warm-up pair (a fresh --root),
+		# warm (layer cached) afterwards
+		local step
+		step=$(awk '/^\+ rootfs .*\(created, [0-9.]+ m?s\)$/ {v = $(NF-1); if ($NF ~ /^ms/) v = v * 1000; else v = v * 1000000; print int(v); exit}' "$W/log/hutch-apply.log")
+		if [ -n "$step" ]; then
+			if ((WARMUP)); then
+				WARMUP=0 rec rootfs-step "hutch apply, cold cache" 1 "$step" us
+			else
+				rec rootfs-step "hutch apply, warm cache" "$i" "$step" us
+			fi
+		fi
 		cp "$W/log/hutch-apply.log" "$W/log/last-apply-1.log"
 		keep_slowest apply-1 "$up" "$W/log/hutch-apply.log"
 		# no-op: a second apply of the unchanged manifest
@@ -651,7 +662,7 @@ rootfs_one() {
 		now
 		t0=$T
 		"$HUTCH" --root "$d.root" export --bundle "$d.warm" -f "$REPO/manifests/webserver.yaml" >"$W/log/export.log" 2>&1 &&
-			rec rootfs-warm hutch "$i" "$(since "$t0")" us
+			rec rootfs-warm-export hutch "$i" "$(since "$t0")" us
 	fi
 	rm -rf "$d" "$d.root" "$d.warm"
 }
@@ -750,6 +761,22 @@ alternate python_one "$RUNS" python3
 section rootfs "rootfs"
 sync
 alternate rootfs_one "$RUNS" hutch cp-a rootfs.sh
+# drivers/fs's own benchmarks: ColdApply (resolve, write the layer, syncfs,
+# mount) against CpA (`cp -a --parents` of the same files), and WarmApply;
+# -benchtime 1x -count RUNS gives one sample per run.
+if command -v go >/dev/null && grep -qs '^func BenchmarkColdApply' "$REPO/drivers/fs/bench_test.go"; then
+	say "drivers/fs go benchmarks (ColdApply, CpA, WarmApply), $RUNS runs each"
+	if (cd "$REPO" && go test -run '^$' -bench '^Benchmark(ColdApply|CpA|WarmApply)$' -benchtime 1x -count "$RUNS" ./drivers/fs/) \
+		>"$W/log/fs-bench.txt" 2>&1; then
+		awk '/^BenchmarkColdApply/ && $4 == "ns/op" {printf "rootfs-go\thutch\t%d\t%d\tus\n", ++c, $3 / 1000}
+			/^BenchmarkCpA/ && $4 == "ns/op" {printf "rootfs-go\tcp-a\t%d\t%d\tus\n", ++p, $3 / 1000}
+			/^BenchmarkWarmApply/ && $4 == "ns/op" {printf "rootfs-warm\thutch\t%d\t%d\tus\n", ++w, $3 / 1000}' \
+			"$W/log/fs-bench.txt" >>"$SAMPLES"
+		note "rootfs: drivers/fs benchmarks ColdApply and CpA ran one after the other (go test -count), not interleaved; ColdApply includes a syncfs, cp -a does not"
+	else
+		note "rootfs: drivers/fs benchmarks failed: $(tail -n 3 "$W/log/fs-bench.txt" | tr '\n' ' ')"
+	fi
+fi
 
 # the table
 $PY "$HERE/stats.py" --samples "$SAMPLES" --sections "$SECTIONS" --notes "$NOTES" --logs "$W/log" \
