@@ -78,12 +78,16 @@ func apply(t testing.TB, d *Driver, rf *plan.Rootfs) {
 	})
 }
 
-// chroot runs a command chrooted into root, in new mount and pid
+// chroot runs a command (after chroot's own --options) chrooted into root, in new mount and pid
 // namespaces with a proc mounted at root/proc (ps reads it), which go with
 // the command.
 func chroot(t *testing.T, root string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("unshare", append([]string{"--mount", "--pid", "--fork", "--mount-proc=" + filepath.Join(root, "proc"), "chroot", root}, args...)...)
+	var opts []string
+	for len(args) > 0 && strings.HasPrefix(args[0], "--") {
+		opts, args = append(opts, args[0]), args[1:]
+	}
+	cmd := exec.Command("unshare", append(append([]string{"--mount", "--pid", "--fork", "--mount-proc=" + filepath.Join(root, "proc"), "chroot"}, opts...), append([]string{root}, args...)...)...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -111,6 +115,9 @@ func TestWebserverRootfs(t *testing.T) {
 		}
 	}
 	chroot(t, root, "python3", "-c", "import http.server, socketserver, json, ssl, hashlib")
+	// An unprivileged user inside reads the layer through the overlay,
+	// though the cache folder is 0700.
+	chroot(t, root, "--userspec=65534:65534", "/bin/bash", "-c", "ls /usr/bin >/tmp/ls && python3 -c 'import json'")
 	for _, p := range []string{"/proc", "/sys", "/dev", "/tmp"} {
 		fi, err := os.Lstat(filepath.Join(root, p))
 		if err != nil || !fi.IsDir() {
