@@ -378,3 +378,18 @@ func itoa(n int) string { return strconvItoa(n) }
 var strconvItoa = strconv.Itoa
 
 func syscallKill(pid int) error { return unix.Kill(pid, unix.SIGKILL) }
+
+// hostNS reads the namespace of a thread of the test process. Not
+// /proc/self: that is the main thread's, and makeNetns may have left the
+// main thread in a test namespace (a locked thread that unshares is never
+// reused; the main thread is then parked, not ended).
+func hostNS(t testing.TB, ns string) string {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	l, err := os.Readlink("/proc/thread-self/ns/" + ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

@@ -178,6 +178,11 @@ func prepareRoot(rootfs string, s *specs.Spec) error {
 	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs %s onto itself: %w", rootfs, err)
 	}
+	// nodev: a device node the container makes in its rootfs cannot be
+	// opened (see makeDevices).
+	if err := remountBind(rootfs, unix.MS_NODEV); err != nil {
+		return fmt.Errorf("rootfs %s: %w", rootfs, err)
+	}
 	// CVE-2019-19921: /proc and /sys in the rootfs must be plain folders: a
 	// symlink there could send the proc mount (and with it the masked paths
 	// and /proc/self/attr writes) somewhere the image chose.

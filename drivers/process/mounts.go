@@ -127,6 +127,13 @@ func mountInto(rootfs string, m specs.Mount, userns bool) error {
 			return fmt.Errorf("mount %s at %s: source: %w", m.Source, m.Destination, err)
 		}
 		file = !fi.IsDir()
+		// Binding a device node itself is how a manifest hands one in.
+		if fi.Mode()&os.ModeDevice == 0 {
+			flags |= unix.MS_NODEV
+		}
+	} else {
+		// No device node made inside can be opened (see makeDevices).
+		flags |= unix.MS_NODEV
 	}
 	if typ == "proc" || typ == "sysfs" {
 		// The folder must be a plain folder at its literal place (no symlink
@@ -209,16 +216,16 @@ func mountInto(rootfs string, m specs.Mount, userns bool) error {
 	return nil
 }
 
-// remountBind applies flags to the bind mount at path with
-// MS_REMOUNT|MS_BIND, keeping the flags the kernel locked on it (nosuid,
-// nodev, noexec and the atime ones: in a user namespace a remount that would
-// clear them fails with EPERM).
+// remountBind adds flags to the bind mount at path with
+// MS_REMOUNT|MS_BIND, keeping those it has (ro stays ro; and in a user
+// namespace a remount that would clear nosuid, nodev, noexec or an atime
+// flag the kernel locked fails with EPERM).
 func remountBind(path string, flags uintptr) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(path, &st); err != nil {
 		return fmt.Errorf("statfs: %w", err)
 	}
-	locked := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+	locked := uintptr(st.Flags) & (unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
 	if err := unix.Mount("", path, "", unix.MS_REMOUNT|unix.MS_BIND|flags|locked, ""); err != nil {
 		return fmt.Errorf("remount with flags %#x: %w", flags|locked, err)
 	}
@@ -243,10 +250,17 @@ var defaultDevices = []specs.LinuxDevice{
 	{Path: "/dev/tty", Type: "c", Major: 5, Minor: 0},
 }
 
-// makeDevices creates the device nodes and the usual /dev links in the
-// rootfs's /dev (a tmpfs by then). Nodes are made with mknod(2); in a user
-// namespace, where mknod of a device is not allowed, the host's node is
-// bind-mounted instead.
+// makeDevices puts the device nodes and the usual /dev links in the
+// rootfs's /dev. The container's own file systems are all mounted nodev
+// (mountInto adds it where the config does not say it): a device node that
+// the container makes itself, which CAP_MKNOD allows, cannot be opened, so
+// it cannot reach the host's disks even though hutch has no device cgroup.
+// The nodes it is meant to have are made with mknod(2) in a small staging
+// tmpfs that allows devices, bind-mounted one by one into /dev, and the
+// staging tmpfs is detached again: each bound node keeps it alive, nothing
+// else of it is reachable. In a user namespace, where mknod of a device is
+// refused, the host's node is bound instead, after checking it is the
+// device the config names.
 func makeDevices(rootfs string, s *specs.Spec, userns bool) error {
 	devs := append([]specs.LinuxDevice(nil), defaultDevices...)
 	if s.Linux != nil {
@@ -260,8 +274,25 @@ func makeDevices(rootfs string, s *specs.Spec, userns bool) error {
 			}
 		}
 	}
+	stage := ""
+	if !userns {
+		t, path, err := target(rootfs, "/dev/.hutch-nodes", false)
+		if err != nil {
+			return fmt.Errorf("devices: %w", err)
+		}
+		err = unix.Mount("tmpfs", fdPath(t), "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,mode=0700")
+		t.Close()
+		if err != nil {
+			return fmt.Errorf("devices: staging tmpfs: %w", err)
+		}
+		stage = path
+		defer func() {
+			unix.Unmount(path, unix.MNT_DETACH)
+			os.Remove(path)
+		}()
+	}
 	for _, d := range devs {
-		if err := makeDevice(rootfs, d, userns); err != nil {
+		if err := makeDevice(rootfs, stage, d); err != nil {
 			return err
 		}
 	}
@@ -284,7 +315,9 @@ func makeDevices(rootfs string, s *specs.Spec, userns bool) error {
 	return nil
 }
 
-func makeDevice(rootfs string, d specs.LinuxDevice, userns bool) error {
+// makeDevice makes one node in the staging folder (or, without one, takes
+// the host's) and binds it at its place in the rootfs.
+func makeDevice(rootfs, stage string, d specs.LinuxDevice) error {
 	var mode uint32
 	switch d.Type {
 	case "c", "u":
@@ -292,53 +325,63 @@ func makeDevice(rootfs string, d specs.LinuxDevice, userns bool) error {
 	case "b":
 		mode = unix.S_IFBLK
 	case "p":
-		mode = unix.S_IFIFO
+		// A FIFO is no device: nodev does not apply to it.
+		p, err := securejoin.SecureJoin(rootfs, d.Path)
+		if err == nil {
+			err = unix.Mkfifo(p, 0o666)
+		}
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("fifo %s: %w", d.Path, err)
+		}
+		return nil
 	default:
 		return fmt.Errorf("device %s: unknown type %q", d.Path, d.Type)
 	}
-	perm := uint32(0o666)
-	if d.FileMode != nil {
-		perm = uint32(*d.FileMode) & 0o7777
-	}
-	p, err := securejoin.SecureJoin(rootfs, d.Path)
-	if err != nil {
-		return fmt.Errorf("device %s: %w", d.Path, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("device %s: %w", d.Path, err)
-	}
-	if !userns {
-		err := unix.Mknod(p, mode|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor))))
-		if err == nil || errors.Is(err, unix.EEXIST) {
-			if err == nil {
-				// mknod applies the umask; chmod sets the mode asked for.
-				if err := unix.Chmod(p, perm); err != nil {
-					return fmt.Errorf("device %s: chmod: %w", d.Path, err)
-				}
-				uid, gid := 0, 0
-				if d.UID != nil {
-					uid = int(*d.UID)
-				}
-				if d.GID != nil {
-					gid = int(*d.GID)
-				}
-				if err := unix.Lchown(p, uid, gid); err != nil {
-					return fmt.Errorf("device %s: chown: %w", d.Path, err)
-				}
-			}
-			return nil
+	src := d.Path
+	if stage != "" {
+		perm := uint32(0o666)
+		if d.FileMode != nil {
+			perm = uint32(*d.FileMode) & 0o7777
 		}
-		if !errors.Is(err, unix.EPERM) {
+		src = filepath.Join(stage, strings.ReplaceAll(strings.TrimPrefix(d.Path, "/"), "/", "_"))
+		if err := unix.Mknod(src, mode|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
 			return fmt.Errorf("device %s: mknod: %w", d.Path, err)
 		}
+		// mknod applies the umask; chmod sets the mode asked for.
+		if err := unix.Chmod(src, perm); err != nil {
+			return fmt.Errorf("device %s: chmod: %w", d.Path, err)
+		}
+		uid, gid := 0, 0
+		if d.UID != nil {
+			uid = int(*d.UID)
+		}
+		if d.GID != nil {
+			gid = int(*d.GID)
+		}
+		if err := unix.Lchown(src, uid, gid); err != nil {
+			return fmt.Errorf("device %s: chown: %w", d.Path, err)
+		}
+	}
+	hfd, err := unix.Open(src, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("device %s: open %s: %w", d.Path, src, err)
+	}
+	node := os.NewFile(uintptr(hfd), src)
+	defer node.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(hfd, &st); err != nil {
+		return fmt.Errorf("device %s: stat %s: %w", d.Path, src, err)
+	}
+	if st.Mode&unix.S_IFMT != mode || unix.Major(st.Rdev) != uint32(d.Major) || unix.Minor(st.Rdev) != uint32(d.Minor) {
+		return fmt.Errorf("device %s: %s is %d:%d, not the %s device %d:%d", d.Path, src, unix.Major(st.Rdev), unix.Minor(st.Rdev), d.Type, d.Major, d.Minor)
 	}
 	t, _, err := target(rootfs, d.Path, true)
 	if err != nil {
 		return fmt.Errorf("device %s: %w", d.Path, err)
 	}
 	defer t.Close()
-	if err := unix.Mount(d.Path, fdPath(t), "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("device %s: bind from the host: %w", d.Path, err)
+	if err := unix.Mount(fdPath(node), fdPath(t), "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("device %s: bind %s: %w", d.Path, src, err)
 	}
 	return nil
 }

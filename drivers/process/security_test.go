@@ -202,10 +202,17 @@ func TestMaskedReadonlyMountinfo(t *testing.T) {
 	}
 	allowed = append(allowed, c.spec.Linux.MaskedPaths...)
 	allowed = append(allowed, c.spec.Linux.ReadonlyPaths...)
+	for _, d := range defaultDevices {
+		allowed = append(allowed, d.Path)
+	}
 	for _, line := range strings.Split(strings.TrimSpace(c.mustExec("cat", "/proc/1/mountinfo")), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 5 || !slices.Contains(allowed, f[4]) {
 			t.Errorf("unexpected mount inside: %s", line)
+		}
+		// The device nodes are hutch's own, not binds of the host's /dev.
+		if strings.Contains(line, " - devtmpfs ") {
+			t.Errorf("a mount of the host's devtmpfs inside: %s", line)
 		}
 	}
 	// ".." of / is / itself.
@@ -297,5 +304,29 @@ func TestMountTargetStaysInRoot(t *testing.T) {
 	}
 	if mi := c.mustExec("cat", "/proc/1/mountinfo"); !strings.Contains(mi, " "+outside+"/x ") {
 		t.Errorf("no tmpfs at %s/x inside:\n%s", outside, mi)
+	}
+}
+
+// Docker's capabilities include CAP_MKNOD, and hutch has no device cgroup:
+// every file system of the container is nodev, so a device node that the
+// container makes itself cannot be opened (were it the host's disk), while
+// the nodes hutch gives it work. The node made here is 1:3 (null): a
+// harmless device this host lets root open, so only nodev can refuse it.
+func TestDeviceNodesUnusable(t *testing.T) {
+	c := newContainer(t, []string{"sleep", "100000"}, containerOpts{})
+	c.start()
+	for _, p := range []string{"/dev/mynull", "/mynull", "/dev/shm/mynull", "/tmp/mynull"} {
+		if _, errs, code := c.exec("mknod", p, "c", "1", "3"); code != 0 {
+			t.Fatalf("mknod %s (with CAP_MKNOD) failed: %s", p, errs)
+		}
+		if _, errs, code := c.exec("sh", "-c", "echo x > "+p); code == 0 || !strings.Contains(errs, "Permission denied") {
+			t.Errorf("a device node made inside at %s opens: exit %d, %q", p, code, errs)
+		}
+	}
+	if out := c.mustExec("sh", "-c", "echo x > /dev/null && head -c 4 /dev/urandom | wc -c && head -c 3 /dev/zero | wc -c"); out != "4\n3\n" {
+		t.Errorf("the default devices: %q", out)
+	}
+	if _, errs, code := c.exec("sh", "-c", "echo x > /dev/full"); code == 0 || !strings.Contains(errs, "No space") {
+		t.Errorf("/dev/full: exit %d %q", code, errs)
 	}
 }

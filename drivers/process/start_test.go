@@ -25,10 +25,7 @@ func TestStartNamespaces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		host, err := os.Readlink("/proc/self/ns/" + ns)
-		if err != nil {
-			t.Fatal(err)
-		}
+		host := hostNS(t, ns)
 		if in == host {
 			t.Errorf("%s namespace %s is the host's", ns, in)
 		}
@@ -80,7 +77,7 @@ func TestUserNamespace(t *testing.T) {
 		t.Errorf("uid_map %q", m)
 	}
 	in, _ := os.Readlink("/proc/" + itoa(st.PID) + "/ns/user")
-	host, _ := os.Readlink("/proc/self/ns/user")
+	host := hostNS(t, "user")
 	if in == host {
 		t.Errorf("user namespace is the host's")
 	}
