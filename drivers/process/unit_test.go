@@ -1,0 +1,104 @@
+//go:build linux
+
+package process
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func TestCheckRlimits(t *testing.T) {
+	var cur unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &cur); err != nil {
+		t.Fatal(err)
+	}
+	spec := func(rl ...specs.POSIXRlimit) *specs.Spec {
+		return &specs.Spec{Process: &specs.Process{Rlimits: rl}}
+	}
+	if err := CheckRlimits(spec(specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: 64, Hard: 128})); err != nil {
+		t.Errorf("lowering: %v", err)
+	}
+	err := CheckRlimits(spec(specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: 64, Hard: cur.Max + 1}))
+	if hasEffectiveCap(unix.CAP_SYS_RESOURCE) {
+		if err != nil {
+			t.Errorf("raising with CAP_SYS_RESOURCE: %v", err)
+		}
+	} else if err == nil || !strings.Contains(err.Error(), "CAP_SYS_RESOURCE") {
+		t.Errorf("raising without CAP_SYS_RESOURCE: %v", err)
+	}
+	if err := CheckRlimits(spec(specs.POSIXRlimit{Type: "RLIMIT_BOGUS"}, specs.POSIXRlimit{Type: "RLIMIT_CORE", Soft: 2, Hard: 1})); err == nil ||
+		!strings.Contains(err.Error(), "RLIMIT_BOGUS: unknown type") || !strings.Contains(err.Error(), "soft limit 2 above the hard limit 1") {
+		t.Errorf("bad rlimits: %v", err)
+	}
+}
+
+func TestCompileSeccomp(t *testing.T) {
+	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: dockerCaps}}}
+	def, err := seccomp.GetDefaultProfile(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := compileSeccomp(def)
+	if err != nil {
+		t.Fatalf("Docker's default profile: %v", err)
+	}
+	if len(prog) < 100 || len(prog) > 4096 {
+		t.Errorf("%d instructions", len(prog))
+	}
+	// The final instruction returns the default action: ERRNO(EPERM).
+	if last := prog[len(prog)-1]; last.Code != 0x06 || last.K != unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM) {
+		t.Errorf("last instruction %+v", last)
+	}
+	bad := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{
+		Names: []string{"clone"}, Action: specs.ActAllow,
+		Args: []specs.LinuxSeccompArg{{Index: 0, Value: 3, ValueTwo: 1, Op: specs.OpMaskedEqual}},
+	}}}
+	if _, err := compileSeccomp(bad); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("an unsupported masked compare: %v", err)
+	}
+	unknown := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"no_such_syscall"}, Action: specs.ActErrno}}}
+	if prog, err := compileSeccomp(unknown); err != nil || prog[len(prog)-1].K != unix.SECCOMP_RET_ALLOW {
+		t.Errorf("unknown names are skipped: %v", err)
+	}
+}
+
+func TestParseMountOptions(t *testing.T) {
+	flags, prop, data := parseMountOptions([]string{"nosuid", "ro", "rw", "rbind", "rprivate", "mode=755", "size=65536k"})
+	if flags != unix.MS_NOSUID|unix.MS_BIND|unix.MS_REC || prop != unix.MS_PRIVATE|unix.MS_REC || data != "mode=755,size=65536k" {
+		t.Errorf("flags %#x prop %#x data %q", flags, prop, data)
+	}
+}
+
+func TestBackoffAndSignals(t *testing.T) {
+	for n, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+		if got := backoff(n, time.Second); got != want {
+			t.Errorf("backoff(%d) = %v, want %v", n, got, want)
+		}
+	}
+	if got := backoff(20, 0); got != 30*time.Second {
+		t.Errorf("backoff(20) = %v", got)
+	}
+	if got := backoff(5, 10*time.Second); got != 100*time.Millisecond {
+		t.Errorf("backoff after a long run = %v", got)
+	}
+	for in, want := range map[string]unix.Signal{"": unix.SIGTERM, "SIGINT": unix.SIGINT, "quit": unix.SIGQUIT, "9": unix.SIGKILL} {
+		if got, err := parseSignal(in); err != nil || got != want {
+			t.Errorf("parseSignal(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := parseSignal("SIGNOPE"); err == nil {
+		t.Errorf("parseSignal(SIGNOPE) succeeded")
+	}
+}
+
+func TestParseRecord(t *testing.T) {
+	ts, stream, tag, text, ok := parseRecord([]byte("2026-11-29T04:05:06.1Z stderr P a b c\n"))
+	if !ok || ts != "2026-11-29T04:05:06.1Z" || stream != "stderr" || tag != "P" || string(text) != "a b c" {
+		t.Errorf("%q %q %q %q %v", ts, stream, tag, text, ok)
+	}
+}
