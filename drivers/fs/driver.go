@@ -32,11 +32,15 @@ type Driver struct {
 	mu    sync.Mutex
 	res   *resolver
 	trees map[string]*tree // resolved recipes by digest, for Apply after Observe
+	// builds has one lock per digest: containers of one recipe applied at
+	// once wait for one build instead of each making its own.
+	builds map[string]*sync.Mutex
 }
 
 // New returns the driver of the layer cache under stateRoot/layers.
 func New(stateRoot string) *Driver {
-	return &Driver{stateRoot: filepath.Clean(stateRoot), res: newResolver(), trees: map[string]*tree{}}
+	return &Driver{stateRoot: filepath.Clean(stateRoot), res: newResolver(),
+		trees: map[string]*tree{}, builds: map[string]*sync.Mutex{}}
 }
 
 // Kind is plan.KindRootfs.
@@ -194,6 +198,15 @@ func (d *Driver) layerFor(ctx context.Context, rf *plan.Rootfs) (string, string,
 			return "", "", err
 		}
 	}
+	d.mu.Lock()
+	b := d.builds[digest]
+	if b == nil {
+		b = &sync.Mutex{}
+		d.builds[digest] = b
+	}
+	d.mu.Unlock()
+	b.Lock()
+	defer b.Unlock()
 	dir, err := d.ensureLayer(ctx, digest, t)
 	if err != nil {
 		return "", "", fmt.Errorf("rootfs %s: %w", rf.Container, err)

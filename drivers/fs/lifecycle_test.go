@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -129,8 +131,37 @@ func TestTwentyOverlaysShareOneLayer(t *testing.T) {
 	var rfs []*plan.Rootfs
 	for i := 0; i < 20; i++ {
 		rf := webserver(sr, testutil.Name(fmt.Sprintf("fs20x%02d", i)))
-		apply(t, d, rf)
+		if _, err := d.Observe(context.Background(), rf); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Delete(context.Background(), rf) })
 		rfs = append(rfs, rf)
+	}
+	// Applied at once, as the reconciler does: one build, not twenty.
+	var written atomic.Int64
+	testHookFileWritten = func(int64) { written.Add(1) }
+	t.Cleanup(func() { testHookFileWritten = nil })
+	errs := make([]error, len(rfs))
+	var wg sync.WaitGroup
+	for i, rf := range rfs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.Apply(context.Background(), &plan.Change{After: rf})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	for _, e := range d.trees[rfs[0].Layer].entries {
+		if e.Kind == kFile || e.Kind == kInline {
+			files++
+		}
+	}
+	if written.Load() != int64(files) {
+		t.Errorf("20 applies at once wrote %d files; one build writes %d", written.Load(), files)
 	}
 	layers, _ := layerNames(t, sr)
 	if len(layers) != 1 {
