@@ -201,5 +201,11 @@ func writeFile(r *root, e *entry) error {
 	if err := copyData(f, src, e.Size); err != nil {
 		return err
 	}
-	return setMeta(int(f.Fd()), e.Mode, e.UID, e.GID, e.Mtime)
+	if err := setOwnerMode(int(f.Fd()), e.Mode, e.UID, e.GID); err != nil {
+		return err
+	}
+	if err := copyXattrs(int(f.Fd()), int(src.Fd())); err != nil {
+		return err
+	}
+	return setTimes(int(f.Fd()), e.Mtime)
 }

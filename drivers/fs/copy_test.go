@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"hutch/internal/testutil"
 	"hutch/plan"
 )
@@ -51,6 +53,7 @@ func TestCopyKeepsModesOwnersLinksHoles(t *testing.T) {
 	must(os.Chown(filepath.Join(src, "owned"), 1234, 5678))
 	must(os.WriteFile(filepath.Join(src, "suid"), []byte("#"), 0o755))
 	must(os.Chmod(filepath.Join(src, "suid"), 0o755|os.ModeSetuid))
+	must(unix.Setxattr(filepath.Join(src, "owned"), "user.hutch", []byte("kept"), 0))
 	must(os.Symlink("owned", filepath.Join(src, "rel")))
 	must(os.Symlink("/etc/hostname", filepath.Join(src, "abs")))
 	must(os.WriteFile(filepath.Join(src, "a"), []byte("linked"), 0o644))
@@ -73,6 +76,10 @@ func TestCopyKeepsModesOwnersLinksHoles(t *testing.T) {
 	d := filepath.Join(dir, "data")
 	if st := lstat(t, filepath.Join(d, "owned")); st.Uid != 1234 || st.Gid != 5678 || st.Mode&0o7777 != 0o640 {
 		t.Errorf("owned: uid %d gid %d mode %o", st.Uid, st.Gid, st.Mode&0o7777)
+	}
+	xa := make([]byte, 16)
+	if n, err := unix.Getxattr(filepath.Join(d, "owned"), "user.hutch", xa); err != nil || string(xa[:n]) != "kept" {
+		t.Errorf("owned: xattr user.hutch %q, %v; want kept", xa, err)
 	}
 	if st := lstat(t, filepath.Join(d, "suid")); st.Mode&0o7777 != 0o4755 {
 		t.Errorf("suid: mode %o, want 4755", st.Mode&0o7777)

@@ -3,6 +3,7 @@
 package fs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -204,20 +205,72 @@ func (r *root) create(p string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path.Join(r.dir, p)), nil
 }
 
+// copyXattrs copies the extended attributes of src to dst: file
+// capabilities (security.capability, which a later chown would clear, so it
+// comes after setMeta's chown), ACLs and user attributes. A target
+// filesystem without xattrs (ENOTSUP) gets none; SELinux labels are left to
+// the target's policy.
+func copyXattrs(dst, src int) error {
+	size, err := unix.Flistxattr(src, nil)
+	if err == unix.ENOTSUP || size == 0 {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list xattrs: %w", err)
+	}
+	buf := make([]byte, size)
+	if size, err = unix.Flistxattr(src, buf); err != nil {
+		return fmt.Errorf("list xattrs: %w", err)
+	}
+	for _, name := range bytes.Split(buf[:size], []byte{0}) {
+		n := string(name)
+		if n == "" || n == "security.selinux" {
+			continue
+		}
+		vsize, err := unix.Fgetxattr(src, n, nil)
+		if err != nil {
+			return fmt.Errorf("get xattr %s: %w", n, err)
+		}
+		val := make([]byte, vsize)
+		if vsize, err = unix.Fgetxattr(src, n, val); err != nil {
+			return fmt.Errorf("get xattr %s: %w", n, err)
+		}
+		if err := unix.Fsetxattr(dst, n, val[:vsize], 0); err != nil {
+			if err == unix.ENOTSUP {
+				return nil
+			}
+			return fmt.Errorf("set xattr %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
 // setMeta sets owner, mode (after chown, which clears setuid) and
 // modification time through an open descriptor.
 func setMeta(fd int, mode, uid, gid uint32, mtime int64) error {
+	if err := setOwnerMode(fd, mode, uid, gid); err != nil {
+		return err
+	}
+	return setTimes(fd, mtime)
+}
+
+func setOwnerMode(fd int, mode, uid, gid uint32) error {
 	if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
 	if err := unix.Fchmod(fd, mode&0o7777); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
-	if mtime != 0 {
-		ts := []unix.Timespec{unix.NsecToTimespec(mtime), unix.NsecToTimespec(mtime)}
-		if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); err != nil {
-			return fmt.Errorf("set times: %w", err)
-		}
+	return nil
+}
+
+func setTimes(fd int, mtime int64) error {
+	if mtime == 0 {
+		return nil
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime), unix.NsecToTimespec(mtime)}
+	if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); err != nil {
+		return fmt.Errorf("set times: %w", err)
 	}
 	return nil
 }
