@@ -17,16 +17,20 @@ import (
 
 // The layer cache lives in <stateRoot>/layers:
 //
-//	layers/<hex>        a complete layer, the tree itself (an overlay lowerdir)
-//	layers/.tmp-<rand>  a layer being built, flock'ed by its builder
-//	layers/.lock        shared while a build or a mount needs a layer,
-//	                    exclusive while gc removes layers
+//	layers/<hex>             a complete layer, the tree itself (an overlay lowerdir)
+//	layers/.tmp-<rand>       a layer being built
+//	layers/.tmp-<rand>.lock  flock'ed by that build's process while it lives
+//	layers/.lock             shared while a build or a mount needs a layer,
+//	                         exclusive while gc removes layers
 //
 // A layer is built in a temporary folder, flushed to disk with syncfs(2) and
 // renamed to its digest: rename(2) is atomic, so a folder named like a
-// digest is always complete. A build that dies leaves its .tmp- folder,
-// whose flock the kernel drops with the process: the next build (or Delete,
-// or gc) takes the lock without waiting and removes the folder.
+// digest is always complete. A build that dies leaves its .tmp- folder, and
+// the kernel drops the flock of its lock file with the process: the next
+// build (or Delete, or gc) takes the lock without waiting and removes both.
+// The lock file is made with O_TMPFILE, locked, and only then linked into
+// the folder, so no other process ever sees it unlocked while its builder
+// lives; the build folder is made after it.
 
 const tmpPrefix = ".tmp-"
 
@@ -77,7 +81,7 @@ func (d *Driver) lockLayers(how int) (func(), error) {
 }
 
 // cleanTemps removes the temporary folders of builds that died: a folder
-// whose flock can be taken at once has no living builder.
+// whose lock file is missing or can be locked at once has no living builder.
 func (d *Driver) cleanTemps() ([]string, error) {
 	ents, err := os.ReadDir(d.layersDir())
 	if os.IsNotExist(err) {
@@ -89,27 +93,70 @@ func (d *Driver) cleanTemps() ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), tmpPrefix) {
+		name := e.Name()
+		if !strings.HasPrefix(name, tmpPrefix) {
 			continue
 		}
-		p := filepath.Join(d.layersDir(), e.Name())
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		base := strings.TrimSuffix(name, ".lock")
+		if base != name {
+			if _, err := os.Lstat(filepath.Join(d.layersDir(), base)); err == nil {
+				continue // handled with its folder
+			}
+		}
+		dir := filepath.Join(d.layersDir(), base)
+		lock := dir + ".lock"
+		fd, err := unix.Open(lock, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err == nil {
+			if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+				unix.Close(fd) // its build is running
+				continue
+			}
+		} else if err != unix.ENOENT {
+			continue
+		}
+		err = os.RemoveAll(dir)
+		if err == nil {
+			err = os.Remove(lock)
+			if os.IsNotExist(err) {
+				err = nil
+			}
+		}
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 		if err != nil {
-			continue // gone already, or not a folder we made
-		}
-		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
-			unix.Close(fd) // a build is running
+			errs = append(errs, fmt.Errorf("remove dead build %s: %w", dir, err))
 			continue
 		}
-		err = os.RemoveAll(p)
-		unix.Close(fd)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("remove dead build %s: %w", p, err))
-			continue
-		}
-		removed = append(removed, p)
+		removed = append(removed, dir)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// lockedTemp makes the lock file of a new build, already locked, and
+// returns the build folder's path and the lock's release.
+func (d *Driver) lockedTemp() (string, func(), error) {
+	fd, err := unix.Open(d.layersDir(), unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return "", nil, fmt.Errorf("lock file in %s: %w", d.layersDir(), err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		return "", nil, fmt.Errorf("lock file in %s: %w", d.layersDir(), err)
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(d.layersDir(), tmpPrefix+hex.EncodeToString(rnd[:]))
+	// linkat of an O_TMPFILE descriptor through /proc/self/fd (AT_EMPTY_PATH
+	// would need CAP_DAC_READ_SEARCH).
+	if err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, tmp+".lock", unix.AT_SYMLINK_FOLLOW); err != nil {
+		unix.Close(fd)
+		return "", nil, fmt.Errorf("lock file %s.lock: %w", tmp, err)
+	}
+	return tmp, func() {
+		os.Remove(tmp + ".lock")
+		unix.Close(fd)
+	}, nil
 }
 
 // ensureLayer returns the folder of the layer of t, building it when the
@@ -125,19 +172,18 @@ func (d *Driver) ensureLayer(ctx context.Context, digest string, t *tree) (strin
 	if _, err := d.cleanTemps(); err != nil {
 		return "", err
 	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(d.layersDir(), tmpPrefix+hex.EncodeToString(rnd[:]))
+	tmp, release, err := d.lockedTemp()
+	if err != nil {
+		return "", fmt.Errorf("layer %s: %w", digest, err)
+	}
+	defer release()
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return "", fmt.Errorf("layer %s: %w", digest, err)
 	}
 	fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err == nil {
-		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-	}
 	if err != nil {
 		os.RemoveAll(tmp)
-		return "", fmt.Errorf("layer %s: lock %s: %w", digest, tmp, err)
+		return "", fmt.Errorf("layer %s: %w", digest, err)
 	}
 	defer unix.Close(fd)
 	fail := func(err error) (string, error) {

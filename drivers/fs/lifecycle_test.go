@@ -79,8 +79,15 @@ func TestKillDuringBuild(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, temps := layerNames(t, sr); len(temps) != 1 {
-		t.Fatalf("midway through a build: temporary folders %v, want one", temps)
+	if _, temps := layerNames(t, sr); len(temps) != 2 {
+		t.Fatalf("midway through a build: temporary files %v, want a folder and its lock file", temps)
+	}
+	// A delete (or another build) now must leave the living build alone.
+	if err := New(sr).Delete(context.Background(), webserver(sr, testutil.Name("fsother"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, temps := layerNames(t, sr); len(temps) != 2 {
+		t.Fatalf("a delete during a living build removed its files: left %v", temps)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
