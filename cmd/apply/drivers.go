@@ -2,6 +2,7 @@ package main
 
 import (
 	cgroupdrv "hutch/drivers/cgroup"
+	fsdrv "hutch/drivers/fs"
 	netdrv "hutch/drivers/net"
 	processdrv "hutch/drivers/process"
 	"hutch/plan"
@@ -19,6 +20,7 @@ func newDrivers(o plan.Options) (map[plan.Kind]reconcile.Driver, error) {
 		return nil, err
 	}
 	register(cg)
+	register(fsdrv.New(o.StateRoot))
 	net := netdrv.New(o.NetnsDir)
 	register(net.Netns())
 	register(net.Veth())

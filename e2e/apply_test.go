@@ -1,0 +1,382 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSeedWebServerUpAndGone(t *testing.T) {
+	l := newLab(t)
+	out := l.apply()
+	t.Logf("apply:\n%s", out)
+	for _, want := range []string{"+ veth " + l.hostIf + " (created, ", "+ process " + l.name + " (created, ", "Apply complete in "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("apply output lacks %q:\n%s", want, out)
+		}
+	}
+	l.serving()
+	if !slices.Contains(netnsList(), l.netns) {
+		t.Errorf("ip netns list lacks %s: %v", l.netns, netnsList())
+	}
+	info := l.get()
+	if info.State != "running" || info.PID == 0 || !slices.Contains(info.Addresses, l.addr+"/24") {
+		t.Errorf("get: %+v", info)
+	}
+	if table := l.must("get"); !strings.Contains(table, l.name) || !strings.Contains(table, "running") {
+		t.Errorf("get table:\n%s", table)
+	}
+	out = l.must("delete", "-f", l.manifest)
+	if !strings.Contains(out, "Delete complete") {
+		t.Errorf("delete output:\n%s", out)
+	}
+	l.gone()
+	// Deleting again is not an error with -f, and is one by name.
+	l.must("delete", "-f", l.manifest)
+	if code, out := l.hutch(nil, "delete", l.name); code != 1 || !strings.Contains(out, "not found") {
+		t.Errorf("delete of an unknown name: exit %d\n%s", code, out)
+	}
+	l.must("delete", "--ignore-not-found", l.name)
+}
+
+// snapshot is what the kernel and the state store show of the lab.
+func (l *lab) snapshot() map[string]string {
+	l.t.Helper()
+	s := map[string]string{}
+	s["ip -d -j addr show "+l.hostIf], _ = run(l.t, "ip", "-d", "-j", "addr", "show", l.hostIf)
+	s["ip -n NS -d -j addr"], _ = run(l.t, "ip", "-n", l.netns, "-d", "-j", "addr")
+	s["ip -n NS -j route"], _ = run(l.t, "ip", "-n", l.netns, "-j", "route")
+	// IPv6 duplicate address detection ends on its own a second after a
+	// link comes up: the flag is the kernel's doing, not hutch's.
+	for k, v := range s {
+		s[k] = strings.ReplaceAll(v, `,"tentative":true`, "")
+	}
+	s["ip netns list has NS"] = fmt.Sprint(slices.Contains(netnsList(), l.netns))
+	for _, d := range l.cgroupDirs() {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if strings.Contains(e.Name(), "limit") || strings.Contains(e.Name(), "cfs_") || e.Name() == "cgroup.procs" || e.Name() == "pids.max" {
+				b, _ := os.ReadFile(filepath.Join(d, e.Name()))
+				s[filepath.Join(d, e.Name())] = string(b)
+			}
+		}
+	}
+	s["mountinfo"] = strings.Join(l.mounts(), "\n")
+	filepath.Walk(l.root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || strings.Contains(p, "/rootfs/") || strings.HasSuffix(p, "/rootfs") {
+			return filepath.SkipDir
+		}
+		if !fi.IsDir() && !strings.Contains(p, "/log") && !strings.HasSuffix(p, ".log") {
+			// The files of hutch and of the process driver (whose
+			// supervisor rewrites its own as the process lives).
+			s["mtime "+p] = fi.ModTime().String()
+		}
+		return nil
+	})
+	return s
+}
+
+func TestSecondApplyChangesNothing(t *testing.T) {
+	l := newLab(t)
+	first := l.apply()
+	l.serving()
+	before := l.snapshot()
+	time.Sleep(20 * time.Millisecond) // a rewritten file would show another mtime
+	out := l.apply()
+	defer func() {
+		if t.Failed() {
+			t.Logf("first apply:\n%s\nsecond apply:\n%s", first, out)
+		}
+	}()
+	if !strings.Contains(out, "No changes") {
+		t.Errorf("second apply:\n%s", out)
+	}
+	if diff := cmp.Diff(before, l.snapshot()); diff != "" {
+		t.Errorf("second apply changed the host or the store (-before +after):\n%s", diff)
+	}
+	if code, out := l.hutch(nil, "plan", "-f", l.manifest); code != 0 {
+		t.Errorf("plan of an applied manifest: exit %d, want 0\n%s", code, out)
+	}
+}
+
+func TestLimitAndAddressChangeInPlace(t *testing.T) {
+	l := newLab(t)
+	l.apply()
+	l.serving()
+	pid := l.get().PID
+	l.write(l.manifest, func(s string) string {
+		s = strings.Replace(s, "memory: 50M", "memory: 60M", 1)
+		return strings.Replace(s, fmt.Sprintf("addresses: [172.16.%d.2/24]", l.subnet), fmt.Sprintf("addresses: [172.16.%d.3/24]", l.subnet), 1)
+	})
+	if code, out := l.hutch(nil, "plan", "-f", l.manifest); code != 2 || !strings.Contains(out, "~ cgroup/"+l.name) {
+		t.Errorf("plan: exit %d\n%s", code, out)
+	}
+	out := l.apply()
+	if strings.Contains(out, "process "+l.name) {
+		t.Errorf("the process was touched:\n%s", out)
+	}
+	if got := l.get().PID; got != pid {
+		t.Errorf("pid %d -> %d: restarted", pid, got)
+	}
+	for _, d := range l.cgroupDirs() {
+		if b, err := os.ReadFile(filepath.Join(d, "memory.limit_in_bytes")); err == nil && strings.TrimSpace(string(b)) != "62914560" {
+			t.Errorf("memory.limit_in_bytes = %s", b)
+		}
+	}
+	addrs, _ := run(t, "ip", "-n", l.netns, "-o", "addr", "show", l.peerIf)
+	if !strings.Contains(addrs, fmt.Sprintf("172.16.%d.3/24", l.subnet)) || strings.Contains(addrs, fmt.Sprintf("172.16.%d.2/24", l.subnet)) {
+		t.Errorf("addresses in the netns:\n%s", addrs)
+	}
+	l.addr = fmt.Sprintf("172.16.%d.3", l.subnet)
+	l.serving()
+}
+
+func TestDriftIsShownThenRepaired(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		drift func(l *lab)
+	}{
+		{"veth deleted", func(l *lab) { mustRun(l.t, "ip", "link", "delete", l.hostIf) }},
+		{"address changed", func(l *lab) {
+			mustRun(l.t, "ip", "-n", l.netns, "addr", "del", l.addr+"/24", "dev", l.peerIf)
+			mustRun(l.t, "ip", "-n", l.netns, "addr", "add", fmt.Sprintf("172.16.%d.9/24", l.subnet), "dev", l.peerIf)
+		}},
+		{"cgroup limit rewritten", func(l *lab) {
+			for _, d := range l.cgroupDirs() {
+				if strings.Contains(d, "/memory/") {
+					if err := os.WriteFile(filepath.Join(d, "memory.limit_in_bytes"), []byte("104857600"), 0); err != nil {
+						l.t.Fatal(err)
+					}
+				}
+			}
+		}},
+		{"process killed", func(l *lab) {
+			if err := syscall.Kill(l.get().PID, syscall.SIGKILL); err != nil {
+				l.t.Fatal(err)
+			}
+			for i := 0; i < 500 && l.get().State == "running"; i++ {
+				time.Sleep(10 * time.Millisecond) // the supervisor records the exit
+			}
+		}},
+		{"netns removed", func(l *lab) { mustRun(l.t, "ip", "netns", "delete", l.netns) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLab(t)
+			l.apply()
+			l.serving()
+			tc.drift(l)
+			code, out := l.hutch(nil, "plan", "-f", l.manifest)
+			if code != 2 {
+				t.Errorf("plan after the drift: exit %d, want 2\n%s", code, out)
+			}
+			out = l.apply()
+			l.serving()
+			if code, out2 := l.hutch(nil, "plan", "-f", l.manifest); code != 0 {
+				t.Errorf("plan after the repair: exit %d, want 0\n%s\nrepair:\n%s", code, out2, out)
+			}
+			if tc.name == "cgroup limit rewritten" && strings.Contains(out, "process") {
+				t.Errorf("a limit repair touched the process:\n%s", out)
+			}
+			l.must("delete", "-f", l.manifest)
+			l.gone()
+		})
+	}
+}
+
+func mustRun(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+func TestCrashAtEveryStep(t *testing.T) {
+	kinds := []string{"rootfs", "netns", "veth", "address", "cgroup", "process"}
+	type point struct{ verb, fault string }
+	var points []point
+	for _, when := range []string{"before", "after"} {
+		for _, k := range kinds {
+			points = append(points, point{"apply", when + ":" + k + ".create"}, point{"delete", when + ":" + k + ".delete"})
+		}
+		points = append(points, point{"update", when + ":cgroup.update"})
+	}
+	for _, p := range points {
+		t.Run(p.verb+"/"+p.fault, func(t *testing.T) {
+			l := newLab(t)
+			args := []string{"apply", "-f", l.manifest}
+			switch p.verb {
+			case "delete":
+				l.apply()
+				args = []string{"delete", "-f", l.manifest}
+			case "update":
+				l.apply()
+				l.write(l.manifest, func(s string) string { return strings.Replace(s, "memory: 50M", "memory: 70M", 1) })
+			}
+			code, out := l.hutch([]string{"HUTCH_FAULT=" + p.fault}, args...)
+			if code != 137 {
+				t.Fatalf("%s with HUTCH_FAULT=%s: exit %d, want 137\n%s", p.verb, p.fault, code, out)
+			}
+			l.apply()
+			l.serving()
+			if code, out := l.hutch(nil, "plan", "-f", l.manifest); code != 0 {
+				t.Errorf("not converged: plan exit %d\n%s", code, out)
+			}
+			l.must("delete", "-f", l.manifest)
+			l.gone()
+		})
+	}
+}
+
+func TestKill9AtRandomMoments(t *testing.T) {
+	l := newLab(t)
+	for i := range 20 {
+		cmd := exec.Command(hutchBin, "--root", l.root, "apply", "-f", l.manifest)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Moments spread over a whole apply, a few ms apart.
+		time.Sleep(time.Duration(i*7) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		l.apply()
+		l.serving()
+		l.must("delete", "-f", l.manifest)
+		l.gone()
+		if t.Failed() {
+			t.Fatalf("after a kill at %d ms", i*7)
+		}
+	}
+}
+
+func TestTwoAppliesAtOnce(t *testing.T) {
+	l := newLab(t)
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	outs := make([]string, 2)
+	for i := range 2 {
+		wg.Go(func() { codes[i], outs[i] = l.hutch(nil, "apply", "-f", l.manifest) })
+	}
+	wg.Wait()
+	if codes[0] != 0 || codes[1] != 0 {
+		t.Fatalf("exits %v\n%s\n%s", codes, outs[0], outs[1])
+	}
+	l.serving()
+	if code, out := l.hutch(nil, "plan", "-f", l.manifest); code != 0 {
+		t.Errorf("plan after two applies: exit %d\n%s", code, out)
+	}
+	if code, out := l.hutch(nil, "apply", "--no-wait", "-f", l.manifest); code != 0 {
+		t.Errorf("apply --no-wait with nobody holding the lock: exit %d\n%s", code, out)
+	}
+}
+
+func TestApplyAndDeleteAtOnce(t *testing.T) {
+	for i := range 3 {
+		l := newLab(t)
+		if i > 0 {
+			l.apply() // then delete and apply race over an existing container
+		}
+		var wg sync.WaitGroup
+		var ca, cd int
+		var oa, od string
+		wg.Go(func() { ca, oa = l.hutch(nil, "apply", "-f", l.manifest) })
+		wg.Go(func() { cd, od = l.hutch(nil, "delete", "-f", l.manifest) })
+		wg.Wait()
+		if ca != 0 || cd != 0 {
+			t.Fatalf("apply exit %d, delete exit %d\n%s\n%s", ca, cd, oa, od)
+		}
+		if left := l.leftovers(); len(left) > 0 {
+			// Applied: everything must be there and serving.
+			l.serving()
+			if code, out := l.hutch(nil, "plan", "-f", l.manifest); code != 0 {
+				t.Errorf("in between: plan exit %d\n%s\nleft: %v", code, out, left)
+			}
+		}
+	}
+}
+
+func TestBadManifestsChangeNothing(t *testing.T) {
+	bad, _ := filepath.Glob("../spec/testdata/bad/*.yaml")
+	if len(bad) == 0 {
+		t.Skip("spec/testdata/bad has no manifests yet")
+	}
+	l := newLab(t)
+	links := func() string { out, _ := run(t, "ip", "-o", "link", "show"); return linkNames(out) }
+	before := []string{links(), strings.Join(netnsList(), " ")}
+	cg, _ := filepath.Glob("/sys/fs/cgroup/*/hutch/*")
+	for _, f := range bad {
+		code, out := l.hutch(nil, "apply", "-f", f)
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1\n%s", f, code, out)
+		}
+	}
+	after := []string{links(), strings.Join(netnsList(), " ")}
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("bad manifests changed the host (-before +after):\n%s", diff)
+	}
+	cg2, _ := filepath.Glob("/sys/fs/cgroup/*/hutch/*")
+	if diff := cmp.Diff(cg, cg2); diff != "" {
+		t.Errorf("bad manifests changed the cgroups:\n%s", diff)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(l.root, "containers")); len(ents) > 0 {
+		t.Errorf("bad manifests wrote state: %v", ents)
+	}
+}
+
+func linkNames(ipOut string) string {
+	var names []string
+	for _, line := range strings.Split(ipOut, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 {
+			names = append(names, strings.TrimSuffix(f[1], ":"))
+		}
+	}
+	return strings.Join(names, " ")
+}
+
+func TestPreflightConflictCreatesNothing(t *testing.T) {
+	l := newLab(t)
+	mustRun(t, "ip", "netns", "add", l.netns) // not hutch's
+	code, out := l.hutch(nil, "apply", "-f", l.manifest)
+	if code != 1 || !strings.Contains(out, l.netns) {
+		t.Fatalf("apply over a foreign netns: exit %d\n%s", code, out)
+	}
+	if linkExists(l.hostIf) || len(l.cgroupDirs()) > 0 || len(l.procs()) > 0 {
+		t.Errorf("a conflict created something: %v", l.leftovers())
+	}
+	if _, err := os.Stat(filepath.Join(l.root, "containers", l.name)); err == nil {
+		t.Errorf("a conflict wrote state")
+	}
+	mustRun(t, "ip", "netns", "delete", l.netns)
+}
+
+func TestPrune(t *testing.T) {
+	a := newLab(t)
+	b := newLab(t)
+	b.root = a.root
+	// One file with both containers; then the file without b.
+	both := filepath.Join(t.TempDir(), "lab.yaml")
+	one, _ := os.ReadFile(a.manifest)
+	two, _ := os.ReadFile(b.manifest)
+	os.WriteFile(both, append(append(one, []byte("\n---\n")...), two...), 0o644)
+	a.must("apply", "-f", both)
+	a.serving()
+	b.serving()
+	os.WriteFile(both, one, 0o644)
+	out := a.must("apply", "--prune", "-f", both)
+	if !strings.Contains(out, "- process "+b.name) {
+		t.Errorf("prune output:\n%s", out)
+	}
+	b.gone()
+	a.serving()
+}
