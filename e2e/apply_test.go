@@ -380,3 +380,29 @@ func TestPrune(t *testing.T) {
 	b.gone()
 	a.serving()
 }
+
+func TestExecSeesOnlyTheContainerAndTheMemoryTestIsOOMKilled(t *testing.T) {
+	l := newLab(t)
+	l.apply()
+	l.serving()
+	code, out := l.hutch(nil, "exec", l.name, "--", "ps", "aux")
+	if code != 0 {
+		t.Fatalf("exec ps aux: exit %d\n%s", code, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[1], "python3 /server.py") || !strings.Contains(lines[2], "ps aux") {
+		t.Errorf("ps aux in the container lists more than the server and ps:\n%s", out)
+	}
+	// The seed's memory test: 1 MB strings until the 50M limit.
+	code, out = l.hutch(nil, "exec", l.name, "--", "python3", "-c",
+		"a = []\nwhile True:\n    a.append(' ' * 1024 * 1024)")
+	if code != 137 {
+		t.Errorf("memory test: exit %d, want 137 (SIGKILL by the OOM killer)\n%s", code, out)
+	}
+	for _, d := range l.cgroupDirs() {
+		if b, err := os.ReadFile(filepath.Join(d, "memory.oom_control")); err == nil && !strings.Contains(string(b), "oom_kill 1") {
+			t.Errorf("%s/memory.oom_control:\n%s", d, b)
+		}
+	}
+	t.Logf("memory test: %s", out)
+}
