@@ -59,7 +59,7 @@ func (c *testContainer) run(args ...string) (string, string, int) {
 // verbs take the container's cgroup under hutch's default parent.
 func TestHutchCLI(t *testing.T) {
 	bin := hutch(t)
-	c := newContainer(t, []string{"sh", "-c", "echo hello; echo oops >&2; trap 'exit 0' TERM; while :; do sleep 0.1; done"}, containerOpts{cgParent: plan.DefaultOptions().CgroupParent})
+	c := newContainer(t, []string{"sh", "-c", "trap 'exit 0' TERM; echo hello; echo oops >&2; while :; do sleep 0.1; done"}, containerOpts{cgParent: plan.DefaultOptions().CgroupParent})
 	c.d.exe = bin
 	c.start()
 	st := c.state()

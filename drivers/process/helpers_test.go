@@ -393,3 +393,19 @@ func hostNS(t testing.TB, ns string) string {
 	}
 	return l
 }
+
+// waitReady waits until the container has logged "ready" (its signal
+// handlers are in place by then).
+func (c *testContainer) waitReady() {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if out, _ := c.logs(LogOptions{Tail: -1}); strings.Contains(out, "ready\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatal("the container never said ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

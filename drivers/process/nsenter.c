@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -97,8 +98,11 @@ __attribute__((constructor)) static void hutch_nsenter(void) {
 		hutch_die("fork", NULL);
 	if (hutch_child == 0) {
 		unsetenv("_HUTCH_NSENTER");
+		prctl(PR_SET_NAME, "hutch-exec", 0, 0, 0);
 		return; /* on into the Go runtime: the exec stage */
 	}
+	/* Run from /proc/self/fd/3, the process would be named "3" in ps. */
+	prctl(PR_SET_NAME, "hutch-nsenter", 0, 0, 0);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = hutch_forward;

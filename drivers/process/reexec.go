@@ -3,10 +3,13 @@
 package process
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,6 +56,11 @@ func Reexec(newCgroup CgroupFactory) bool {
 	if stage == "" {
 		return false
 	}
+	// Executed from /proc/self/fd/3 (the sealed copy), a stage would be
+	// named "3" in ps; PR_SET_NAME names it after its stage.
+	if name, err := unix.BytePtrFromString("hutch-" + stage); err == nil {
+		unix.Syscall6(unix.SYS_PRCTL, unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0, 0)
+	}
 	switch stage {
 	case stageSpawn:
 		os.Exit(spawnMain())
@@ -85,16 +93,26 @@ func sealedSelf() (*os.File, error) {
 		return nil, fmt.Errorf("sealed copy of hutch: memfd_create: %w", err)
 	}
 	mem := os.NewFile(uintptr(fd), "memfd:hutch")
-	if _, err := io.Copy(mem, self); err != nil {
+	// A plain read/write copy: io.Copy would use sendfile(2), whose page
+	// references can still be held when the seals go on, and F_SEAL_WRITE
+	// then fails with EBUSY.
+	buf := make([]byte, 256<<10)
+	if _, err := io.CopyBuffer(struct{ io.Writer }{mem}, struct{ io.Reader }{self}, buf); err != nil {
 		mem.Close()
 		return nil, fmt.Errorf("sealed copy of hutch: copy: %w", err)
 	}
 	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if _, err := unix.FcntlInt(mem.Fd(), unix.F_ADD_SEALS, seals); err != nil {
-		mem.Close()
-		return nil, fmt.Errorf("sealed copy of hutch: add seals: %w", err)
+	for try := 0; ; try++ {
+		_, err = unix.FcntlInt(mem.Fd(), unix.F_ADD_SEALS, seals)
+		if err == nil {
+			return mem, nil
+		}
+		if !errors.Is(err, unix.EBUSY) || try == 50 {
+			mem.Close()
+			return nil, fmt.Errorf("sealed copy of hutch: add seals: %w", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return mem, nil
 }
 
 // fail writes the error of a stage to w (the parent's error pipe) and to

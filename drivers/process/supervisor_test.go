@@ -123,8 +123,9 @@ func TestRestartPolicies(t *testing.T) {
 func TestStopEscalates(t *testing.T) {
 	// pid 1 of a pid namespace gets from outside only the signals it
 	// handles: with TERM ignored, only SIGKILL ends it.
-	c := newContainer(t, []string{"sh", "-c", "trap '' TERM; while :; do sleep 1; done"}, containerOpts{})
+	c := newContainer(t, []string{"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"}, containerOpts{})
 	c.start()
+	c.waitReady()
 	if err := c.d.Stop(context.Background(), c.bundle, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +138,9 @@ func TestStopEscalates(t *testing.T) {
 	}
 
 	// A process that handles the stop signal ends by itself.
-	c2 := newContainer(t, []string{"sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"}, containerOpts{})
+	c2 := newContainer(t, []string{"sh", "-c", "trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done"}, containerOpts{})
 	c2.start()
+	c2.waitReady()
 	if err := c2.d.Stop(context.Background(), c2.bundle, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
