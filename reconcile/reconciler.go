@@ -39,8 +39,11 @@ type Reconciler struct {
 	// Color paints the plan (set only for a terminal without NO_COLOR).
 	Color bool
 	// Parallel bounds the steps that run at once, over all containers
-	// (0: twice the CPU count; most steps wait on the kernel rather than
-	// compute).
+	// (0: eight per CPU). Most steps wait on the kernel (a process start
+	// waits for its child, a stop for the process to end) rather than
+	// compute: 20 web servers on 2 CPUs came up in 2.95 s with 2 steps at
+	// once, 1.52 s with 4, 0.94 s with 8 and 0.99 s with 16, and went away
+	// in 4.0, 2.2, 1.2 and 0.88 s.
 	Parallel int
 	// NoWait makes a locked container an error (wrapping ErrLocked) rather
 	// than something to wait for.
@@ -166,7 +169,7 @@ func (r *Reconciler) parallel() int {
 	if r.Parallel > 0 {
 		return r.Parallel
 	}
-	return 2 * runtime.NumCPU()
+	return 8 * runtime.NumCPU()
 }
 
 // shared are the kinds whose IDs name host-wide objects (a netns or

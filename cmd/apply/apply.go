@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -118,6 +119,14 @@ func newReconciler(out io.Writer) (*reconcile.Reconciler, error) {
 		Out:     out,
 		Color:   useColor(out),
 		Fault:   fault,
+	}
+	if v := os.Getenv("HUTCH_PARALLEL"); v != "" {
+		// How many steps run at once (default: twice the CPU count).
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("HUTCH_PARALLEL=%q: want a number of steps, 1 or more", v)
+		}
+		r.Parallel = n
 	}
 	if os.Getenv("HUTCH_TRACE") != "" {
 		// Where the time of a plan goes: each Observe's duration, on stderr.
