@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -28,12 +27,8 @@ container's supervisor ends or Ctrl-C.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			d := processdrv.New(o.StateRoot, nil)
-			err := d.Logs(ctx, o.BundleDir(args[0]), processdrv.LogOptions{Follow: follow, Tail: tail, Timestamps: timestamps},
+			return d.Logs(ctx, o.BundleDir(args[0]), processdrv.LogOptions{Follow: follow, Tail: tail, Timestamps: timestamps},
 				cmd.OutOrStdout(), cmd.ErrOrStderr())
-			if err != nil {
-				return fmt.Errorf("logs: %w", err)
-			}
-			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")

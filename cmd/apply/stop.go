@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,6 +32,10 @@ stay as they are.`,
 			d := processdrv.New(o.StateRoot, cg)
 			var errs []error
 			for _, name := range args {
+				if _, err := os.Stat(o.BundleDir(name)); err != nil {
+					errs = append(errs, fmt.Errorf("stop %s: no such container (%w)", name, err))
+					continue
+				}
 				if err := d.Stop(cmd.Context(), o.BundleDir(name), timeout); err != nil {
 					errs = append(errs, err)
 					continue
