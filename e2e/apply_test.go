@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"hutch/internal/testutil"
+	"hutch/plan"
+	"hutch/reconcile"
 )
 
 func TestSeedWebServerUpAndGone(t *testing.T) {
@@ -405,4 +410,66 @@ func TestExecSeesOnlyTheContainerAndTheMemoryTestIsOOMKilled(t *testing.T) {
 		}
 	}
 	t.Logf("memory test: %s", out)
+}
+
+func TestLockedContainerWaitsOrFailsFast(t *testing.T) {
+	l := newLab(t)
+	opts := plan.DefaultOptions()
+	opts.StateRoot = l.root
+	lock, err := reconcile.NewStore(opts).Lock(l.name, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Unlock()
+	code, out := l.hutch(nil, "apply", "--no-wait", "-f", l.manifest)
+	if code != 1 || !strings.Contains(out, "locked by another hutch") {
+		t.Fatalf("apply --no-wait on a locked container: exit %d\n%s", code, out)
+	}
+	if linkExists(l.hostIf) || len(l.cgroupDirs()) > 0 {
+		t.Fatalf("apply --no-wait changed the host: %v", l.leftovers())
+	}
+	cmd := exec.Command(hutchBin, "--root", l.root, "apply", "-f", l.manifest)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	waiting := false
+	for !waiting && sc.Scan() {
+		waiting = strings.Contains(sc.Text(), "waiting for it to finish")
+	}
+	if !waiting {
+		cmd.Wait()
+		t.Fatal("a blocked apply did not say that it waits")
+	}
+	if linkExists(l.hostIf) {
+		t.Error("a waiting apply made the veth before it had the lock")
+	}
+	lock.Unlock()
+	for sc.Scan() {
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the waiting apply: %v", err)
+	}
+	l.serving()
+}
+
+func TestPreflightAddressInUseCreatesNothing(t *testing.T) {
+	l := newLab(t)
+	// The host end's address, already on a link that is not hutch's.
+	other := testutil.Name("hx")
+	mustRun(t, "ip", "link", "add", other, "type", "veth", "peer", "name", testutil.Name("hx"))
+	t.Cleanup(func() { exec.Command("ip", "link", "delete", other).Run() })
+	mustRun(t, "ip", "addr", "add", l.hostAddr+"/24", "dev", other)
+	code, out := l.hutch(nil, "apply", "-f", l.manifest)
+	if code != 1 || !strings.Contains(out, l.hostAddr) {
+		t.Errorf("apply with its address on a foreign link: exit %d\n%s", code, out)
+	}
+	if linkExists(l.hostIf) || len(l.cgroupDirs()) > 0 || len(l.procs()) > 0 {
+		t.Errorf("a conflict created something: %v", l.leftovers())
+	}
 }
