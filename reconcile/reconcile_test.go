@@ -447,3 +447,39 @@ func TestPlanWritesNothing(t *testing.T) {
 		t.Errorf("plan wrote %v", ents)
 	}
 }
+
+func TestPruneOfARenamedContainerFreesItsNamesFirst(t *testing.T) {
+	e := newEnv(t)
+	old := web("a")
+	e.mustApply(old.container(e.root))
+	renamed := old
+	renamed.name = "c" // same netns, veth names and addresses
+	c := renamed.container(e.root)
+	c.Source = old.container(e.root).Source
+	if err := e.apply(c); err == nil || !strings.Contains(err.Error(), "in use by container a") {
+		t.Fatalf("apply of the renamed container without --prune: %v", err)
+	}
+	e.out.Reset()
+	e.host.reset()
+	if err := e.r.Apply(context.Background(), []*Container{c}, ApplyOptions{Prune: true, Sources: []Source{c.Source}}); err != nil {
+		t.Fatalf("apply --prune: %v\n%s", err, e.out.String())
+	}
+	got := e.host.mutations()
+	pos := map[string]int{}
+	for i, m := range got {
+		pos[m] = i
+	}
+	for _, id := range []string{"netns/a_ns", "veth/a0"} {
+		d, ok1 := pos["delete "+id]
+		c, ok2 := pos["apply create "+id]
+		if !ok1 || !ok2 || d > c {
+			t.Errorf("%s: the old one must be deleted before the new one is made: %q", id, got)
+		}
+	}
+	if _, err := e.r.Store.Load("a"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("old container's state: %v", err)
+	}
+	if st := e.state("c"); len(st.Resources) != 7 {
+		t.Errorf("new container's state has %d records", len(st.Resources))
+	}
+}

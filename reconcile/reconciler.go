@@ -138,6 +138,17 @@ func (r *Reconciler) observe(ctx context.Context, units []*unit) (*Result, error
 	if err := r.conflicts(units); err != nil {
 		return nil, err
 	}
+	// The IDs of the containers being pruned are free for the desired ones:
+	// a renamed container keeps its netns and interface names, and the
+	// prune deletes the old objects before the new ones are made.
+	pruned := map[string]bool{}
+	for _, u := range units {
+		if u.want == nil && u.state != nil {
+			for _, rec := range u.state.Resources {
+				pruned[rec.ID] = true
+			}
+		}
+	}
 	errs := make([]error, len(units))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, r.parallel())
@@ -147,7 +158,7 @@ func (r *Reconciler) observe(ctx context.Context, units []*unit) (*Result, error
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			u.changes, errs[i] = r.diff(ctx, u)
+			u.changes, errs[i] = r.diff(ctx, u, pruned)
 		}()
 	}
 	wg.Wait()
@@ -221,7 +232,7 @@ func (r *Reconciler) conflicts(units []*unit) error {
 // diff observes one container's resources and returns its changes: one per
 // desired resource, and a delete for each recorded resource that is no
 // longer desired but still on the host.
-func (r *Reconciler) diff(ctx context.Context, u *unit) ([]*plan.Change, error) {
+func (r *Reconciler) diff(ctx context.Context, u *unit, pruned map[string]bool) ([]*plan.Change, error) {
 	var changes []*plan.Change
 	var errs []error
 	desired := map[string]bool{}
@@ -231,6 +242,11 @@ func (r *Reconciler) diff(ctx context.Context, u *unit) ([]*plan.Change, error) 
 			d, err := r.driver(want.Kind())
 			if err != nil {
 				errs = append(errs, err)
+				continue
+			}
+			if pruned[want.ID()] {
+				changes = append(changes, &plan.Change{ID: want.ID(), Kind: want.Kind(), Action: plan.Create, After: want,
+					Reasons: []string{"made anew after the prune deletes the old one"}})
 				continue
 			}
 			start := time.Now()
