@@ -42,11 +42,15 @@ func TestSeedWebServerUpAndGone(t *testing.T) {
 	if table := l.must("get"); !strings.Contains(table, l.name) || !strings.Contains(table, "running") {
 		t.Errorf("get table:\n%s", table)
 	}
-	out = l.must("delete", "-f", l.manifest)
+	// Delete by name, the manifest gone: the state store knows what to remove.
+	saved, _ := os.ReadFile(l.manifest)
+	os.Remove(l.manifest)
+	out = l.must("delete", l.name)
 	if !strings.Contains(out, "Delete complete") {
 		t.Errorf("delete output:\n%s", out)
 	}
 	l.gone()
+	os.WriteFile(l.manifest, saved, 0o644)
 	// Deleting again is not an error with -f, and is one by name.
 	l.must("delete", "-f", l.manifest)
 	if code, out := l.hutch(nil, "delete", l.name); code != 1 || !strings.Contains(out, "not found") {
