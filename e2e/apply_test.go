@@ -477,3 +477,46 @@ func TestPreflightAddressInUseCreatesNothing(t *testing.T) {
 		t.Errorf("a conflict created something: %v", l.leftovers())
 	}
 }
+
+func TestRootfsAndNamespaceChangesReplaceTheContainer(t *testing.T) {
+	l := newLab(t)
+	l.apply()
+	l.serving()
+	pid := l.get().PID
+	// A changed file of the rootfs.
+	l.write(l.manifest, func(s string) string {
+		return strings.Replace(s, "PORT = 8000", "PORT = 8000  # changed", 1)
+	})
+	code, out := l.hutch(nil, "plan", "-f", l.manifest)
+	if code != 2 || !strings.Contains(out, "-/+ rootfs/"+l.name) || !strings.Contains(out, "-/+ process/"+l.name) {
+		t.Errorf("plan of a rootfs change: exit %d\n%s", code, out)
+	}
+	l.apply()
+	l.serving()
+	if now := l.get().PID; now == pid || now == 0 {
+		t.Errorf("pid %d -> %d: the process was not replaced", pid, now)
+	}
+	// Another network namespace name.
+	oldNetns := l.netns
+	t.Cleanup(func() {
+		if slices.Contains(netnsList(), oldNetns) {
+			exec.Command("ip", "netns", "delete", oldNetns).Run()
+		}
+	})
+	l.netns = testutil.Name("hns")
+	l.write(l.manifest, func(s string) string {
+		return strings.Replace(s, "PORT = 8000", "PORT = 8000  # changed", 1)
+	})
+	code, out = l.hutch(nil, "plan", "-f", l.manifest)
+	if code != 2 || !strings.Contains(out, "+ netns/"+l.netns) || !strings.Contains(out, "- netns/"+oldNetns) ||
+		!strings.Contains(out, "-/+ process/"+l.name) {
+		t.Errorf("plan of a netns change: exit %d\n%s", code, out)
+	}
+	l.apply()
+	l.serving()
+	if slices.Contains(netnsList(), oldNetns) {
+		t.Errorf("the old netns %s is left", oldNetns)
+	}
+	l.must("delete", l.name)
+	l.gone()
+}
