@@ -47,7 +47,9 @@ func (r *Reconciler) Apply(ctx context.Context, want []*Container, o ApplyOption
 			}
 		}
 	}
+	r.trace("apply: locked and loaded %d containers at %s", len(units), ms(time.Since(start)))
 	res, err := r.observe(ctx, units)
+	r.trace("apply: observed at %s", ms(time.Since(start)))
 	if err != nil {
 		return fmt.Errorf("%w\nnothing was changed", err)
 	}
@@ -73,7 +75,9 @@ func (r *Reconciler) Apply(ctx context.Context, want []*Container, o ApplyOption
 	if err := x.prepare(res); err != nil {
 		return err
 	}
+	r.trace("apply: intent recorded at %s", ms(time.Since(start)))
 	runErr := x.run(ctx, res.Plan)
+	r.trace("apply: steps ended at %s", ms(time.Since(start)))
 	var errs []error
 	if runErr != nil {
 		errs = append(errs, runErr)
@@ -443,6 +447,7 @@ func (x *execution) step(ctx context.Context, n *node) error {
 		x.r.Fault("before", c.Kind, action)
 	}
 	start := time.Now()
+	x.r.trace("step %s %s: starts", action, c.ID)
 	if action == "delete" {
 		err = d.Delete(ctx, x.doomed(n))
 	} else {

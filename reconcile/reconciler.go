@@ -53,7 +53,8 @@ type Reconciler struct {
 	Fault Fault
 	// Trace, when set, receives how long each Observe took, to find where
 	// the time of a plan goes.
-	Trace io.Writer
+	Trace   io.Writer
+	traceMu sync.Mutex
 }
 
 // ApplyOptions are the options of Apply and Plan.
@@ -325,7 +326,9 @@ func hostFields(fields []string) []string {
 
 func (r *Reconciler) trace(format string, args ...any) {
 	if r.Trace != nil {
-		fmt.Fprintf(r.Trace, format+"\n", args...)
+		r.traceMu.Lock()
+		defer r.traceMu.Unlock()
+		fmt.Fprintf(r.Trace, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000000")}, args...)...)
 	}
 }
 
