@@ -39,8 +39,10 @@ type Driver struct {
 
 // New returns the driver of the layer cache under stateRoot/layers.
 func New(stateRoot string) *Driver {
-	return &Driver{stateRoot: filepath.Clean(stateRoot), res: newResolver(),
+	d := &Driver{stateRoot: filepath.Clean(stateRoot), res: newResolver(),
 		trees: map[string]*tree{}, builds: map[string]*sync.Mutex{}}
+	d.res.cacheDir = d.layersDir()
+	return d
 }
 
 // Kind is plan.KindRootfs.

@@ -269,6 +269,9 @@ type resolver struct {
 	ldLoaded bool
 	// ldCache and ldConf are the host files the loader reads.
 	ldCache, ldConf string
+	// cacheDir keeps python's answers between commands (pycache.go); ""
+	// keeps them only in memory.
+	cacheDir string
 }
 
 func newResolver() *resolver {
@@ -470,6 +473,11 @@ func (r *resolver) queryPython(ctx context.Context, name string) (*pythonInfo, e
 	if err != nil {
 		return nil, err
 	}
+	key := pythonKey(p)
+	if pi := r.cachedPython(key); pi != nil {
+		r.pythons[name] = pi
+		return pi, nil
+	}
 	cmd := exec.CommandContext(ctx, p, "-E", "-s", "-c", pythonQuery)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -485,6 +493,7 @@ func (r *resolver) queryPython(ctx context.Context, name string) (*pythonInfo, e
 		return nil, fmt.Errorf("%s: it gives no absolute sys.executable or stdlib folder (%q, %q)", p, pi.Executable, pi.Stdlib)
 	}
 	r.pythons[name] = pi
+	r.keepPython(key, pi)
 	return pi, nil
 }
 
