@@ -344,3 +344,26 @@ func TestTwoAppliesAtOnceEndCorrect(t *testing.T) {
 		t.Errorf("%d creates over both applies, want 7: %q", creates, e.host.mutations())
 	}
 }
+
+func TestFaultFromEnvParses(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"", true}, {"before:veth.create", true}, {"after:cgroup.update", true}, {"after:process.delete", true},
+		{"during:veth.create", false}, {"before:veth", false}, {"before:veth.replace", false}, {"veth.create", false},
+	} {
+		t.Setenv(FaultEnv, tc.value)
+		f, err := FaultFromEnv()
+		if (err == nil) != tc.ok {
+			t.Errorf("%s=%q: error %v, want ok=%v", FaultEnv, tc.value, err, tc.ok)
+		}
+		if tc.value == "" && f != nil {
+			t.Errorf("no %s gives a fault", FaultEnv)
+		}
+		if tc.ok && tc.value != "" {
+			// A point that does not match never exits.
+			f("before", plan.KindRoute, "create")
+		}
+	}
+}
