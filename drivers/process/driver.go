@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -148,6 +149,9 @@ func (d *Driver) update(p *plan.Process, st *State) error {
 	if err := writeJSON(filepath.Join(p.Bundle, configFile), &c); err != nil {
 		return fmt.Errorf("container %s: %w", p.Container, err)
 	}
+	if err := writeConf(p.Bundle, &c.Process); err != nil {
+		return err
+	}
 	if err := unix.Kill(st.SupervisorPID, unix.SIGHUP); err != nil {
 		return fmt.Errorf("container %s: signal supervisor %d: %w", p.Container, st.SupervisorPID, err)
 	}
@@ -189,11 +193,14 @@ func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
 	if err := writeJSON(filepath.Join(p.Bundle, configFile), &c); err != nil {
 		return fmt.Errorf("container %s: %w", p.Container, err)
 	}
+	if err := writeConf(p.Bundle, p); err != nil {
+		return err
+	}
 	var out bytes.Buffer
 	cmd := &exec.Cmd{
 		Path:        d.exe,
 		Args:        []string{"hutch-spawn", p.Container},
-		Env:         []string{envStage + "=" + stageSpawn, envBundle + "=" + p.Bundle},
+		Env:         append([]string{envStage + "=" + stageSpawn, envBundle + "=" + p.Bundle}, supervisorChoice()...),
 		Dir:         "/",
 		Stdout:      &out,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
@@ -225,7 +232,7 @@ func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
 		return err
 	}
 	var errs []error
-	for _, f := range []string{stateFile, configFile, stopFile, "supervisor.log", logDir} {
+	for _, f := range []string{stateFile, configFile, confFile, stopFile, "supervisor.log", logDir} {
 		if err := os.RemoveAll(filepath.Join(p.Bundle, f)); err != nil {
 			errs = append(errs, fmt.Errorf("container %s: %w", p.Container, err))
 		}
@@ -272,7 +279,7 @@ func (d *Driver) Stop(ctx context.Context, bundle string, timeout time.Duration)
 		}
 		return killCgroup()
 	}
-	if err := writeJSON(filepath.Join(bundle, stopFile), map[string]time.Duration{"timeout": timeout}); err != nil {
+	if err := writeAtomic(filepath.Join(bundle, stopFile), []byte(strconv.FormatInt(int64(timeout), 10)+"\n")); err != nil {
 		return fmt.Errorf("container %s: stop: %w", name, err)
 	}
 	if err := unix.Kill(st.SupervisorPID, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {

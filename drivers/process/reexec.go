@@ -25,6 +25,9 @@ const (
 	stageSupervisor = "supervisor" // the per-container supervisor
 	stageInit       = "init"       // the container's init, until it execs the workload
 	stageExec       = "exec"       // a process joining a container (after nsenter.c)
+	stageStarter    = "starter"    // starts the init for supervisor.c, then exits
+	stageCgroupOOM  = "cgroup-oom" // prints the cgroup's OOM kill count for supervisor.c
+	stageCgroupKill = "cgroup-kill"
 )
 
 func init() {
@@ -66,6 +69,10 @@ func Reexec(newCgroup CgroupFactory) bool {
 		os.Exit(spawnMain())
 	case stageSupervisor:
 		os.Exit(supervisorMain(newCgroup))
+	case stageStarter:
+		os.Exit(starterMain(newCgroup))
+	case stageCgroupOOM, stageCgroupKill:
+		os.Exit(cgroupHelperMain(stage, newCgroup))
 	case stageInit:
 		initMain()
 	case stageExec:

@@ -20,7 +20,8 @@ import (
 const (
 	stateFile  = "process.json"    // written by the supervisor: pids, status, exit
 	configFile = "supervisor.json" // written by the driver: policies the supervisor reads
-	stopFile   = "stop.json"       // a stop request's timeout, read on SIGTERM
+	confFile   = "supervisor.conf" // the same policies as plain "key value" lines, for the C supervisor
+	stopFile   = "stop"            // a stop request's timeout in nanoseconds, read on SIGTERM
 	logDir     = "logs"
 	logName    = "container.log"
 )
@@ -104,20 +105,25 @@ func alive(pid int, start uint64) bool {
 	return i >= 0 && len(b) > i+2 && b[i+2] != 'Z' && b[i+2] != 'X'
 }
 
-// writeJSON writes v to path atomically: a temporary file in the same
-// folder, fsync, then rename(2) over the old one, so a reader sees either
-// the old or the new content, never half of one.
+// writeJSON writes v to path atomically (see writeAtomic).
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	return writeAtomic(path, append(b, '\n'))
+}
+
+// writeAtomic writes b to path atomically: a temporary file in the same
+// folder, fsync, then rename(2) over the old one, so a reader sees either
+// the old or the new content, never half of one.
+func writeAtomic(path string, b []byte) error {
 	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	_, err = f.Write(append(b, '\n'))
+	_, err = f.Write(b)
 	if err == nil {
 		err = f.Sync()
 	}

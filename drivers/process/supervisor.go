@@ -63,7 +63,7 @@ func spawnMain() int {
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{"hutch-supervisor", filepath.Base(bundle)},
-		Env:        []string{envStage + "=" + stageSupervisor, envBundle + "=" + bundle, "GOMAXPROCS=1"},
+		Env:        append([]string{envStage + "=" + stageSupervisor, envBundle + "=" + bundle, "GOMAXPROCS=1"}, supervisorChoice()...),
 		Dir:        "/",
 		ExtraFiles: []*os.File{w},
 		Stderr:     errLog,
@@ -86,7 +86,10 @@ func report(m readyMsg) int {
 }
 
 // supervisor runs one container's first process, again and again as its
-// restart policy says.
+// restart policy says. This is the supervisor in Go, which a binary built
+// without cgo runs (or any, with _HUTCH_SUPERVISOR=go); with cgo,
+// supervisor.c takes the stage before the Go runtime starts and does the
+// same in a fraction of the memory.
 type supervisor struct {
 	bundle string
 	cfg    supervisorConfig
@@ -284,11 +287,9 @@ func (s *supervisor) loop(r *run, sigs chan os.Signal) int {
 // wait before SIGKILL: the timeout of a stop request, else the config's.
 func (s *supervisor) stopSignal(r *run) time.Duration {
 	timeout := s.cfg.Process.StopTimeout
-	var req struct {
-		Timeout time.Duration `json:"timeout"`
-	}
-	if err := readJSON(filepath.Join(s.bundle, stopFile), &req); err == nil {
-		timeout = req.Timeout // a request may ask for 0: SIGKILL at once
+	if b, err := os.ReadFile(filepath.Join(s.bundle, stopFile)); err == nil {
+		n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		timeout = time.Duration(n) // a request may ask for 0: SIGKILL at once
 	} else if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
@@ -655,4 +656,104 @@ func relro() (lo, hi, firstLoad uint64, ok bool) {
 		}
 	}
 	return lo, hi, firstLoad, firstLoad != ^uint64(0)
+}
+
+// supervisorChoice passes _HUTCH_SUPERVISOR=go on to the supervisor: it
+// selects the supervisor in Go (this file) over the one in C
+// (supervisor.c), which a binary built with cgo runs otherwise.
+func supervisorChoice() []string {
+	if v := os.Getenv("_HUTCH_SUPERVISOR"); v != "" {
+		return []string{"_HUTCH_SUPERVISOR=" + v}
+	}
+	return nil
+}
+
+// writeConf writes supervisor.conf, the policies of p as "key value"
+// lines, for the supervisor in C.
+func writeConf(bundle string, p *plan.Process) error {
+	sig, err := parseSignal(p.StopSignal)
+	if err != nil {
+		return fmt.Errorf("container %s: stop signal: %w", p.Container, err)
+	}
+	b := fmt.Appendf(nil, "container %s\ndigest %s\nrestart %s\nmax_retries %d\nstop_signal %d\nstop_timeout_ns %d\nlog_max_size %d\nlog_max_files %d\n",
+		p.Container, p.Digest, p.Restart.Policy, p.Restart.MaxRetries, int(sig), int64(p.StopTimeout), p.Logs.MaxSize, p.Logs.MaxFiles)
+	return writeAtomic(filepath.Join(bundle, confFile), b)
+}
+
+// Helper stages the C supervisor runs for what needs Go. Each reads
+// supervisor.json and writes its answer on descriptor 3.
+
+// starterMain starts the container's init (startInit, stdout and stderr
+// being the supervisor's log pipes) and reports "ok PID START OOMKILLS" or
+// "error MESSAGE"; it then exits, and the init becomes the supervisor's
+// child (PR_SET_CHILD_SUBREAPER).
+func starterMain(newCgroup CgroupFactory) int {
+	rep := os.NewFile(3, "report pipe")
+	fail := func(err error) int {
+		fmt.Fprintf(rep, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		return 1
+	}
+	bundle := os.Getenv(envBundle)
+	c, cg, err := helperSetup(bundle, newCgroup)
+	if err != nil {
+		return fail(err)
+	}
+	var oom uint64
+	if cg != nil {
+		if oom, err = cg.OOMKills(c.Cgroup); err != nil {
+			return fail(err)
+		}
+	}
+	cmd, err := startInit(bundle, cg, c.Cgroup, os.Stdout, os.Stderr)
+	if err != nil {
+		return fail(err)
+	}
+	st, err := startTime(cmd.Process.Pid)
+	if err != nil {
+		cmd.Process.Kill()
+		return fail(fmt.Errorf("container %s: %w", c.Process.Container, err))
+	}
+	fmt.Fprintf(rep, "ok %d %d %d\n", cmd.Process.Pid, st, oom)
+	return 0
+}
+
+// cgroupHelperMain answers the supervisor's cgroup questions: the OOM kill
+// count, or kill every process.
+func cgroupHelperMain(stage string, newCgroup CgroupFactory) int {
+	rep := os.NewFile(3, "report pipe")
+	c, cg, err := helperSetup(os.Getenv(envBundle), newCgroup)
+	if err == nil && cg != nil {
+		switch stage {
+		case stageCgroupOOM:
+			var n uint64
+			if n, err = cg.OOMKills(c.Cgroup); err == nil {
+				fmt.Fprintf(rep, "%d\n", n)
+			}
+		case stageCgroupKill:
+			err = cg.KillAll(c.Cgroup)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "supervisor: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func helperSetup(bundle string, newCgroup CgroupFactory) (*supervisorConfig, CgroupJoiner, error) {
+	var c supervisorConfig
+	if err := readJSON(filepath.Join(bundle, configFile), &c); err != nil {
+		return nil, nil, fmt.Errorf("supervisor: %w", err)
+	}
+	if c.Cgroup == "" {
+		return &c, nil, nil
+	}
+	if newCgroup == nil {
+		return nil, nil, fmt.Errorf("supervisor: cgroup %s: no cgroup driver", c.Cgroup)
+	}
+	cg, err := newCgroup(filepath.Dir(c.Cgroup))
+	if err != nil {
+		return nil, nil, fmt.Errorf("supervisor: %w", err)
+	}
+	return &c, cg, nil
 }

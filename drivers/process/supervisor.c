@@ -1,0 +1,640 @@
+//go:build linux && cgo
+
+// The container supervisor, in C, as conmon is for podman.
+//
+// The supervisor lives as long as its container, so its memory counts. A Go
+// process carries the runtime and the heap every package's initialisation
+// leaves (several MiB resident); this loop runs in a constructor, before the
+// Go runtime starts, in the hutch binary that is already on disk: no second
+// program to install. Everything that needs Go (starting the init in its
+// namespaces and cgroup, reading and killing the cgroup) runs in short-lived
+// helper processes of the same binary (_HUTCH_STAGE=starter, cgroup-oom,
+// cgroup-kill), whose memory is gone when they end.
+//
+// It acts when _HUTCH_STAGE=supervisor (and _HUTCH_SUPERVISOR is not "go",
+// which selects the Go supervisor of supervisor.go). It reads
+// bundle/supervisor.conf (written by the driver), starts the container
+// through the starter, and then, with PR_SET_CHILD_SUBREAPER (the starter
+// exits and leaves the container's init to it), waits in poll(2) for the
+// init's stdout and stderr (written to logs/container.log in the CRI format,
+// rotated), for SIGCHLD (the init ended: exit code, signal, OOM kill; the
+// restart policy), SIGTERM or SIGINT (stop: the stop signal, the timeout,
+// then SIGKILL of the cgroup) and SIGHUP (reread the policies). Its record
+// is bundle/process.json, the State type of state.go, written atomically.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SUP_MAXLINE (16 << 10)
+
+static struct {
+	char container[256];
+	char digest[256];
+	char restart[32];
+	long max_retries;
+	int stop_signal;
+	long long stop_timeout_ns;
+	long long log_max_size;
+	long log_max_files;
+} cf;
+
+static struct {
+	const char *status;
+	int sup_pid;
+	unsigned long long sup_start;
+	int pid;
+	unsigned long long pid_start;
+	struct timespec started, finished;
+	int restarts;
+	int exit_code;
+	char signal[32];
+	int oom;
+	char error[4096];
+} st;
+
+static char sup_bundle[4096];
+static char sup_logpath[4200];
+static int sup_logfd = -1;
+static long long sup_logsize;
+static sigset_t sup_oldmask;
+
+struct sup_stream {
+	int fd;
+	const char *name;
+	size_t len;
+	char buf[SUP_MAXLINE];
+};
+static struct sup_stream sup_out = {-1, "stdout", 0, {0}}, sup_err = {-1, "stderr", 0, {0}};
+
+static void sup_log(const char *fmt, const char *arg) {
+	fprintf(stderr, "supervisor: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n");
+}
+
+static long long sup_now(clockid_t c) {
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sup_path(char *dst, size_t n, const char *name) {
+	snprintf(dst, n, "%s/%s", sup_bundle, name);
+}
+
+// sup_read_conf reads supervisor.conf: one "key value" per line.
+static int sup_read_conf(void) {
+	char p[4200], line[1024];
+	sup_path(p, sizeof p, "supervisor.conf");
+	FILE *f = fopen(p, "re");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		char *v = strchr(line, ' ');
+		if (v == NULL)
+			continue;
+		*v++ = '\0';
+		if (strcmp(line, "container") == 0)
+			snprintf(cf.container, sizeof cf.container, "%s", v);
+		else if (strcmp(line, "digest") == 0)
+			snprintf(cf.digest, sizeof cf.digest, "%s", v);
+		else if (strcmp(line, "restart") == 0)
+			snprintf(cf.restart, sizeof cf.restart, "%s", v);
+		else if (strcmp(line, "max_retries") == 0)
+			cf.max_retries = atol(v);
+		else if (strcmp(line, "stop_signal") == 0)
+			cf.stop_signal = atoi(v);
+		else if (strcmp(line, "stop_timeout_ns") == 0)
+			cf.stop_timeout_ns = atoll(v);
+		else if (strcmp(line, "log_max_size") == 0)
+			cf.log_max_size = atoll(v);
+		else if (strcmp(line, "log_max_files") == 0)
+			cf.log_max_files = atol(v);
+	}
+	fclose(f);
+	if (cf.stop_signal <= 0)
+		cf.stop_signal = SIGTERM;
+	return 0;
+}
+
+// sup_start_time reads field 22 of /proc/PID/stat, counting after the last
+// ')' because the command name may hold spaces.
+static unsigned long long sup_start_time(int pid) {
+	char p[64], buf[1024];
+	snprintf(p, sizeof p, "/proc/%d/stat", pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *s = strrchr(buf, ')');
+	if (s == NULL)
+		return 0;
+	s++;
+	for (int field = 2; field < 21; field++) {
+		s = strchr(s + 1, ' ');
+		if (s == NULL)
+			return 0;
+	}
+	return strtoull(s + 1, NULL, 10);
+}
+
+static void sup_json_str(FILE *f, const char *s) {
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void sup_fmt_time(char *buf, size_t n, struct timespec ts) {
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + k, n - k, ".%09ldZ", ts.tv_nsec);
+}
+
+// sup_save writes process.json atomically: a temporary file, fsync(2),
+// rename(2).
+static void sup_save(void) {
+	char p[4200], tmp[4300], t[64];
+	sup_path(p, sizeof p, "process.json");
+	snprintf(tmp, sizeof tmp, "%s.tmp%d", p, (int)getpid());
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL) {
+		sup_log("save state: %s", strerror(errno));
+		return;
+	}
+	fprintf(f, "{\n  \"container\": ");
+	sup_json_str(f, cf.container);
+	fprintf(f, ",\n  \"status\": ");
+	sup_json_str(f, st.status);
+	fprintf(f, ",\n  \"digest\": ");
+	sup_json_str(f, cf.digest);
+	fprintf(f, ",\n  \"supervisorPid\": %d,\n  \"supervisorStart\": %llu", st.sup_pid, st.sup_start);
+	if (st.pid > 0)
+		fprintf(f, ",\n  \"pid\": %d,\n  \"pidStart\": %llu", st.pid, st.pid_start);
+	if (st.started.tv_sec) {
+		sup_fmt_time(t, sizeof t, st.started);
+		fprintf(f, ",\n  \"started\": \"%s\"", t);
+	}
+	if (st.finished.tv_sec) {
+		sup_fmt_time(t, sizeof t, st.finished);
+		fprintf(f, ",\n  \"finished\": \"%s\"", t);
+	}
+	fprintf(f, ",\n  \"restarts\": %d,\n  \"exitCode\": %d", st.restarts, st.exit_code);
+	if (st.signal[0])
+		fprintf(f, ",\n  \"signal\": \"%s\"", st.signal);
+	fprintf(f, ",\n  \"oomKilled\": %s", st.oom ? "true" : "false");
+	if (st.error[0]) {
+		fprintf(f, ",\n  \"error\": ");
+		sup_json_str(f, st.error);
+	}
+	fprintf(f, "\n}\n");
+	int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+	if (fclose(f) != 0)
+		ok = 0;
+	if (!ok || rename(tmp, p) != 0) {
+		sup_log("save state: %s", strerror(errno));
+		unlink(tmp);
+	}
+}
+
+static void sup_open_log(void) {
+	sup_logfd = open(sup_logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	struct stat s;
+	sup_logsize = (sup_logfd >= 0 && fstat(sup_logfd, &s) == 0) ? s.st_size : 0;
+}
+
+// sup_rotate: container.log becomes container.log.1, .1 becomes .2, ...,
+// keeping log_max_files files in all.
+static void sup_rotate(void) {
+	char a[4300], b[4300];
+	close(sup_logfd);
+	long keep = cf.log_max_files - 1;
+	if (keep < 1) {
+		unlink(sup_logpath);
+	} else {
+		snprintf(a, sizeof a, "%s.%ld", sup_logpath, keep);
+		unlink(a);
+		for (long i = keep - 1; i >= 1; i--) {
+			snprintf(a, sizeof a, "%s.%ld", sup_logpath, i);
+			snprintf(b, sizeof b, "%s.%ld", sup_logpath, i + 1);
+			rename(a, b);
+		}
+		snprintf(b, sizeof b, "%s.1", sup_logpath);
+		rename(sup_logpath, b);
+	}
+	sup_open_log();
+}
+
+// sup_record writes one CRI log record: time, stream, F (full line) or P
+// (part of a longer one), the text.
+static void sup_record(const char *stream, int partial, const char *text, size_t len) {
+	static char rec[SUP_MAXLINE + 128];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	char t[64];
+	sup_fmt_time(t, sizeof t, ts);
+	int h = snprintf(rec, sizeof rec, "%s %s %c ", t, stream, partial ? 'P' : 'F');
+	memcpy(rec + h, text, len);
+	rec[h + len] = '\n';
+	size_t n = h + len + 1;
+	if (cf.log_max_size > 0 && sup_logsize > 0 && sup_logsize + (long long)n > cf.log_max_size)
+		sup_rotate();
+	if (sup_logfd < 0)
+		return;
+	ssize_t w = write(sup_logfd, rec, n);
+	if (w > 0)
+		sup_logsize += w;
+}
+
+// sup_drain reads what the stream has and records its full lines. It
+// returns 0 at end of file.
+static int sup_drain(struct sup_stream *s) {
+	ssize_t n = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN;
+	if (n == 0)
+		return 0;
+	s->len += n;
+	char *p = s->buf, *end = s->buf + s->len, *nl;
+	while ((nl = memchr(p, '\n', end - p)) != NULL) {
+		sup_record(s->name, 0, p, nl - p);
+		p = nl + 1;
+	}
+	s->len = end - p;
+	memmove(s->buf, p, s->len);
+	if (s->len == sizeof s->buf) {
+		sup_record(s->name, 1, s->buf, s->len);
+		s->len = 0;
+	}
+	return 1;
+}
+
+static void sup_close_stream(struct sup_stream *s) {
+	if (s->fd < 0)
+		return;
+	while (sup_drain(s) > 0)
+		;
+	if (s->len > 0)
+		sup_record(s->name, 0, s->buf, s->len);
+	s->len = 0;
+	close(s->fd);
+	s->fd = -1;
+}
+
+// sup_helper runs a Go stage of the hutch binary and reads what it writes
+// on its descriptor 3. out_fd and err_fd, when set, become its stdout and
+// stderr (the starter hands them to the container's init).
+static int sup_helper(const char *stage, int out_fd, int err_fd, char *res, size_t n) {
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid_t c = fork();
+	if (c < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (c == 0) {
+		sigprocmask(SIG_SETMASK, &sup_oldmask, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		if (out_fd >= 0)
+			dup2(out_fd, 1);
+		if (err_fd >= 0)
+			dup2(err_fd, 2);
+		dup2(p[1], 3);
+		setenv("_HUTCH_STAGE", stage, 1);
+		char name[64];
+		snprintf(name, sizeof name, "hutch-%s", stage);
+		execl("/proc/self/exe", name, cf.container, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	size_t got = 0;
+	for (;;) {
+		ssize_t r = read(p[0], res + got, n - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += r;
+		if (got == n - 1)
+			break;
+	}
+	res[got] = '\0';
+	close(p[0]);
+	int status;
+	while (waitpid(c, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static unsigned long long sup_oom_before;
+static long long sup_started_mono;
+
+// sup_start starts the container through the starter stage; 0 on success,
+// else st.error says why.
+static int sup_start(void) {
+	int o[2], e[2];
+	if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0) {
+		snprintf(st.error, sizeof st.error, "supervisor: pipe: %s", strerror(errno));
+		return -1;
+	}
+	char res[2048];
+	int rc = sup_helper("starter", o[1], e[1], res, sizeof res);
+	close(o[1]);
+	close(e[1]);
+	int pid = 0;
+	unsigned long long pstart = 0, oom = 0;
+	if (rc != 0 || sscanf(res, "ok %d %llu %llu", &pid, &pstart, &oom) != 3 || pid <= 0) {
+		close(o[0]);
+		close(e[0]);
+		res[strcspn(res, "\n")] = '\0';
+		if (strncmp(res, "error ", 6) == 0)
+			snprintf(st.error, sizeof st.error, "%s", res + 6);
+		else
+			snprintf(st.error, sizeof st.error, "starter ended with %d: %s", rc, res);
+		return -1;
+	}
+	sup_out.fd = o[0];
+	sup_err.fd = e[0];
+	sup_oom_before = oom;
+	st.pid = pid;
+	st.pid_start = pstart;
+	st.status = "running";
+	clock_gettime(CLOCK_REALTIME, &st.started);
+	sup_started_mono = sup_now(CLOCK_MONOTONIC);
+	st.finished.tv_sec = st.finished.tv_nsec = 0;
+	st.exit_code = 0;
+	st.signal[0] = '\0';
+	st.oom = 0;
+	st.error[0] = '\0';
+	sup_save();
+	return 0;
+}
+
+static int sup_should_restart(void) {
+	if (strcmp(cf.restart, "always") == 0)
+		return 1;
+	if (strcmp(cf.restart, "on-failure") == 0) {
+		if (st.exit_code == 0 && st.signal[0] == '\0')
+			return 0;
+		return cf.max_retries == 0 || st.restarts < cf.max_retries;
+	}
+	return 0;
+}
+
+// sup_backoff: 100 ms doubling to at most 30 s; a run of 10 s or more
+// starts over.
+static long long sup_backoff(int n, long long ran_ns) {
+	long long d = 100000000LL;
+	if (ran_ns >= 10000000000LL)
+		return d;
+	for (int i = 0; i < n && d < 30000000000LL; i++)
+		d *= 2;
+	return d < 30000000000LL ? d : 30000000000LL;
+}
+
+static void sup_record_exit(int status) {
+	clock_gettime(CLOCK_REALTIME, &st.finished);
+	st.pid = 0;
+	st.pid_start = 0;
+	st.exit_code = -1;
+	st.signal[0] = '\0';
+	if (WIFEXITED(status)) {
+		st.exit_code = WEXITSTATUS(status);
+	} else if (WIFSIGNALED(status)) {
+		st.exit_code = 128 + WTERMSIG(status);
+		const char *abbr = sigabbrev_np(WTERMSIG(status));
+		if (abbr != NULL)
+			snprintf(st.signal, sizeof st.signal, "SIG%s", abbr);
+	}
+	// The cgroup's OOM kill count (read by a Go helper through the cgroup
+	// driver): a rise during this run means the OOM killer struck.
+	char res[64];
+	unsigned long long n = 0;
+	if (sup_helper("cgroup-oom", -1, -1, res, sizeof res) == 0 && sscanf(res, "%llu", &n) == 1 && n > sup_oom_before)
+		st.oom = 1;
+}
+
+static long long sup_stop_timeout(void) {
+	char p[4200], buf[64];
+	sup_path(p, sizeof p, "stop");
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			return atoll(buf); // a request may ask for 0: SIGKILL at once
+		}
+	}
+	return cf.stop_timeout_ns > 0 ? cf.stop_timeout_ns : 10000000000LL;
+}
+
+static int sup_main(void) {
+	int ready = 3;
+	fcntl(ready, F_SETFD, FD_CLOEXEC);
+	snprintf(sup_bundle, sizeof sup_bundle, "%s", getenv("_HUTCH_BUNDLE") ? getenv("_HUTCH_BUNDLE") : "");
+	snprintf(sup_logpath, sizeof sup_logpath, "%s/logs/container.log", sup_bundle);
+	if (sup_read_conf() < 0) {
+		dprintf(ready, "{\"error\":\"supervisor: read %s/supervisor.conf: %s\"}\n", sup_bundle, strerror(errno));
+		return 1;
+	}
+	char dir[4200];
+	sup_path(dir, sizeof dir, "logs");
+	mkdir(dir, 0700);
+	sup_open_log();
+	if (sup_logfd < 0) {
+		dprintf(ready, "{\"error\":\"supervisor: log %s: %s\"}\n", sup_logpath, strerror(errno));
+		return 1;
+	}
+	// The container's init is the starter's child; when the starter exits
+	// it becomes ours, so that wait4(2) sees it end.
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, &sup_oldmask);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	st.sup_pid = getpid();
+	st.sup_start = sup_start_time(st.sup_pid);
+	st.status = "created";
+	sup_save();
+	if (sup_start() < 0) {
+		st.status = "failed";
+		clock_gettime(CLOCK_REALTIME, &st.finished);
+		sup_save();
+		FILE *f = fdopen(ready, "w");
+		fprintf(f, "{\"error\":");
+		sup_json_str(f, st.error);
+		fprintf(f, "}\n");
+		fclose(f);
+		return 1;
+	}
+	dprintf(ready, "{\"pid\":%d}\n", st.pid);
+	// Close the report pipe by putting /dev/null in its place: descriptor
+	// 3 stays taken, so no pipe made later lands on it (sup_helper hands a
+	// helper its report pipe as descriptor 3).
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul >= 0 && nul != ready) {
+		dup3(nul, ready, O_CLOEXEC);
+		close(nul);
+	}
+
+	int init_status = 0, init_done = 0, stopping = 0;
+	long long kill_at = -1, restart_at = -1, close_at = -1;
+	for (;;) {
+		struct pollfd pf[3];
+		int n = 0;
+		pf[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		int io = n;
+		if (sup_out.fd >= 0)
+			pf[n++] = (struct pollfd){.fd = sup_out.fd, .events = POLLIN};
+		if (sup_err.fd >= 0)
+			pf[n++] = (struct pollfd){.fd = sup_err.fd, .events = POLLIN};
+		long long now = sup_now(CLOCK_MONOTONIC), next = -1;
+		long long deadlines[3] = {kill_at, restart_at, close_at};
+		for (int i = 0; i < 3; i++)
+			if (deadlines[i] >= 0 && (next < 0 || deadlines[i] < next))
+				next = deadlines[i];
+		int timeout = next < 0 ? -1 : (next <= now ? 0 : (int)((next - now) / 1000000 + 1));
+		if (poll(pf, n, timeout) < 0 && errno != EINTR)
+			return 1;
+		for (int i = io; i < n; i++) {
+			if (pf[i].revents == 0)
+				continue;
+			struct sup_stream *s = pf[i].fd == sup_out.fd ? &sup_out : &sup_err;
+			if (sup_drain(s) == 0)
+				sup_close_stream(s);
+		}
+		if (pf[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == sizeof si) {
+				if (si.ssi_signo == SIGHUP) {
+					sup_read_conf();
+				} else if (si.ssi_signo != SIGCHLD && !stopping) {
+					stopping = 1;
+					if (st.pid <= 0 && !init_done) {
+						st.status = "stopped";
+						clock_gettime(CLOCK_REALTIME, &st.finished);
+						sup_save();
+						return 0;
+					}
+					st.status = "stopping";
+					sup_save();
+					if (!init_done) {
+						kill(st.pid, cf.stop_signal);
+						kill_at = sup_now(CLOCK_MONOTONIC) + sup_stop_timeout();
+					}
+				}
+				// Short reads cannot happen; stop after the pending ones.
+				struct pollfd again = {.fd = sfd, .events = POLLIN};
+				if (poll(&again, 1, 0) <= 0)
+					break;
+			}
+		}
+		// Reap every child that ended (helpers are waited for by
+		// sup_helper; this catches the init and anything re-parented).
+		for (;;) {
+			int status;
+			pid_t w = waitpid(-1, &status, WNOHANG);
+			if (w <= 0)
+				break;
+			if (w == st.pid && !init_done) {
+				init_done = 1;
+				init_status = status;
+				// Its output may still sit in the pipes: read them to
+				// their end (bounded, should something else hold them).
+				close_at = sup_now(CLOCK_MONOTONIC) + 2000000000LL;
+			}
+		}
+		now = sup_now(CLOCK_MONOTONIC);
+		if (kill_at >= 0 && now >= kill_at) {
+			// The stop timeout passed: SIGKILL every process of the cgroup
+			// (a Go helper through the cgroup driver), and the init.
+			char res[256];
+			sup_helper("cgroup-kill", -1, -1, res, sizeof res);
+			if (!init_done)
+				kill(st.pid, SIGKILL);
+			kill_at = -1;
+		}
+		if (init_done && ((sup_out.fd < 0 && sup_err.fd < 0) || now >= close_at)) {
+			sup_close_stream(&sup_out);
+			sup_close_stream(&sup_err);
+			sup_record_exit(init_status);
+			init_done = 0;
+			close_at = -1;
+			kill_at = -1;
+			long long ran = now - sup_started_mono;
+			if (stopping) {
+				st.status = "stopped";
+				sup_save();
+				return 0;
+			}
+			if (!sup_should_restart()) {
+				st.status = "exited";
+				sup_save();
+				return 0;
+			}
+			st.status = "restarting";
+			sup_save();
+			restart_at = now + sup_backoff(st.restarts, ran);
+		}
+		if (restart_at >= 0 && now >= restart_at) {
+			restart_at = -1;
+			st.restarts++;
+			if (sup_start() < 0) {
+				// A start that fails counts as a failed run.
+				st.exit_code = 127;
+				st.signal[0] = '\0';
+				clock_gettime(CLOCK_REALTIME, &st.finished);
+				if (!sup_should_restart()) {
+					st.status = "failed";
+					sup_save();
+					return 1;
+				}
+				sup_save();
+				restart_at = sup_now(CLOCK_MONOTONIC) + sup_backoff(st.restarts, 0);
+			}
+		}
+	}
+}
+
+__attribute__((constructor)) static void hutch_supervisor(void) {
+	const char *stage = getenv("_HUTCH_STAGE");
+	const char *which = getenv("_HUTCH_SUPERVISOR");
+	if (stage == NULL || strcmp(stage, "supervisor") != 0 || (which != NULL && strcmp(which, "go") == 0))
+		return;
+	prctl(PR_SET_NAME, "hutch-supervisor", 0, 0, 0);
+	fflush(stderr);
+	_exit(sup_main());
+}
