@@ -265,18 +265,21 @@ static void sup_record(const char *stream, int partial, const char *text, size_t
 	if (cf.log_max_size > 0 && sup_logsize > 0 && sup_logsize + (long long)n > cf.log_max_size)
 		sup_rotate();
 	if (sup_logfd < 0)
+		sup_open_log(); // a full disk or a removed folder: try again
+	if (sup_logfd < 0)
 		return;
 	ssize_t w = write(sup_logfd, rec, n);
 	if (w > 0)
 		sup_logsize += w;
 }
 
-// sup_drain reads what the stream has and records its full lines. It
-// returns 0 at end of file.
+// sup_drain reads what the stream has (its descriptor is non-blocking) and
+// records its full lines. It returns 1 when it read something, -1 when
+// there is nothing now, 0 at the end (or an error, which ends it too).
 static int sup_drain(struct sup_stream *s) {
 	ssize_t n = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
 	if (n < 0)
-		return errno == EINTR || errno == EAGAIN;
+		return (errno == EINTR || errno == EAGAIN) ? -1 : 0;
 	if (n == 0)
 		return 0;
 	s->len += n;
@@ -297,7 +300,7 @@ static int sup_drain(struct sup_stream *s) {
 static void sup_close_stream(struct sup_stream *s) {
 	if (s->fd < 0)
 		return;
-	while (sup_drain(s) > 0)
+	while (sup_drain(s) == 1)
 		;
 	if (s->len > 0)
 		sup_record(s->name, 0, s->buf, s->len);
@@ -380,6 +383,10 @@ static int sup_start(void) {
 			snprintf(st.error, sizeof st.error, "starter ended with %d: %s", rc, res);
 		return -1;
 	}
+	// Non-blocking: the last read after the init ended must not wait for
+	// a writer that never closes.
+	fcntl(o[0], F_SETFL, O_NONBLOCK);
+	fcntl(e[0], F_SETFL, O_NONBLOCK);
 	sup_out.fd = o[0];
 	sup_err.fd = e[0];
 	sup_oom_before = oom;
