@@ -41,7 +41,7 @@ type Driver struct {
 func New(stateRoot string) *Driver {
 	d := &Driver{stateRoot: filepath.Clean(stateRoot), res: newResolver(),
 		trees: map[string]*tree{}, builds: map[string]*sync.Mutex{}}
-	d.res.cacheDir = d.layersDir()
+	d.res.cacheDir = filepath.Join(d.stateRoot, "cache")
 	return d
 }
 

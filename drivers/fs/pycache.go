@@ -19,7 +19,7 @@ import (
 // pyvenv.cfg beside it or one folder up (python runs with -E -s, so no
 // environment variable changes it). So when the name leads, through
 // symlinks, to an ELF file, the answer is kept on disk under
-// <stateRoot>/layers/.python/, keyed by the identity of the name, the
+// <stateRoot>/cache/python/, keyed by the identity of the name, the
 // interpreter file (device, inode, size, mtime, ctime) and the pyvenv.cfg
 // files. A script (a pyenv shim, whose answer follows .python-version files
 // anywhere) is always asked.
@@ -57,7 +57,7 @@ func pythonKey(p string) string {
 }
 
 func (r *resolver) pythonCacheFile(key string) string {
-	return filepath.Join(r.cacheDir, ".python", key+".json")
+	return filepath.Join(r.cacheDir, "python", key+".json")
 }
 
 // cachedPython returns the kept answer for key, or nil.
