@@ -448,6 +448,29 @@ static void sup_record_exit(int status) {
 		st.oom = 1;
 }
 
+// sup_catches says whether pid has a handler for sig (the SigCgt mask of
+// /proc/PID/status). The kernel discards a signal sent from outside to the
+// first process of a pid namespace when that process keeps the default
+// action (pid_namespaces(7)): python's server, like most programs, has no
+// SIGTERM handler, so waiting the stop timeout for it would be time lost.
+static int sup_catches(pid_t pid, int sig) {
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 1; // unknown: wait, as before
+	int caught = 1;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "SigCgt:", 7) == 0) {
+			unsigned long long mask = strtoull(line + 7, NULL, 16);
+			caught = (mask >> (sig - 1)) & 1;
+			break;
+		}
+	}
+	fclose(f);
+	return caught;
+}
+
 static long long sup_stop_timeout(void) {
 	char p[4200], buf[64];
 	sup_path(p, sizeof p, "stop");
@@ -561,6 +584,8 @@ static int sup_main(void) {
 					if (!init_done) {
 						kill(st.pid, cf.stop_signal);
 						kill_at = sup_now(CLOCK_MONOTONIC) + sup_stop_timeout();
+						if (!sup_catches(st.pid, cf.stop_signal))
+							kill_at = sup_now(CLOCK_MONOTONIC);
 					}
 				}
 				// Short reads cannot happen; stop after the pending ones.

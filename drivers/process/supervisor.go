@@ -298,7 +298,28 @@ func (s *supervisor) stopSignal(r *run) time.Duration {
 		sig = unix.SIGTERM
 	}
 	r.cmd.Process.Signal(sig)
+	if !catches(r.cmd.Process.Pid, sig) {
+		return 0 // the kernel dropped it: see catches
+	}
 	return timeout
+}
+
+// catches says whether pid has a handler for sig (SigCgt in
+// /proc/PID/status). The kernel discards a signal sent from outside to the
+// first process of a pid namespace when that process keeps the default
+// action (pid_namespaces(7)); waiting the stop timeout for it is time lost.
+func catches(pid int, sig unix.Signal) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return true // unknown: wait, as before
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err != nil || mask>>(uint(sig)-1)&1 == 1
+		}
+	}
+	return true
 }
 
 // parseSignal reads "SIGTERM", "TERM" or "15".

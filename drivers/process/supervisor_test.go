@@ -121,9 +121,9 @@ func TestRestartPolicies(t *testing.T) {
 }
 
 func TestStopEscalates(t *testing.T) {
-	// pid 1 of a pid namespace gets from outside only the signals it
-	// handles: with TERM ignored, only SIGKILL ends it.
-	c := newContainer(t, []string{"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"}, containerOpts{})
+	// A process that handles the stop signal but does not end gets
+	// SIGKILL after the timeout.
+	c := newContainer(t, []string{"sh", "-c", "trap 'echo term' TERM; echo ready; while :; do sleep 1; done"}, containerOpts{})
 	c.start()
 	c.waitReady()
 	if err := c.d.Stop(context.Background(), c.bundle, 300*time.Millisecond); err != nil {
@@ -146,6 +146,33 @@ func TestStopEscalates(t *testing.T) {
 	}
 	if st := c2.state(); st.Status != StatusStopped || st.Signal != "" || st.ExitCode != 0 {
 		t.Errorf("after a graceful stop: %+v", st)
+	}
+}
+
+// pid 1 of a pid namespace gets from outside only the signals it handles
+// (pid_namespaces(7)): the kernel drops a SIGTERM that pid 1 neither catches
+// nor ignores explicitly. The supervisor sees that in SigCgt and kills at
+// once, instead of waiting a timeout in which nothing can happen: with an
+// hour's timeout, the stop still ends, by SIGKILL.
+func TestStopUncaughtSignalKillsAtOnce(t *testing.T) {
+	for _, args := range [][]string{
+		{"sleep", "100000"}, // default action
+		{"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"}, // ignored
+	} {
+		c := newContainer(t, args, containerOpts{})
+		c.start()
+		if args[0] == "sh" {
+			c.waitReady()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		err := c.d.Stop(ctx, c.bundle, time.Hour)
+		cancel()
+		if err != nil {
+			t.Fatalf("%v: stop with an hour's timeout: %v", args, err)
+		}
+		if st := c.state(); st.Status != StatusStopped || st.Signal != "SIGKILL" || st.ExitCode != 137 {
+			t.Errorf("%v: after stop: %+v", args, st)
+		}
 	}
 }
 
