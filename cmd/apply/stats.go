@@ -1,0 +1,337 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	cgroupdrv "hutch/drivers/cgroup"
+	netdrv "hutch/drivers/net"
+	"hutch/plan"
+	"hutch/reconcile"
+)
+
+// containerStats is one container's row of `hutch stats`, and its JSON
+// form. Every number is what a kernel file or netlink reports at the time
+// of reading; CPUPercent is the only computed value (the CPU time used
+// between two readings divided by the time between them).
+type containerStats struct {
+	Name   string `json:"name"`
+	Cgroup string `json:"cgroup"` // path under each hierarchy's root
+	// Files names the cgroup folder of each controller, so that the
+	// numbers can be read by hand (cat .../memory.usage_in_bytes).
+	Files      map[string]string `json:"cgroupDirs"`
+	CPUPercent float64           `json:"cpuPercent"`
+	cgroupdrv.Stats
+	Interfaces []interfaceStats `json:"interfaces"`
+	Error      string           `json:"error,omitempty"`
+
+	at time.Time // when the CPU counter was read
+}
+
+// interfaceStats are the counters of one of the container's interfaces, as
+// the container sees it (received = sent to the container).
+type interfaceStats struct {
+	Netns string `json:"netns"`
+	Name  string `json:"name"`
+	netdrv.LinkStats
+}
+
+func init() {
+	var (
+		output string
+		watch  bool
+		every  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "stats [NAME...]",
+		Short: "Show containers' memory, CPU, pids, OOM kills and network counters",
+		Long: `stats reads, for each container (all that the state store knows, or those
+named), what the kernel counts for it:
+
+  MEM / LIMIT  memory.usage_in_bytes / memory.limit_in_bytes (v2: memory.current / memory.max)
+  PEAK         memory.max_usage_in_bytes (v2: memory.peak)
+  CPU %        cpuacct.usage (v2: cpu.stat usage_usec) between two readings
+  THROTTLED    cpu.stat nr_throttled (periods the quota ran out) and throttled_time
+  PIDS         pids.current / pids.max
+  OOM          oom_kill in memory.oom_control (v2: memory.events)
+  NET RX / TX  bytes of the container's interfaces (netlink IFLA_STATS64, as ip -s link)
+
+The files are in the container's cgroup folders (-o json lists them, and
+'hutch inspect NAME' too), for example /sys/fs/cgroup/memory/hutch/NAME/.
+
+Without --watch, stats prints one snapshot (it reads the CPU counter twice,
+a quarter of a second apart, for CPU %). --watch refreshes every second, in
+place on a terminal, as docker stats does; Ctrl-C ends it. -o json prints
+the raw counters.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("stats: -o %q: expected table or json", output)
+			}
+			if every <= 0 {
+				return fmt.Errorf("stats: --interval %v: expected a positive duration", every)
+			}
+			o := options()
+			cg, err := cgroupdrv.New("", o.CgroupParent)
+			if err != nil {
+				return fmt.Errorf("stats: %w", err)
+			}
+			s := &statsReader{store: reconcile.NewStore(o), cg: cg, net: netdrv.New(o.NetnsDir), names: args}
+			w := cmd.OutOrStdout()
+			if !watch {
+				prev, _ := s.read()
+				time.Sleep(250 * time.Millisecond)
+				rows, errs := s.read()
+				cpuPercent(rows, prev)
+				if err := writeStats(w, output, rows); err != nil {
+					return err
+				}
+				if len(errs) > 0 {
+					return fmt.Errorf("stats: %w", errors.Join(errs...))
+				}
+				return nil
+			}
+			c, stop := signal.NotifyContext(ctx(cmd), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return watchStats(c, w, output, s, every, useColor(w))
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "refresh until interrupted")
+	cmd.Flags().DurationVar(&every, "interval", time.Second, "time between refreshes with --watch")
+	rootCmd.AddCommand(cmd)
+}
+
+// statsReader reads the rows of the named containers (all when none).
+type statsReader struct {
+	store *reconcile.Store
+	cg    *cgroupdrv.Driver
+	net   *netdrv.Driver
+	names []string
+}
+
+// read returns a row per container. A container whose numbers cannot be
+// read keeps its row, with the error in it, and the error is returned too.
+func (s *statsReader) read() ([]*containerStats, []error) {
+	names := s.names
+	if len(names) == 0 {
+		var err error
+		if names, err = s.store.Containers(); err != nil {
+			return nil, []error{err}
+		}
+	}
+	var rows []*containerStats
+	var errs []error
+	for _, n := range names {
+		row, err := s.container(n)
+		if err != nil {
+			if row == nil {
+				errs = append(errs, err)
+				continue
+			}
+			row.Error = err.Error()
+			errs = append(errs, err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, errs
+}
+
+// container reads one container's counters: the cgroup and the veth peers
+// that its state record names (what hutch made for it), read from the
+// kernel now.
+func (s *statsReader) container(name string) (*containerStats, error) {
+	st, err := s.store.Load(name)
+	if err != nil {
+		return nil, err
+	}
+	row := &containerStats{Name: name, Interfaces: []interfaceStats{}}
+	var errs []error
+	for _, rec := range st.Resources {
+		r, err := rec.Resource()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		switch r := r.(type) {
+		case *plan.Cgroup:
+			row.Cgroup = r.Path
+			row.Files = s.cg.Dirs(r.Path)
+			row.at = time.Now()
+			cs, err := s.cg.Stats(r.Path)
+			if cs != nil {
+				row.Stats = *cs
+			}
+			errs = append(errs, err)
+		case *plan.Veth:
+			ls, err := s.net.LinkStats(r.Netns, r.Peer.Name)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			row.Interfaces = append(row.Interfaces, interfaceStats{Netns: r.Netns, Name: r.Peer.Name, LinkStats: *ls})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return row, fmt.Errorf("container %s: %w", name, err)
+	}
+	return row, nil
+}
+
+// cpuPercent sets each row's CPU % from the CPU time its cgroup used since
+// the previous reading: 100% is one CPU busy all the time.
+func cpuPercent(rows, prev []*containerStats) {
+	old := map[string]*containerStats{}
+	for _, p := range prev {
+		old[p.Name] = p
+	}
+	for _, r := range rows {
+		p := old[r.Name]
+		if p == nil || p.at.IsZero() || r.at.IsZero() || r.CPUUsageNs < p.CPUUsageNs {
+			continue
+		}
+		if dt := r.at.Sub(p.at); dt > 0 {
+			r.CPUPercent = float64(r.CPUUsageNs-p.CPUUsageNs) / float64(dt.Nanoseconds()) * 100
+		}
+	}
+}
+
+// watchStats refreshes the rows every interval until c ends. On a terminal
+// it redraws in place (cursor home, each line cleared to its end, the rest
+// of the screen cleared), as docker stats does; otherwise it writes one
+// snapshot after another.
+func watchStats(c context.Context, w io.Writer, output string, s *statsReader, every time.Duration, tty bool) error {
+	prev, _ := s.read()
+	if tty {
+		fmt.Fprint(w, "\x1b[2J") // clear the screen once
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.Done():
+			if tty {
+				fmt.Fprintln(w)
+			}
+			return nil
+		case <-t.C:
+		}
+		rows, _ := s.read()
+		cpuPercent(rows, prev)
+		prev = rows
+		if !tty {
+			if err := writeStats(w, output, rows); err != nil {
+				return err
+			}
+			continue
+		}
+		var b strings.Builder
+		if err := writeStats(&b, output, rows); err != nil {
+			return err
+		}
+		text := strings.ReplaceAll(strings.TrimRight(b.String(), "\n"), "\n", "\x1b[K\n")
+		if _, err := fmt.Fprint(w, "\x1b[H"+text+"\x1b[K\n\x1b[J"); err != nil {
+			return err
+		}
+	}
+}
+
+// writeStats writes rows as a table that fits 80 columns, or as JSON.
+func writeStats(w io.Writer, output string, rows []*containerStats) error {
+	if output == "json" {
+		if rows == nil {
+			rows = []*containerStats{}
+		}
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		return e.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCPU %\tMEM / LIMIT\tPEAK\tPIDS\tTHROTTLED\tOOM\tNET RX / TX")
+	for _, r := range rows {
+		if r.Cgroup == "" {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\n", short(r.Name, 16))
+			continue
+		}
+		var rx, tx uint64
+		for _, i := range r.Interfaces {
+			rx += i.RxBytes
+			tx += i.TxBytes
+		}
+		fmt.Fprintf(tw, "%s\t%.1f%%\t%s / %s\t%s\t%s\t%d %s\t%d\t%s / %s\n",
+			short(r.Name, 16), r.CPUPercent,
+			bytesIEC(r.MemoryUsage), limit(r.MemoryLimit, bytesIEC), bytesIEC(r.MemoryPeak),
+			fmt.Sprintf("%d/%s", r.PidsCurrent, limit(r.PidsLimit, func(v uint64) string { return fmt.Sprint(v) })),
+			r.NrThrottled, "("+seconds(r.ThrottledNs)+")", r.OOMKills,
+			bytesSI(rx), bytesSI(tx))
+	}
+	return tw.Flush()
+}
+
+// short cuts a name to n runes, marking the cut.
+func short(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// limit prints a limit, "max" when there is none (0).
+func limit(v uint64, f func(uint64) string) string {
+	if v == 0 {
+		return "max"
+	}
+	return f(v)
+}
+
+// bytesIEC prints a memory size in powers of 1024, as the manifest writes
+// them (50M is 52428800 bytes).
+func bytesIEC(v uint64) string {
+	const unit = 1024
+	if v < unit {
+		return fmt.Sprintf("%dB", v)
+	}
+	f, i := float64(v), -1
+	for f >= unit && i < 4 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f%ciB", f, "KMGTP"[i])
+}
+
+// bytesSI prints a traffic count in powers of 1000, as docker stats does.
+func bytesSI(v uint64) string {
+	const unit = 1000
+	if v < unit {
+		return fmt.Sprintf("%dB", v)
+	}
+	f, i := float64(v), -1
+	for f >= unit && i < 4 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f%cB", f, "kMGTP"[i])
+}
+
+// seconds prints nanoseconds as seconds, short.
+func seconds(ns uint64) string {
+	d := time.Duration(ns)
+	switch {
+	case d == 0:
+		return "0s"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
