@@ -194,6 +194,8 @@ func (t *tree) addHostPath(p string) (string, fs.FileInfo, error) {
 // that lead out of the tree.
 type walkOpts struct {
 	skipDir func(rel, name string) bool
+	// skipFile leaves out files (not folders) it returns true for.
+	skipFile func(name string) bool
 	// followOut adds the targets of symlinks that point out of the tree
 	// (python's stdlib has /usr/lib/python3.11/sitecustomize.py ->
 	// /etc/python3.11/sitecustomize.py).
@@ -209,6 +211,9 @@ func (t *tree) addTree(src, dst string, o walkOpts) error {
 		rel, _ := filepath.Rel(src, p)
 		if d.IsDir() && rel != "." && o.skipDir != nil && o.skipDir(rel, d.Name()) {
 			return filepath.SkipDir
+		}
+		if !d.IsDir() && o.skipFile != nil && o.skipFile(d.Name()) {
+			return nil
 		}
 		fi, err := d.Info()
 		if err != nil {
@@ -498,16 +503,24 @@ func (r *resolver) queryPython(ctx context.Context, name string) (*pythonInfo, e
 }
 
 // stdlibSkip leaves out of the standard library what the interpreter does
-// not need to run programs: bytecode caches (python writes them again, into
-// the container's upper folder), the regression tests, third-party
-// packages, and the build configuration of C extensions (config-3.11-*,
-// with the static libpython).
+// not need to run programs: the regression tests, third-party packages, and
+// the build configuration of C extensions (config-3.11-*, with the static
+// libpython). The bytecode caches (__pycache__) stay: without them python
+// compiles every module it imports on every start of every container
+// (about 150 ms before the seed's server answers); copies keep the source
+// files' mtimes, which is what python checks a .pyc against.
 func stdlibSkip(rel, name string) bool {
 	switch name {
-	case "__pycache__", "test", "tests", "idle_test", "site-packages", "dist-packages":
+	case "test", "tests", "idle_test", "site-packages", "dist-packages":
 		return true
 	}
 	return !strings.Contains(rel, "/") && strings.HasPrefix(name, "config-")
+}
+
+// stdlibSkipFile leaves out the bytecode of `python -O` and `-OO`
+// (*.opt-1.pyc, *.opt-2.pyc), which a plain interpreter never reads.
+func stdlibSkipFile(name string) bool {
+	return strings.HasSuffix(name, ".pyc") && strings.Contains(name, ".opt-")
 }
 
 // addPython adds the real interpreter with its closure, its standard library
@@ -543,7 +556,7 @@ func (r *resolver) addPython(ctx context.Context, t *tree, name string) error {
 		if fi == nil || !fi.IsDir() {
 			return fmt.Errorf("standard library %s: not a folder", d)
 		}
-		if err := t.addTree(real, real, walkOpts{skipDir: stdlibSkip, followOut: true}); err != nil {
+		if err := t.addTree(real, real, walkOpts{skipDir: stdlibSkip, skipFile: stdlibSkipFile, followOut: true}); err != nil {
 			return fmt.Errorf("standard library %s: %w", d, err)
 		}
 	}
