@@ -257,7 +257,7 @@ func writeStats(w io.Writer, output string, rows []*containerStats) error {
 		return e.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCPU %\tMEM / LIMIT\tPEAK\tPIDS\tTHROTTLED\tOOM\tNET RX / TX")
+	fmt.Fprintln(tw, "NAME\tCPU\tMEM / LIMIT\tPEAK\tPIDS\tTHROTTLED\tOOM\tNET RX / TX")
 	for _, r := range rows {
 		if r.Cgroup == "" {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\n", short(r.Name, 16))
@@ -295,8 +295,8 @@ func limit(v uint64, f func(uint64) string) string {
 	return f(v)
 }
 
-// bytesIEC prints a memory size in powers of 1024, as the manifest writes
-// them (50M is 52428800 bytes).
+// bytesIEC prints a memory size in powers of 1024 with the manifest's
+// letters (50M is 52428800 bytes, as memory: 50M writes it).
 func bytesIEC(v uint64) string {
 	const unit = 1024
 	if v < unit {
@@ -307,7 +307,7 @@ func bytesIEC(v uint64) string {
 		f /= unit
 		i++
 	}
-	return fmt.Sprintf("%.1f%ciB", f, "KMGTP"[i])
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", f), ".0") + string("KMGTP"[i])
 }
 
 // bytesSI prints a traffic count in powers of 1000, as docker stats does.
