@@ -46,7 +46,12 @@ func family(ip netip.Addr) int {
 // desired IP. It returns the address as the kernel has it (with the
 // kernel's prefix length: one changed by hand shows as drift), nil when the
 // IP, the link or the namespace is missing, and an ErrNotOwned error when
-// the link is not hutch's.
+// the link is not hutch's, or when the IP is missing from the link but
+// already on another link of the namespace that hutch does not own. That is
+// the preflight of Apply, which would add it: the kernel takes the same IP
+// on a second link, and the two would then fight over its traffic. An
+// address already on hutch's link is reported as it is whoever else holds
+// the IP, so that its removal is never blocked.
 func (a *AddressDriver) Observe(ctx context.Context, want plan.Resource) (plan.Resource, error) {
 	w, p, err := asAddress(want)
 	if err != nil {
@@ -66,15 +71,15 @@ func (a *AddressDriver) Observe(ctx context.Context, want plan.Resource) (plan.R
 		return nil, nil
 	}
 	defer h.Close()
-	if l == nil {
-		return nil, nil
-	}
-	found, err := findAddr(h, l, p.Addr())
-	if err != nil {
-		return nil, fmt.Errorf("address %s on %s%s: %w", w.CIDR, w.Link, in(w.Netns), err)
+	var found *netlink.Addr
+	if l != nil {
+		if found, err = findAddr(h, l, p.Addr()); err != nil {
+			return nil, fmt.Errorf("address %s on %s%s: %w", w.CIDR, w.Link, in(w.Netns), err)
+		}
 	}
 	if found == nil {
-		return nil, nil
+		// Apply would add it: it must not be another link's already.
+		return nil, heldElsewhere(h, w, p.Addr(), l)
 	}
 	got := *w
 	ones, _ := found.Mask.Size()
@@ -101,6 +106,47 @@ func (d *Driver) linkIn(netns, name string) (*handle, netlink.Link, error) {
 		return nil, nil, err
 	}
 	return h, l, nil
+}
+
+// heldElsewhere dumps every address of ip's family in the handle's
+// namespace (RTM_GETADDR without a link) and returns an ErrNotOwned error
+// when ip is on a link other than l (nil: the link does not exist yet) that
+// hutch does not own. An IP on another link of hutch's is left to the
+// reconciler: it is another resource of hutch's, and a renamed interface
+// gives its address up before the new one takes it.
+func heldElsewhere(h *handle, w *plan.Address, ip netip.Addr, l netlink.Link) error {
+	skip := 0
+	if l != nil {
+		skip = l.Attrs().Index
+	}
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, family(ip)) })
+	if err != nil {
+		return fmt.Errorf("address %s on %s%s: list addresses: %w", w.CIDR, w.Link, in(w.Netns), err)
+	}
+	for _, ka := range addrs {
+		got, ok := netip.AddrFromSlice(ka.IP)
+		if !ok || got.Unmap() != ip || ka.LinkIndex == skip {
+			continue
+		}
+		other, err := h.linkByIndex(ka.LinkIndex)
+		if err != nil {
+			return fmt.Errorf("address %s on %s%s: link %d: %w", w.CIDR, w.Link, in(w.Netns), ka.LinkIndex, err)
+		}
+		if other == nil {
+			continue // removed meanwhile
+		}
+		if _, ours := owner(other); ours {
+			continue
+		}
+		where := "the host's network namespace"
+		if w.Netns != plan.HostNetns {
+			where = "netns " + w.Netns
+		}
+		ones, _ := ka.Mask.Size()
+		return fmt.Errorf("address %s on %s: %s/%d is already on link %s in %s: %w (its alias is %q)",
+			w.CIDR, w.Link, ip, ones, other.Attrs().Name, where, ErrNotOwned, other.Attrs().Alias)
+	}
+	return nil
 }
 
 // findAddr returns the address ip on l, or nil.
@@ -163,6 +209,17 @@ func (a *AddressDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	defer h.Close()
 	if l == nil {
 		return fmt.Errorf("address %s on %s%s: %w", w.CIDR, w.Link, in(w.Netns), unix.ENODEV)
+	}
+	// Checked again here, as another link may have taken the IP since
+	// Observe; an IP already on the link needs nothing.
+	found, err := findAddr(h, l, p.Addr())
+	if err != nil {
+		return fmt.Errorf("address %s on %s%s: %w", w.CIDR, w.Link, in(w.Netns), err)
+	}
+	if found == nil {
+		if err := heldElsewhere(h, w, p.Addr(), l); err != nil {
+			return err
+		}
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{
 		IP:   p.Addr().AsSlice(),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"hutch/internal/testutil"
 	"hutch/plan"
@@ -209,4 +210,107 @@ func TestAddressDiff(t *testing.T) {
 	if f, _ := ad.Diff(nil, a); len(f) == 0 {
 		t.Error("Diff against nothing lists no field")
 	}
+}
+
+// An IP that a link hutch does not own already has, in the same namespace,
+// is a conflict before anything is made (the preflight) and is never added.
+func TestAddressHeldByForeignLink(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	ns := mustNetns(t, d, "web")
+	hh, nh := nsHandle(t, ""), nsHandle(t, d.netnsPath(ns.Name))
+	h4, p4, _, p6 := subnet()
+
+	// On the host: a foreign veth holds the host end's IP, with another
+	// prefix length.
+	la := netlink.NewLinkAttrs()
+	la.Name = testutil.Name("hx")
+	t.Cleanup(func() { delLink(t, "", la.Name) })
+	if err := hh.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: testutil.Name("hx"), PeerTxQLen: -1}); err != nil {
+		t.Fatal(err)
+	}
+	foreign, _ := netlink.ParseAddr(ip(h4) + "/24")
+	if err := hh.AddrAdd(link(t, hh, la.Name), foreign); err != nil {
+		t.Fatal(err)
+	}
+	hostEnd := testutil.Name("hv")
+	a := &plan.Address{Container: "web", Link: hostEnd, CIDR: h4, Veth: plan.VethID(hostEnd)}
+	_, err := d.Address().Observe(ctx, a)
+	if !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("Observe of an IP on a foreign link, before its own link exists: %v, want ErrNotOwned", err)
+	}
+	for _, s := range []string{ip(h4), la.Name, "host"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("the conflict %q does not name %q", err, s)
+		}
+	}
+
+	// Also once the link exists, and Apply refuses to add it.
+	v := mustVeth(t, d, ns)
+	a.Link, a.Veth = v.Host.Name, v.ID()
+	if _, err := d.Address().Observe(ctx, a); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("Observe of an IP on a foreign link: %v, want ErrNotOwned", err)
+	}
+	if err := d.Address().Apply(ctx, create(a)); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("Apply of an IP on a foreign link: %v, want ErrNotOwned", err)
+	}
+	if got := kernelAddrs(t, hh, v.Host.Name); len(got) != 0 {
+		t.Fatalf("Apply added %v next to the foreign link's", got)
+	}
+	if got := kernelAddrs(t, hh, la.Name); len(got) != 1 || got[0] != ip(h4)+"/24" {
+		t.Fatalf("the foreign link's addresses changed: %v", got)
+	}
+
+	// Inside a namespace: a foreign link there (a veth made inside, as this
+	// kernel has no dummy links) holds the peer's IPv6.
+	dummy := netlink.NewLinkAttrs()
+	dummy.Name = testutil.Name("dx")
+	if err := nh.LinkAdd(&netlink.Veth{LinkAttrs: dummy, PeerName: testutil.Name("dx"), PeerTxQLen: -1}); err != nil {
+		t.Fatal(err)
+	}
+	held, _ := netlink.ParseAddr(p6)
+	held.Flags = unix.IFA_F_NODAD
+	if err := nh.AddrAdd(link(t, nh, dummy.Name), held); err != nil {
+		t.Fatal(err)
+	}
+	pa := &plan.Address{Container: "web", Netns: ns.Name, Link: v.Peer.Name, CIDR: p6, Veth: v.ID()}
+	_, err = d.Address().Observe(ctx, pa)
+	if !errors.Is(err, ErrNotOwned) || !strings.Contains(err.Error(), "netns "+ns.Name) || !strings.Contains(err.Error(), dummy.Name) {
+		t.Fatalf("Observe of an IP on a foreign link in netns %s: %v, want ErrNotOwned naming it", ns.Name, err)
+	}
+
+	// The same IP on another link of hutch's is no conflict, nor is an
+	// address already in place on the wanted link.
+	v2 := mustVeth(t, d, ns)
+	if err := d.Address().Apply(ctx, create(&plan.Address{Container: "web", Netns: ns.Name, Link: v2.Peer.Name, CIDR: p4, Veth: v2.ID()})); err != nil {
+		t.Fatal(err)
+	}
+	pa4 := &plan.Address{Container: "web", Netns: ns.Name, Link: v.Peer.Name, CIDR: p4, Veth: v.ID()}
+	if got, err := d.Address().Observe(ctx, pa4); err != nil || got != nil {
+		t.Fatalf("Observe of an IP on another hutch link = %v, %v; want nil, nil", got, err)
+	}
+	if err := d.Address().Apply(ctx, create(pa4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := nh.AddrAdd(link(t, nh, dummy.Name), mustAddr(t, p4)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.Address().Observe(ctx, pa4); err != nil || got == nil {
+		t.Fatalf("Observe of an address in place, also held by a foreign link = %v, %v; want it", got, err)
+	}
+	if err := d.Address().Delete(ctx, pa4); err != nil {
+		t.Fatal(err)
+	}
+	if got := kernelAddrs(t, nh, v.Peer.Name); len(got) != 0 {
+		t.Fatalf("Delete left %v", got)
+	}
+}
+
+func mustAddr(t testing.TB, cidr string) *netlink.Addr {
+	t.Helper()
+	a, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
