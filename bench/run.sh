@@ -25,6 +25,9 @@ N=${BENCH_N:-20}
 OUT=${BENCH_OUT:-$HERE/RESULTS.md}
 PY=/usr/bin/python3
 CG=/sys/fs/cgroup
+# The environment of every container's process (runc's default; hutch's and
+# the OCI config's too): the seed's gets no more of this shell's than they.
+CPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -288,7 +291,7 @@ seed_up() {
 	echo 100000 >"$c/cpu.cfs_quota_us" || return 1
 	(
 		echo "$BASHPID" >"$m/cgroup.procs" && echo "$BASHPID" >"$c/cgroup.procs" &&
-			exec nsenter --net="/run/netns/hbench$k" unshare --pid --fork --kill-child --mount --uts \
+			exec env -i "PATH=$CPATH" nsenter --net="/run/netns/hbench$k" unshare --pid --fork --kill-child --mount --uts \
 				sh -c 'mount -t proc proc "$0/proc" && mount -t sysfs sysfs "$0/sys" && cd "$0" && exec chroot . /usr/bin/python3 /server.py' "$ROOTFS"
 	) </dev/null >>"$W/log/seed$k.log" 2>&1 &
 	SEED_PID[$k]=$!
@@ -424,6 +427,17 @@ force_clean() {
 	done
 }
 
+# reset_rootfs: the shared rootfs of seed, runc and crun is writable, and a
+# python started in it writes __pycache__ there that the next run would
+# enjoy; hutch's container writes into an overlay that its delete discards.
+# When the rootfs came without .pyc files, they are removed after every run
+# (untimed) so each run starts from the same files as hutch's does.
+CLEAN_PYC=0
+reset_rootfs() {
+	((CLEAN_PYC)) && find "$ROOTFS" -name __pycache__ -type d -prune -exec rm -rf {} +
+	return 0
+}
+
 # --- one measurement of each kind --------------------------------------------
 # one_updown RUNNER PAIR: up (start -> first 200) and down (delete -> gone)
 # of the single web server (K=0).
@@ -433,7 +447,7 @@ one_updown() {
 	[ "$r" = hutch ] && ! hutch_ok && return 0
 	now
 	t0=$T
-	if ! { "${r}_up" "$( [ "$r" = hutch ] && echo "$W/m/one.yaml" || echo 0)" && wait_http 0; }; then
+	if ! { "${r}_up" "$( [ "$r" = hutch ] && echo "$W/m/one.yaml" || echo 0)" && rec upcmd "$r" "$i" "$(since "$t0")" us && wait_http 0; }; then
 		note "$r: run $i: up failed ($(tail -n 2 "$W/log/$r"*.log 2>/dev/null | tr '\n' ' ' | cut -c1-300))"
 		force_clean "$r" 0
 		[ "$r" = hutch ] && ((FAILS_hutch++))
@@ -472,6 +486,7 @@ one_updown() {
 	fi
 	down=$(since "$t0")
 	rec down "$r" "$i" "$down" us
+	[ "$r" = hutch ] || reset_rootfs
 	if [ "$r" = hutch ]; then
 		cp "$W/log/hutch-delete.log" "$W/log/last-delete-1.log"
 		keep_slowest delete-1 "$down" "$W/log/hutch-delete.log"
@@ -548,6 +563,7 @@ many_updown() {
 	fi
 	t=$(since "$t0")
 	rec down$N "$r" "$i" "$t" us
+	[ "$r" = hutch ] || reset_rootfs
 	if [ "$r" = hutch ] && (($(since "$t_start") > ${BENCH_SLOW:-30} * 1000000)) && ((!WARMUP)); then
 		((HUTCH_N_SLOW++))
 	fi
@@ -633,10 +649,20 @@ floor_one() {
 # python_one: python3's own start-up and import of http.server, chrooted in
 # the same rootfs, no namespaces: the part of "up" no runner can beat.
 python_one() {
-	local t0
+	local t0 imp='import http.server, socketserver'
+	reset_rootfs
 	now
 	t0=$T
-	chroot "$ROOTFS" /usr/bin/python3 -c 'import http.server, socketserver' && rec python python3 "$2" "$(since "$t0")" us
+	env -i "PATH=$CPATH" PYTHONDONTWRITEBYTECODE=1 chroot "$ROOTFS" /usr/bin/python3 -c "$imp" &&
+		rec python "rootfs as built$( ((CLEAN_PYC)) && echo ', no .pyc')" "$2" "$(since "$t0")" us
+	if ((CLEAN_PYC)); then
+		# the same with the .pyc files python writes on a first start
+		env -i "PATH=$CPATH" chroot "$ROOTFS" /usr/bin/python3 -c "$imp"
+		now
+		t0=$T
+		env -i "PATH=$CPATH" chroot "$ROOTFS" /usr/bin/python3 -c "$imp" && rec python "with .pyc" "$2" "$(since "$t0")" us
+		reset_rootfs
+	fi
 }
 
 # rootfs_one RUNNER PAIR: a cold build of the web server's rootfs on the
@@ -713,6 +739,10 @@ if [ -z "$ROOTFS_FROM" ]; then
 fi
 note "rootfs for seed, runc and crun: $ROOTFS_FROM, $(du -sm "$ROOTFS" | cut -f1) MB, $(find "$ROOTFS" | wc -l) entries"
 [ -e "$ROOTFS/server.py" ] || die "rootfs has no /server.py"
+if [ -z "$(find "$ROOTFS" -name '*.pyc' -print -quit)" ]; then
+	CLEAN_PYC=1
+	note "rootfs: it has no .pyc files (Debian's python3 ships them in __pycache__), so python3 compiles every module it imports at each start; the __pycache__ a run writes into the shared rootfs of seed, runc and crun is removed after each run, as hutch's overlay loses it at delete (see the python3 rows of the floor table for the cost)"
+fi
 for k in 0 $(seq 1 "$N"); do oci_bundle "$k" || die "ociconfig.py failed"; done
 # The floor's rootfs: /bin/true and the libraries it loads.
 TRUEFS=$W/rootfs-true
@@ -738,7 +768,7 @@ spec:
     policy: never
 EOF
 ((CRUN_WRAP)) && note "crun: this host's cgroup2 ($CG/unified) lists '$(cat $CG/unified/cgroup.controllers)', so crun refuses to run ('cgroups in hybrid mode not supported'); every crun command runs inside a private mount namespace (unshare -m) where $CG/unified/cgroup.controllers is bind-mounted from /dev/null; the wrapper's own cost is in the floor section (crun-wrapper)"
-note "seed: its commands, fixed: nsenter --net=/run/netns/N joins the namespace (the seed's 'unshare --net=PATH' creates a new one and mounts it over PATH); 'unshare --pid' gets --fork (and --kill-child); proc and sys are mounted inside the new mount namespace; the process is written into the memory and cpu cgroups before exec (the seed never does); down kills the cgroup's processes, removes the cgroups, the veth and the netns"
+note "seed: its commands, fixed (env -i PATH=... as the others' processes get): nsenter --net=/run/netns/N joins the namespace (the seed's 'unshare --net=PATH' creates a new one and mounts it over PATH); 'unshare --pid' gets --fork (and --kill-child); proc and sys are mounted inside the new mount namespace; the process is written into the memory and cpu cgroups before exec (the seed never does); down kills the cgroup's processes, removes the cgroups, the veth and the netns"
 note "runc/crun: one config.json for both (bench/ociconfig.py: runc spec's defaults, netns path, memory 52428800, cpu quota 100000/100000); network made with the seed's ip commands; run -d, delete -f"
 note "readiness: curl --interface if!hbh<K> http://172.31.<K>.2:8000/ every 2 ms until 200; gone: no /run/netns/hbench<K>, no /sys/class/net/hbh<K>, no cgroup folder in any hierarchy, no process seen after up, no mount of the netns or under the temp folder (polled every 1 ms)"
 

@@ -22,6 +22,7 @@ import sys
 # figure -> (table, title); the order of this dict is the order of the table.
 FIGURES = {
     "up": ("updown", "up: start -> first HTTP 200"),
+    "upcmd": ("updown", "up, part: start -> the command returned"),
     "down": ("updown", "down: delete -> everything gone"),
     "noop1": ("updown", "no-op: second apply, unchanged manifest"),
     "upN": ("many", "up: all N serving"),
@@ -34,7 +35,7 @@ FIGURES = {
     "rootfs-go": ("rootfs", "rootfs cold build, drivers/fs go benchmarks (ColdApply against CpA)"),
     "rootfs-warm": ("rootfs", "rootfs warm, drivers/fs go benchmark (WarmApply: layer cached, mount)"),
     "rootfs-step": ("rootfs", "apply's own rootfs step, as apply prints it"),
-    "python": ("floor", "python3 start-up and import of http.server, no container"),
+    "python": ("floor", "python3 start-up and import of http.server, chroot, no namespaces"),
 }
 STEP = re.compile(r"^[-+~!x] .*\((created|updated|replaced|deleted|unchanged|failed)[^)]*\)$")
 SUMMARY = ("(run took", "Apply complete", "Delete complete", "No changes", "Plan:", "container ", "hutch:")
