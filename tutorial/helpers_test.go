@@ -242,9 +242,13 @@ func leftovers(cgName, netns, hostIf, dir string) []string {
 			continue
 		}
 		root, _ := os.Readlink("/proc/" + e.Name() + "/root")
-		if strings.HasPrefix(root, dir) {
-			out = append(out, "process "+e.Name())
+		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if strings.HasPrefix(root, dir) || bytes.Contains(cmd, []byte(dir)) {
+			out = append(out, "process "+e.Name()+" "+string(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))
 		}
 	}
 	return out
 }
+
+// inode is a file's inode number.
+func inode(fi os.FileInfo) uint64 { return fi.Sys().(*syscall.Stat_t).Ino }

@@ -28,6 +28,7 @@ func init() {
 		files   []string
 		output  string
 		verbose bool
+		explain bool
 	)
 	cmd := &cobra.Command{
 		Use:   "plan -f FILE...",
@@ -40,8 +41,8 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error.
 Colour only on a terminal, and never when NO_COLOR is set.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "human" && output != "json" {
-				return fmt.Errorf("plan: -o %q: expected human or json", output)
+			if output != "human" && output != "json" && !(explain && output == "script") {
+				return fmt.Errorf("plan: -o %q: expected human or json (or script, with --explain)", output)
 			}
 			_, d, err := loadDesired(files, options())
 			if err != nil {
@@ -56,7 +57,10 @@ Colour only on a terminal, and never when NO_COLOR is set.`,
 				return fmt.Errorf("plan: %w", err)
 			}
 			w := cmd.OutOrStdout()
-			if output == "json" {
+			if explain {
+				// Beside each change, the kernel operation and the shell command.
+				err = writeExplained(ctx(cmd), w, output, p, d, verbose)
+			} else if output == "json" {
 				err = p.JSON(w)
 			} else {
 				err = p.Render(w, plan.RenderOptions{Color: useColor(w), Verbose: verbose})
@@ -73,6 +77,7 @@ Colour only on a terminal, and never when NO_COLOR is set.`,
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "manifest file, folder of *.yaml, or - for stdin (repeatable)")
 	cmd.Flags().StringVarP(&output, "output", "o", "human", "output format: human or json")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "also list resources that stay as they are")
+	cmd.Flags().BoolVar(&explain, "explain", false, "show each change's kernel operation and shell command; -o script writes a runnable bash script")
 	cmd.MarkFlagRequired("file")
 	rootCmd.AddCommand(cmd)
 }

@@ -1,0 +1,188 @@
+package explain
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"hutch/plan"
+)
+
+// Render writes the plan's changes for people with, under each, the kernel
+// operation, the shell commands (prefixed "$") and the seed's mistakes at
+// that step (prefixed "!"). No-ops are left out unless verbose.
+func Render(w io.Writer, p *plan.Plan, d *plan.Desired, h Host, verbose bool) error {
+	symbols := map[plan.Action]string{plan.Create: "+", plan.Update: "~", plan.Replace: "-/+", plan.Delete: "-", plan.NoOp: "="}
+	var b strings.Builder
+	for _, c := range p.Changes {
+		if c.Action == plan.NoOp && !verbose {
+			continue
+		}
+		head := symbols[c.Action] + " " + c.ID
+		if c.Half != "" {
+			head += " (replace: " + string(c.Half) + ")"
+		}
+		s := Explain(c, d.Container(c.Resource().Owner()), h)
+		fmt.Fprintln(&b, head)
+		fmt.Fprintf(&b, "    kernel: %s\n", s.Kernel)
+		for _, line := range s.Shell {
+			if strings.HasPrefix(line, "#") {
+				fmt.Fprintf(&b, "      %s\n", line)
+				continue
+			}
+			fmt.Fprintf(&b, "    $ %s\n", strings.ReplaceAll(line, "\n", "\n      "))
+		}
+		for _, line := range s.Seed {
+			fmt.Fprintf(&b, "    ! %s\n", line)
+		}
+	}
+	s := p.Summary()
+	if s.Changed() {
+		fmt.Fprintf(&b, "\nPlan: %s.\n", s)
+	} else {
+		fmt.Fprintf(&b, "No changes: the host matches the manifest (%d unchanged).\n", s.NoOp)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// JSON writes the steps of the plan's changes, no-ops included.
+func JSON(w io.Writer, p *plan.Plan, d *plan.Desired, h Host) error {
+	steps := []Step{}
+	for _, c := range p.Changes {
+		steps = append(steps, Explain(c, d.Container(c.Resource().Owner()), h))
+	}
+	e := json.NewEncoder(w)
+	e.SetEscapeHTML(false)
+	e.SetIndent("", "  ")
+	return e.Encode(steps)
+}
+
+// Script writes a bash script that makes, from nothing, what the desired
+// state describes, with the same kernel steps hutch takes, and removes it
+// again: `script.sh up` and `script.sh down`. It needs iproute2,
+// util-linux (nsenter, unshare, setpriv) and a static busybox, and runs as
+// root. It is written for a host that has none of the containers: it does
+// not diff. Each step carries the seed's mistakes as comments.
+func Script(w io.Writer, d *plan.Desired, h Host) error {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	var names []string
+	for _, c := range d.Containers {
+		names = append(names, c.Name)
+	}
+	p(`#!/usr/bin/env bash
+# Written by 'hutch plan --explain -o script': the kernel steps hutch takes for
+# %s, as shell commands, without hutch.
+#
+#   sudo bash THIS-SCRIPT up     build the rootfs, make the netns, veth pairs,
+#                                addresses, routes and cgroups, start the process
+#   sudo bash THIS-SCRIPT down   kill the processes, remove everything 'up' made
+#
+# Needs iproute2, util-linux (nsenter, unshare, setpriv) and a static busybox
+# (busybox-static): after pivot_root the rootfs has no umount or setpriv, so
+# the host's busybox is run once through the old root before it is unmounted.
+# Not done here (no shell command does it): the seccomp filter hutch loads.
+set -euo pipefail
+[ -x /bin/busybox ] || { echo "needs a static busybox at /bin/busybox (apt-get install busybox-static)" >&2; exit 1; }
+`, strings.Join(names, ", "))
+	for _, c := range d.Containers {
+		p("\nup_%s() {\n", fn(c.Name))
+		var proc *plan.Process
+		for _, r := range c.Resources {
+			if pr, ok := r.(*plan.Process); ok {
+				proc = pr
+				continue
+			}
+			step(&b, r, c, h)
+		}
+		if proc != nil {
+			s := Explain(&plan.Change{ID: proc.ID(), Kind: proc.Kind(), Action: plan.Create, After: proc}, c, h)
+			p("\n  # --- %s: %s\n", proc.ID(), s.Kernel)
+			for _, l := range s.Seed {
+				p("  # ! %s\n", l)
+			}
+			log := path.Join(proc.Bundle, "script.log")
+			p("  mkdir -p %s\n  (\n", proc.Bundle)
+			for _, l := range s.Shell {
+				p("    %s\n", l)
+			}
+			p("  ) </dev/null >%s 2>&1 &\n", log)
+			p("  echo \"%s: started (pid $!), output in %s\"\n", c.Name, log)
+		}
+		p("}\n")
+	}
+	for _, c := range d.Containers {
+		p("\ndown_%s() {\n  set +e\n", fn(c.Name))
+		rs := c.Resources
+		// Processes first (they are the cgroup's), then the rest in reverse.
+		for _, r := range rs {
+			if cg, ok := r.(*plan.Cgroup); ok {
+				ctrls, dirs := cgroupFolders(cg, h)
+				p("  # --- %s: SIGKILL to every process in the cgroup, until it is empty\n", r.ID())
+				p("  for i in $(seq 50); do\n    pids=\"$(cat %s/cgroup.procs 2>/dev/null)\"\n", dirs[ctrls[0]])
+				p("    [ -z \"$pids\" ] && break\n    kill -9 $pids 2>/dev/null; sleep 0.1\n  done\n")
+			}
+		}
+		for i := len(rs) - 1; i >= 0; i-- {
+			r := rs[i]
+			switch r.(type) {
+			case *plan.Process, *plan.Address, *plan.Route:
+				continue // gone with the process, the link, the namespace
+			}
+			kernel, cmds := teardown(r, h)
+			p("  # --- %s: %s\n", r.ID(), kernel)
+			for _, l := range cmds {
+				switch {
+				case strings.HasPrefix(l, "xargs"):
+					continue // done above
+				case strings.HasPrefix(l, "umount "):
+					continue // the script's rootfs is a plain folder, never mounted on the host
+				case strings.HasPrefix(l, "rmdir "):
+					l = "for i in $(seq 50); do " + l + " 2>/dev/null && break; sleep 0.1; done"
+				}
+				p("  %s\n", l)
+			}
+		}
+		p("}\n")
+	}
+	p("\ncase \"${1:-}\" in\n  up)\n")
+	for _, c := range d.Containers {
+		p("    up_%s\n", fn(c.Name))
+	}
+	p("    ;;\n  down)\n")
+	for i := len(d.Containers) - 1; i >= 0; i-- {
+		p("    down_%s\n", fn(d.Containers[i].Name))
+	}
+	p("    ;;\n  *)\n    echo \"usage: $0 up|down\" >&2\n    exit 2\n    ;;\nesac\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// step writes the up commands of one resource, with its explanation.
+func step(b *strings.Builder, r plan.Resource, c *plan.Container, h Host) {
+	s := Explain(&plan.Change{ID: r.ID(), Kind: r.Kind(), Action: plan.Create, After: r}, c, h)
+	fmt.Fprintf(b, "\n  # --- %s: %s\n", r.ID(), s.Kernel)
+	for _, l := range s.Seed {
+		fmt.Fprintf(b, "  # ! %s\n", l)
+	}
+	lines := s.Shell
+	if rf, ok := r.(*plan.Rootfs); ok {
+		lines = rootfsUp(rf, h.Files[rf.Container], path.Join(rf.Bundle, "rootfs")) // every line
+	}
+	for _, l := range lines {
+		fmt.Fprintf(b, "  %s\n", l)
+	}
+}
+
+// fn makes a container name usable in a bash function name.
+func fn(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, name)
+}
