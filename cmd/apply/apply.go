@@ -20,9 +20,10 @@ import (
 
 func init() {
 	var (
-		files  []string
-		prune  bool
-		noWait bool
+		files   []string
+		prune   bool
+		noWait  bool
+		explain bool
 	)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE...",
@@ -65,6 +66,18 @@ that the files no longer have.`,
 					return err
 				}
 			}
+			if explain {
+				// First the plan with each step's kernel operation and shell
+				// command, then the apply itself.
+				res, err := r.Plan(ctx(cmd), want, o)
+				if err != nil {
+					return fmt.Errorf("apply: %w", err)
+				}
+				if err := writeExplained(ctx(cmd), out, "human", res.Plan, d, false); err != nil {
+					return err
+				}
+				fmt.Fprintln(out)
+			}
 			if err := r.Apply(ctx(cmd), want, o); err != nil {
 				return fmt.Errorf("apply: %w", err)
 			}
@@ -74,6 +87,7 @@ that the files no longer have.`,
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "manifest file, folder of *.yaml, or - for stdin (repeatable)")
 	cmd.Flags().BoolVar(&prune, "prune", false, "delete containers an earlier apply of these files made that they no longer have")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "fail at once when another hutch is working on a container")
+	cmd.Flags().BoolVar(&explain, "explain", false, "first print each change's kernel operation and equivalent shell command")
 	cmd.MarkFlagRequired("file")
 	rootCmd.AddCommand(cmd)
 
