@@ -140,8 +140,13 @@ set -euo pipefail
 					continue // done above
 				case strings.HasPrefix(l, "umount "):
 					continue // the script's rootfs is a plain folder, never mounted on the host
+				case strings.HasPrefix(l, "ip link delete "):
+					l = "if ip link show " + strings.TrimPrefix(l, "ip link delete ") + " >/dev/null 2>&1; then " + l + "; fi"
+				case strings.HasPrefix(l, "ip netns delete "):
+					l = "if [ -e " + netnsPath(h, strings.TrimPrefix(l, "ip netns delete ")) + " ]; then " + l + "; fi"
 				case strings.HasPrefix(l, "rmdir "):
-					l = "for i in $(seq 50); do " + l + " 2>/dev/null && break; sleep 0.1; done"
+					dir := strings.TrimPrefix(l, "rmdir ")
+					l = "for i in $(seq 50); do [ -d " + dir + " ] || break; " + l + " 2>/dev/null && break; sleep 0.1; done"
 				}
 				p("  %s\n", l)
 			}

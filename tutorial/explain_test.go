@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The script `hutch plan --explain -o script` writes brings the seed's web
@@ -29,7 +30,12 @@ func TestExplainScriptRunsTheServerWithoutHutch(t *testing.T) {
 		out, err := exec.Command("bash", path, "down").CombinedOutput()
 		return string(out), err
 	}
-	t.Cleanup(func() { down() })
+	t.Cleanup(func() {
+		// A second down finds nothing and says nothing.
+		if out, err := down(); err != nil || out != "" {
+			t.Errorf("script down, again: %v\n%s", err, out)
+		}
+	})
 
 	for _, want := range []string{
 		"ip netns add " + l.netns,
@@ -50,12 +56,15 @@ func TestExplainScriptRunsTheServerWithoutHutch(t *testing.T) {
 		}
 	}
 
+	t0 := time.Now()
 	out, err := exec.Command("bash", path, "up").CombinedOutput()
+	t.Logf("script up: %v", time.Since(t0))
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(bundle, "script.log"))
 		t.Fatalf("script up: %v\n%s\nlog:\n%s", err, out, log)
 	}
 	serving(t, l.addr)
+	t.Logf("serving: %v", time.Since(t0))
 
 	// The server runs as the kernel should have it: in the cgroup, pid 1
 	// of its own pid namespace, in the named netns, with Docker's bounding
@@ -96,9 +105,11 @@ func TestExplainScriptRunsTheServerWithoutHutch(t *testing.T) {
 		}
 	}
 
+	start := time.Now()
 	if out, err := down(); err != nil {
 		t.Fatalf("script down: %v\n%s", err, out)
 	}
+	t.Logf("script down: %v", time.Since(start))
 	if left := leftovers(l.name, l.netns, l.hostIf, bundle); len(left) > 0 {
 		t.Errorf("script down left:\n%s", strings.Join(left, "\n"))
 	}
