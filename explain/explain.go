@@ -255,8 +255,8 @@ func cgroupUp(r *plan.Cgroup, h Host) []string {
 			parent := path.Dir(dirs[c])
 			top := strings.TrimSuffix(dirs[c], "/"+r.Path)
 			out = append(out,
-				"cat "+top+"/cpuset.cpus > "+parent+"/cpuset.cpus",
-				"cat "+top+"/cpuset.mems > "+parent+"/cpuset.mems",
+				"[ -n \"$(cat "+parent+"/cpuset.cpus)\" ] || cat "+top+"/cpuset.cpus > "+parent+"/cpuset.cpus",
+				"[ -n \"$(cat "+parent+"/cpuset.mems)\" ] || cat "+top+"/cpuset.mems > "+parent+"/cpuset.mems",
 				"cat "+parent+"/cpuset.cpus > "+dirs[c]+"/cpuset.cpus",
 				"cat "+parent+"/cpuset.mems > "+dirs[c]+"/cpuset.mems")
 		}

@@ -61,7 +61,7 @@ named), what the kernel counts for it:
 
   MEM / LIMIT  memory.usage_in_bytes / memory.limit_in_bytes (v2: memory.current / memory.max)
   PEAK         memory.max_usage_in_bytes (v2: memory.peak)
-  CPU %        cpuacct.usage (v2: cpu.stat usage_usec) between two readings
+  CPU          cpuacct.usage (v2: cpu.stat usage_usec) between two readings
   THROTTLED    cpu.stat nr_throttled (periods the quota ran out) and throttled_time
   PIDS         pids.current / pids.max
   OOM          oom_kill in memory.oom_control (v2: memory.events)
@@ -71,7 +71,7 @@ The files are in the container's cgroup folders (-o json lists them, and
 'hutch inspect NAME' too), for example /sys/fs/cgroup/memory/hutch/NAME/.
 
 Without --watch, stats prints one snapshot (it reads the CPU counter twice,
-a quarter of a second apart, for CPU %). --watch refreshes every second, in
+a quarter of a second apart, for CPU). --watch refreshes every second, in
 place on a terminal, as docker stats does; Ctrl-C ends it. -o json prints
 the raw counters.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
