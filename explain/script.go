@@ -150,6 +150,16 @@ set -euo pipefail
 				}
 				p("  %s\n", l)
 			}
+			if cg, ok := r.(*plan.Cgroup); ok {
+				// The parent goes too once no container uses it, as hutch
+				// removes it (only a parent named hutch*).
+				ctrls, dirs := cgroupFolders(cg, h)
+				for _, c := range ctrls {
+					if parent := path.Dir(dirs[c]); strings.HasPrefix(path.Base(parent), "hutch") {
+						p("  rmdir %s 2>/dev/null || true\n", parent)
+					}
+				}
+			}
 		}
 		p("}\n")
 	}
