@@ -103,7 +103,7 @@ func TestStatsMatchTheCgroupFiles(t *testing.T) {
 			t.Errorf("stats table line wider than 80 columns:\n%s", line)
 		}
 	}
-	if !strings.Contains(table, "/ 50M") {
+	if !strings.Contains(table, "/50M") {
 		t.Errorf("stats table does not show the 50M limit:\n%s", table)
 	}
 }

@@ -59,13 +59,13 @@ func init() {
 		Long: `stats reads, for each container (all that the state store knows, or those
 named), what the kernel counts for it:
 
-  MEM / LIMIT  memory.usage_in_bytes / memory.limit_in_bytes (v2: memory.current / memory.max)
+  MEM/LIMIT    memory.usage_in_bytes / memory.limit_in_bytes (v2: memory.current / memory.max)
   PEAK         memory.max_usage_in_bytes (v2: memory.peak)
   CPU          cpuacct.usage (v2: cpu.stat usage_usec) between two readings
-  THROTTLED    cpu.stat nr_throttled (periods the quota ran out) and throttled_time
+  THROTTLED    cpu.stat nr_throttled (periods the quota ran out) / throttled_time
   PIDS         pids.current / pids.max
   OOM          oom_kill in memory.oom_control (v2: memory.events)
-  NET RX / TX  bytes of the container's interfaces (netlink IFLA_STATS64, as ip -s link)
+  NET RX/TX    bytes of the container's interfaces (netlink IFLA_STATS64, as ip -s link)
 
 The files are in the container's cgroup folders (-o json lists them, and
 'hutch inspect NAME' too), for example /sys/fs/cgroup/memory/hutch/NAME/.
@@ -247,6 +247,7 @@ func watchStats(c context.Context, w io.Writer, output string, s *statsReader, e
 }
 
 // writeStats writes rows as a table that fits 80 columns, or as JSON.
+// Long names are cut as much as the widest line needs.
 func writeStats(w io.Writer, output string, rows []*containerStats) error {
 	if output == "json" {
 		if rows == nil {
@@ -256,11 +257,31 @@ func writeStats(w io.Writer, output string, rows []*containerStats) error {
 		e.SetIndent("", "  ")
 		return e.Encode(rows)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCPU\tMEM / LIMIT\tPEAK\tPIDS\tTHROTTLED\tOOM\tNET RX / TX")
+	names := 24
+	var table string
+	for {
+		table = statsTable(rows, names)
+		widest := 0
+		for _, line := range strings.Split(table, "\n") {
+			widest = max(widest, len([]rune(line)))
+		}
+		if widest <= 80 || names <= 6 {
+			break
+		}
+		names = max(6, names-(widest-80))
+	}
+	_, err := io.WriteString(w, table)
+	return err
+}
+
+// statsTable renders the rows with names cut to n runes.
+func statsTable(rows []*containerStats, n int) string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCPU\tMEM/LIMIT\tPEAK\tPIDS\tTHROTTLED\tOOM\tNET RX/TX")
 	for _, r := range rows {
 		if r.Cgroup == "" {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\n", short(r.Name, 16))
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\n", short(r.Name, n))
 			continue
 		}
 		var rx, tx uint64
@@ -268,14 +289,19 @@ func writeStats(w io.Writer, output string, rows []*containerStats) error {
 			rx += i.RxBytes
 			tx += i.TxBytes
 		}
-		fmt.Fprintf(tw, "%s\t%.1f%%\t%s / %s\t%s\t%s\t%d %s\t%d\t%s / %s\n",
-			short(r.Name, 16), r.CPUPercent,
+		cpu := fmt.Sprintf("%.1f%%", r.CPUPercent)
+		if r.CPUPercent >= 99.95 {
+			cpu = fmt.Sprintf("%.0f%%", r.CPUPercent)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%d/%s\t%d/%s\t%d\t%s/%s\n",
+			short(r.Name, n), cpu,
 			bytesIEC(r.MemoryUsage), limit(r.MemoryLimit, bytesIEC), bytesIEC(r.MemoryPeak),
-			fmt.Sprintf("%d/%s", r.PidsCurrent, limit(r.PidsLimit, func(v uint64) string { return fmt.Sprint(v) })),
-			r.NrThrottled, "("+seconds(r.ThrottledNs)+")", r.OOMKills,
+			r.PidsCurrent, limit(r.PidsLimit, func(v uint64) string { return fmt.Sprint(v) }),
+			r.NrThrottled, seconds(r.ThrottledNs), r.OOMKills,
 			bytesSI(rx), bytesSI(tx))
 	}
-	return tw.Flush()
+	tw.Flush()
+	return b.String()
 }
 
 // short cuts a name to n runes, marking the cut.
@@ -307,7 +333,7 @@ func bytesIEC(v uint64) string {
 		f /= unit
 		i++
 	}
-	return strings.TrimSuffix(fmt.Sprintf("%.1f", f), ".0") + string("KMGTP"[i])
+	return num(f) + string("KMGTP"[i])
 }
 
 // bytesSI prints a traffic count in powers of 1000, as docker stats does.
@@ -321,17 +347,29 @@ func bytesSI(v uint64) string {
 		f /= unit
 		i++
 	}
-	return fmt.Sprintf("%.1f%cB", f, "kMGTP"[i])
+	return num(f) + string("kMGTP"[i]) + "B"
 }
 
-// seconds prints nanoseconds as seconds, short.
+// num prints a scaled value with one decimal below 100, none above.
+func num(f float64) string {
+	if f >= 99.95 {
+		return fmt.Sprintf("%.0f", f)
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", f), ".0")
+}
+
+// seconds prints nanoseconds as a short duration: 864ms, 12.3s, 45m, 27h.
 func seconds(ns uint64) string {
 	d := time.Duration(ns)
 	switch {
 	case d == 0:
 		return "0s"
 	case d < time.Second:
-		return d.Round(time.Millisecond).String()
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < 100*time.Second:
+		return num(d.Seconds()) + "s"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
 	}
-	return d.Round(100 * time.Millisecond).String()
+	return fmt.Sprintf("%dh", int(d.Hours()))
 }
