@@ -9,6 +9,7 @@ package explain
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -128,7 +129,7 @@ func update(c *plan.Change, h Host) Step {
 	switch r := c.After.(type) {
 	case *plan.Cgroup:
 		s.Kernel = "write(2) of the changed limits into the cgroup's files"
-		s.Shell = cgroupLimits(r, h)
+		s.Shell = changedLimits(cgroupLimits(r, h), c.Fields)
 	case *plan.Address:
 		s.Kernel = "RTM_NEWADDR / RTM_DELADDR"
 		s.Shell = addressUp(r)
@@ -136,6 +137,37 @@ func update(c *plan.Change, h Host) Step {
 		s.Kernel = "netlink or file writes of the changed fields: " + strings.Join(c.Fields, ", ")
 	}
 	return s
+}
+
+// limitFiles are the files each cgroup field of a plan is written to.
+var limitFiles = map[string][]string{
+	"memory.limit": {"/memory.limit_in_bytes", "/memory.max"},
+	"cpu.quota":    {"/cpu.cfs_quota_us", "/cpu.max"},
+	"cpu.period":   {"/cpu.cfs_period_us", "/cpu.max"},
+	"pids":         {"/pids.max"},
+}
+
+// changedLimits keeps the writes of the fields that changed (all of them
+// when the change names none, or names one this table does not know).
+func changedLimits(lines, fields []string) []string {
+	var out []string
+	for _, l := range lines {
+		for _, f := range fields {
+			files, ok := limitFiles[f]
+			if !ok {
+				return lines
+			}
+			for _, file := range files {
+				if strings.HasSuffix(l, file) && !slices.Contains(out, l) {
+					out = append(out, l)
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		return lines
+	}
+	return out
 }
 
 func where(netns string) string {

@@ -134,3 +134,13 @@ func TestScriptIsValidBash(t *testing.T) {
 		}
 	}
 }
+
+func TestUpdateShowsOnlyTheChangedLimit(t *testing.T) {
+	cg := &plan.Cgroup{Container: "webserver", Path: "hutch/webserver",
+		Memory: plan.CgroupMemory{Limit: 62914560}, CPU: plan.CgroupCPU{Quota: 100000, Period: 100000}}
+	s := Explain(&plan.Change{ID: cg.ID(), Kind: plan.KindCgroup, Action: plan.Update, After: cg, Fields: []string{"memory.limit"}}, nil, v1)
+	want := []string{"echo 62914560 > /sys/fs/cgroup/memory/hutch/webserver/memory.limit_in_bytes"}
+	if strings.Join(s.Shell, "\n") != strings.Join(want, "\n") {
+		t.Errorf("update of memory.limit: %q, want %q", s.Shell, want)
+	}
+}
