@@ -60,7 +60,7 @@ func (a *AddressDriver) Observe(ctx context.Context, want plan.Resource) (plan.R
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	h, l, err := a.d.linkIn(w.Netns, w.Link)
+	h, l, err := a.d.linkIn(w.Netns, w.Link, w.Container, []string{w.Veth})
 	if err != nil {
 		if errors.Is(err, errNoNetns) {
 			return nil, nil
@@ -90,9 +90,11 @@ func (a *AddressDriver) Observe(ctx context.Context, want plan.Resource) (plan.R
 }
 
 // linkIn opens a handle in the namespace and finds the link hutch owns
-// there. The handle is nil when the namespace is missing; the link is nil
-// when it is missing.
-func (d *Driver) linkIn(netns, name string) (*handle, netlink.Link, error) {
+// there for container (ownedOrProven, with the IDs the resource needs: an
+// end of a pair whose create was stopped before its marks counts). The
+// handle is nil when the namespace is missing; the link is nil when it is
+// missing.
+func (d *Driver) linkIn(netns, name, container string, needs []string) (*handle, netlink.Link, error) {
 	h, err := d.handle(netns)
 	if errors.Is(err, errNoNetns) {
 		return nil, nil, nil
@@ -100,7 +102,7 @@ func (d *Driver) linkIn(netns, name string) (*handle, netlink.Link, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := ownedLink(h, name)
+	l, err := d.ownedOrProven(h, name, container, needs)
 	if err != nil {
 		h.Close()
 		return nil, nil, err
@@ -199,7 +201,7 @@ func (a *AddressDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	h, l, err := a.d.linkIn(w.Netns, w.Link)
+	h, l, err := a.d.linkIn(w.Netns, w.Link, w.Container, []string{w.Veth})
 	if err == nil && h == nil {
 		err = fmt.Errorf("netns %s: %w", w.Netns, errNoNetns)
 	}
@@ -245,7 +247,7 @@ func (a *AddressDriver) Delete(ctx context.Context, r plan.Resource) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	h, l, err := a.d.linkIn(w.Netns, w.Link)
+	h, l, err := a.d.linkIn(w.Netns, w.Link, w.Container, []string{w.Veth})
 	if err != nil {
 		return fmt.Errorf("address %s: delete: %w", w.CIDR, err)
 	}

@@ -31,7 +31,13 @@
 // of an interrupted apply is observed as it is and finished by Apply.
 //
 // The kernel takes no alias in the RTM_NEWLINK that creates a veth pair, so
-// the marks follow in the next two messages: an apply killed between them
-// leaves an unmarked pair, which hutch then refuses to touch (remove it with
-// `ip link del NAME`).
+// the marks follow in later messages, and an apply killed in between leaves
+// a pair without them. Such a pair is still proven hutch's by where it is:
+// one end on the host, the other in a named namespace marked for the same
+// container (hutch marks a namespace before it gets its name), the two ends
+// pointing at each other by ifindex and namespace id. The veth driver
+// observes it unmarked, Apply marks and finishes it, Delete removes it; the
+// address and route drivers take its ends as hutch's. A pair made inside
+// the namespace by the fallback create is proven the same way while both
+// its ends are still there.
 package net

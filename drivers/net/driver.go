@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -44,6 +45,14 @@ func owner(l netlink.Link) (string, bool) {
 // KindRoute.
 type Driver struct {
 	netnsDir string
+
+	// Tests only. vethStep, when set, is called after each netlink message
+	// that creates or marks a veth pair, with the message's name; an error
+	// stops the creation there, as a kill would. noPeerNetns makes the
+	// creation act as if the kernel refused to make a peer in another
+	// namespace, to exercise the fallback.
+	vethStep    func(step string) error
+	noPeerNetns bool
 }
 
 // New returns a driver keeping named network namespaces in netnsDir
@@ -118,6 +127,138 @@ func ownedLink(h *handle, name string) (netlink.Link, error) {
 	}
 	if _, ok := owner(l); !ok {
 		return nil, notOwned(l, h.netns)
+	}
+	return l, nil
+}
+
+// provenEnd checks that l, an interface in h's namespace, is an end of a
+// veth pair that hutch made for container and that was stopped before its
+// marks were set (the kernel takes no alias in the RTM_NEWLINK that makes a
+// pair): l carries no mark, or container's; it is a veth; its other end is
+// in another namespace, one end on the host and the other in a named
+// namespace whose lo carries container's mark (hutch marks it before the
+// namespace gets its name, so nobody else made it); the two ends point at
+// each other (IFLA_LINK both ways, IFLA_LINK_NETNSID matched by RTM_GETNSID
+// against the namespace's bind mount); the other end carries no mark, or
+// container's. hint is the named namespace to try first.
+//
+// The fallback create makes the whole pair inside the named namespace and
+// moves the host end out last; stopped before that, both ends are inside.
+// Such a pair is hutch's too when l is in the namespace and its other end,
+// there as well, is called like the host end of a pair wanted for container
+// (hostNames: the host ends of the veth resources the caller's resource
+// needs).
+//
+// It returns the named namespace and the other end when all hold, else a
+// description of what does not (why), for the ErrNotOwned error.
+func (d *Driver) provenEnd(h *handle, l netlink.Link, container, hint string, hostNames []string) (netns string, other netlink.Link, why string, err error) {
+	if a := l.Attrs().Alias; a != "" && a != mark(container) {
+		return "", nil, fmt.Sprintf("it is marked %q", a), nil
+	}
+	if _, ok := l.(*netlink.Veth); !ok {
+		return "", nil, "it is a " + l.Type() + " link", nil
+	}
+	switch {
+	case l.Attrs().NetNsID < 0 && h.netns != plan.HostNetns:
+		// Both ends inside (the fallback, stopped).
+		netns = h.netns
+		if other, err = h.linkByIndex(l.Attrs().ParentIndex); err != nil {
+			return "", nil, "", fmt.Errorf("read peer%s: %w", in(netns), err)
+		}
+		if other != nil && (other.Attrs().NetNsID >= 0 || !slices.Contains(hostNames, other.Attrs().Name)) {
+			other = nil
+		}
+	case l.Attrs().NetNsID < 0:
+		return "", nil, "its peer is not in a netns of hutch's", nil
+	case h.netns == plan.HostNetns:
+		ph, name, err := d.peerHandle(h, l, hint)
+		if err != nil {
+			return "", nil, "", err
+		}
+		if ph == nil {
+			return "", nil, "its peer is not in a netns of hutch's", nil
+		}
+		defer ph.Close()
+		netns = name
+		other, err = ph.linkByIndex(l.Attrs().ParentIndex)
+		if err != nil {
+			return "", nil, "", fmt.Errorf("read peer%s: %w", in(name), err)
+		}
+	default:
+		// l is inside a named namespace: its other end must be on the host
+		// and point back at l, across the id the host gives that namespace.
+		netns = h.netns
+		f, err := openNetns(d.netnsPath(netns))
+		if err != nil {
+			return "", nil, "", fmt.Errorf("netns %s: %w", netns, err)
+		}
+		defer f.Close()
+		host, err := d.handle(plan.HostNetns)
+		if err != nil {
+			return "", nil, "", err
+		}
+		defer host.Close()
+		// RTM_GETLINK first: answering it, the kernel gives the namespace
+		// an id if it had none, which RTM_GETNSID then reads.
+		if other, err = host.linkByIndex(l.Attrs().ParentIndex); err != nil {
+			return "", nil, "", fmt.Errorf("read peer: %w", err)
+		}
+		nsid, err := host.GetNetNsIdByFd(int(f.Fd()))
+		if err != nil {
+			return "", nil, "", fmt.Errorf("netns %s: id: %w", netns, err)
+		}
+		if other != nil && other.Attrs().NetNsID != nsid {
+			other = nil
+		}
+	}
+	if other == nil {
+		return "", nil, "its peer is not on the host and in a netns of hutch's", nil
+	}
+	if _, ok := other.(*netlink.Veth); !ok || other.Attrs().ParentIndex != l.Attrs().Index {
+		return "", nil, "its peer is not on the host and in a netns of hutch's", nil
+	}
+	if a := other.Attrs().Alias; a != "" && a != mark(container) {
+		return "", nil, fmt.Sprintf("its peer %s is marked %q", other.Attrs().Name, a), nil
+	}
+	c, err := (&NetnsDriver{d}).owner(netns)
+	if errors.Is(err, errNoNetns) || errors.Is(err, ErrNotOwned) {
+		return "", nil, fmt.Sprintf("netns %s is not hutch's", netns), nil
+	}
+	if err != nil {
+		return "", nil, "", err
+	}
+	if c != container {
+		return "", nil, fmt.Sprintf("netns %s is container %s's", netns, c), nil
+	}
+	return netns, other, "", nil
+}
+
+// ownedOrProven returns the interface name in the handle's namespace when
+// hutch owns it: marked, or an unmarked end of a pair that provenEnd proves
+// hutch made for container. It returns nil when there is none, and an
+// ErrNotOwned error for any other interface. needs are the IDs the
+// caller's resource depends on; the veth IDs among them name the host ends
+// provenEnd accepts for a pair still wholly inside a namespace.
+func (d *Driver) ownedOrProven(h *handle, name, container string, needs []string) (netlink.Link, error) {
+	l, err := h.link(name)
+	if err != nil || l == nil {
+		return nil, err
+	}
+	if _, ok := owner(l); ok {
+		return l, nil
+	}
+	var hostNames []string
+	for _, id := range needs {
+		if n, ok := strings.CutPrefix(id, plan.VethID("")); ok {
+			hostNames = append(hostNames, n)
+		}
+	}
+	_, _, why, err := d.provenEnd(h, l, container, "", hostNames)
+	if err != nil {
+		return nil, fmt.Errorf("link %s%s: %w", name, in(h.netns), err)
+	}
+	if why != "" {
+		return nil, fmt.Errorf("%w; %s", notOwned(l, h.netns), why)
 	}
 	return l, nil
 }

@@ -150,7 +150,7 @@ func (rd *RouteDriver) Observe(ctx context.Context, want plan.Resource) (plan.Re
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	h, _, err := rd.d.linkIn(w.Netns, w.Dev)
+	h, _, err := rd.d.linkIn(w.Netns, w.Dev, w.Container, w.Needs)
 	if err != nil {
 		return nil, fmt.Errorf("route %s: %w", w.Dst, err)
 	}
@@ -245,7 +245,7 @@ func (rd *RouteDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	h, l, err := rd.d.linkIn(w.Netns, w.Dev)
+	h, l, err := rd.d.linkIn(w.Netns, w.Dev, w.Container, w.Needs)
 	if err == nil && h == nil {
 		err = fmt.Errorf("netns %s: %w", w.Netns, errNoNetns)
 	}
@@ -307,7 +307,7 @@ func (rd *RouteDriver) Delete(ctx context.Context, r plan.Resource) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	h, _, err := rd.d.linkIn(w.Netns, w.Dev)
+	h, _, err := rd.d.linkIn(w.Netns, w.Dev, w.Container, w.Needs)
 	if err != nil {
 		return fmt.Errorf("route %s: delete: %w", w.Dst, err)
 	}

@@ -40,11 +40,13 @@ func asVeth(r plan.Resource) (*plan.Veth, error) {
 // matched against the named namespaces. It returns nil when the host end is
 // missing, and an ErrNotOwned error when the host end, or an interface
 // called like the peer in the target namespace, exists without hutch's
-// mark. A pair left by an interrupted apply carries the mark and is
-// returned as it is (down, perhaps), for Apply to finish.
+// mark and is not proven hutch's (see provenPair and insideLeftover). A
+// pair left by an interrupted apply is returned as it is (down, unmarked
+// perhaps), for Apply to finish.
 //
-// Container is the host end's owner, or "" when the two ends' marks differ
-// (an apply stopped between them), so that Diff asks for the marks again.
+// Container is the host end's owner, or "" when either end lacks the mark
+// or the two marks differ (an apply stopped before or between them), so
+// that Diff asks for the marks again.
 func (v *VethDriver) Observe(ctx context.Context, want plan.Resource) (plan.Resource, error) {
 	w, err := asVeth(want)
 	if err != nil {
@@ -58,16 +60,14 @@ func (v *VethDriver) Observe(ctx context.Context, want plan.Resource) (plan.Reso
 		return nil, fmt.Errorf("veth %s: %w", w.Host.Name, err)
 	}
 	defer host.Close()
-	l, err := ownedLink(host, w.Host.Name)
+	l, err := v.hostEnd(host, w)
 	if err != nil {
 		return nil, fmt.Errorf("veth %s: %w", w.Host.Name, err)
 	}
 	if l == nil {
-		// Preflight: the peer's name must be free, or hutch's, in the target.
-		if err := v.peerNameFree(w); err != nil {
-			return nil, err
-		}
-		return nil, nil
+		// A fallback create stopped with both ends still inside, or (the
+		// preflight) the peer's name must be free, or hutch's, there.
+		return v.observeInside(w)
 	}
 	if _, ok := l.(*netlink.Veth); !ok {
 		return nil, fmt.Errorf("veth %s: %w (it is a %s link)", w.Host.Name, ErrNotOwned, l.Type())
@@ -75,7 +75,7 @@ func (v *VethDriver) Observe(ctx context.Context, want plan.Resource) (plan.Reso
 	c, _ := owner(l)
 	got := &plan.Veth{Container: c, Host: end(l)}
 
-	ph, netns, err := v.peerHandle(host, l, w.Netns)
+	ph, netns, err := v.d.peerHandle(host, l, w.Netns)
 	if err != nil {
 		return nil, fmt.Errorf("veth %s: find peer: %w", w.Host.Name, err)
 	}
@@ -113,21 +113,120 @@ func end(l netlink.Link) plan.LinkEnd {
 	}
 }
 
-// peerNameFree checks, before a pair is created, that no interface without
-// hutch's mark already has the peer's name in the target namespace.
-func (v *VethDriver) peerNameFree(w *plan.Veth) error {
+// observeInside is Observe when the host end is missing from the host. A
+// pair that a fallback create left with both ends in the target namespace
+// (insideLeftover) is returned, unmarked, for Apply to finish. Otherwise it
+// checks, before a pair is created, that no interface without hutch's mark
+// already has the peer's name in the target namespace, and returns nil.
+func (v *VethDriver) observeInside(w *plan.Veth) (plan.Resource, error) {
 	h, err := v.d.handle(w.Netns)
 	if errors.Is(err, errNoNetns) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("veth %s: %w", w.Host.Name, err)
+		return nil, fmt.Errorf("veth %s: %w", w.Host.Name, err)
 	}
 	defer h.Close()
-	if _, err := ownedLink(h, w.Peer.Name); err != nil {
-		return fmt.Errorf("veth %s: peer: %w", w.Host.Name, err)
+	peer, hostIn, err := v.insideLeftover(h, w)
+	if err != nil {
+		return nil, fmt.Errorf("veth %s: %w", w.Host.Name, err)
 	}
-	return nil
+	if hostIn != nil {
+		return &plan.Veth{Host: end(hostIn), Peer: end(peer), Netns: w.Netns}, nil
+	}
+	if _, err := ownedLink(h, w.Peer.Name); err != nil {
+		return nil, fmt.Errorf("veth %s: peer: %w", w.Host.Name, err)
+	}
+	return nil, nil
+}
+
+// A veth pair is made by one RTM_NEWLINK, but the kernel takes no alias
+// (IFLA_IFALIAS) in it, so hutch's marks follow in later messages. A kill
+// in between leaves a pair without them, which hutch must still know as its
+// own, or no later apply could converge and no delete remove it. The pair
+// is proven by where it is, not by its names alone: its peer is in the
+// target namespace, which hutch marked (lo's alias) before giving it its
+// name, so nobody else made that namespace, and the two ends point at each
+// other by ifindex (IFLA_LINK, and IFLA_LINK_NETNSID across namespaces).
+// Both ways of creating a pair keep an end in that namespace from the first
+// message on: the peer is born there, or, in the fallback, the whole pair is
+// and the host end leaves it last.
+
+// hostEnd returns the interface called like the pair's host end on the
+// host when it is hutch's: marked, or proven by provenPair. It returns nil
+// when there is none, and an ErrNotOwned error for any other interface.
+func (v *VethDriver) hostEnd(host *handle, w *plan.Veth) (netlink.Link, error) {
+	l, err := host.link(w.Host.Name)
+	if err != nil || l == nil {
+		return nil, err
+	}
+	if _, ok := owner(l); ok {
+		return l, nil
+	}
+	why, err := v.provenPair(host, l, w)
+	if err != nil {
+		return nil, err
+	}
+	if why != "" {
+		return nil, fmt.Errorf("%w; %s", notOwned(l, plan.HostNetns), why)
+	}
+	return l, nil
+}
+
+// provenPair checks that l, an interface on the host without a mark and
+// called like w's host end, is the host end of a pair hutch made for w and
+// was stopped before marking: provenEnd holds, the other end's namespace is
+// w.Netns and the other end is called w.Peer.Name. It returns "" when all
+// hold, else what does not.
+func (v *VethDriver) provenPair(host *handle, l netlink.Link, w *plan.Veth) (string, error) {
+	if w.Netns == plan.HostNetns {
+		return "its peer is not in a netns of hutch's", nil
+	}
+	netns, peer, why, err := v.d.provenEnd(host, l, w.Container, w.Netns, nil)
+	if why != "" || err != nil {
+		return why, err
+	}
+	if netns != w.Netns || peer.Attrs().Name != w.Peer.Name {
+		return fmt.Sprintf("its peer is %s in netns %s, not %s in netns %s", peer.Attrs().Name, netns, w.Peer.Name, w.Netns), nil
+	}
+	return "", nil
+}
+
+// insideLeftover finds, through ph (a handle in w.Netns), the pair of a
+// fallback create stopped before its host end left the namespace: an
+// interface called w.Peer.Name that is a veth whose other end is in the
+// same namespace (no IFLA_LINK_NETNSID) and called w.Host.Name, both
+// unmarked or marked for w.Container, in a namespace marked for
+// w.Container. It returns both ends, or nils when there is no such pair.
+func (v *VethDriver) insideLeftover(ph *handle, w *plan.Veth) (peer, hostIn netlink.Link, err error) {
+	if w.Netns == plan.HostNetns {
+		return nil, nil, nil
+	}
+	peer, err = ph.link(w.Peer.Name)
+	if err != nil || peer == nil {
+		return nil, nil, err
+	}
+	if _, ok := peer.(*netlink.Veth); !ok || peer.Attrs().NetNsID >= 0 {
+		return nil, nil, nil
+	}
+	hostIn, err = ph.linkByIndex(peer.Attrs().ParentIndex)
+	if err != nil || hostIn == nil || hostIn.Attrs().Name != w.Host.Name ||
+		hostIn.Attrs().ParentIndex != peer.Attrs().Index {
+		return nil, nil, err
+	}
+	for _, e := range []netlink.Link{peer, hostIn} {
+		if a := e.Attrs().Alias; a != "" && a != mark(w.Container) {
+			return nil, nil, nil
+		}
+	}
+	c, err := (&NetnsDriver{v.d}).owner(w.Netns)
+	if errors.Is(err, errNoNetns) || errors.Is(err, ErrNotOwned) || (err == nil && c != w.Container) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return peer, hostIn, nil
 }
 
 // peerHandle finds the namespace holding the peer of the host end l: the
@@ -135,7 +234,7 @@ func (v *VethDriver) peerNameFree(w *plan.Veth) error {
 // whose id (RTM_GETNSID) matches, trying want first. It returns the handle
 // (host itself for the host) and the namespace's name, or a nil handle and
 // a descriptive name when no named namespace matches.
-func (v *VethDriver) peerHandle(host *handle, l netlink.Link, want string) (*handle, string, error) {
+func (d *Driver) peerHandle(host *handle, l netlink.Link, want string) (*handle, string, error) {
 	id := l.Attrs().NetNsID
 	if id < 0 {
 		return host, plan.HostNetns, nil
@@ -144,7 +243,7 @@ func (v *VethDriver) peerHandle(host *handle, l netlink.Link, want string) (*han
 	if want != plan.HostNetns {
 		names = append(names, want)
 	}
-	if entries, err := os.ReadDir(v.d.netnsDir); err == nil {
+	if entries, err := os.ReadDir(d.netnsDir); err == nil {
 		for _, e := range entries {
 			if e.Name() != want {
 				names = append(names, e.Name())
@@ -152,7 +251,7 @@ func (v *VethDriver) peerHandle(host *handle, l netlink.Link, want string) (*han
 		}
 	}
 	for _, name := range names {
-		f, err := openNetns(v.d.netnsPath(name))
+		f, err := openNetns(d.netnsPath(name))
 		if err != nil {
 			continue
 		}
@@ -224,14 +323,18 @@ func sameMAC(a, b string) bool {
 }
 
 // Apply creates the pair when the host end is missing, then brings both
-// ends to the desired state: mark, MTU, MAC, up.
+// ends to the desired state: mark, MTU, MAC, up. A pair left unmarked by
+// an interrupted create is finished the same way (see provenPair).
 //
 // The pair is made with one RTM_NEWLINK whose VETH_INFO_PEER carries the
 // peer's name, MTU, MAC and IFLA_NET_NS_FD, so the peer is born inside the
 // target namespace (`ip link add H type veth peer name P netns NS`). Should
-// the kernel refuse that, the peer is made on the host and moved
-// (`ip link set P netns NS`). The kernel takes no alias at creation, so the
-// marks follow at once (RTM_NEWLINK with IFLA_IFALIAS), before anything else.
+// the kernel refuse that, the whole pair is made inside the namespace and
+// the host end moved out (`ip -n NS link add H type veth peer name P`, `ip
+// -n NS link set H netns 1`); making the peer on the host and moving it in
+// would leave, if killed in between, a pair with both ends on the host,
+// which nothing proves hutch's. The kernel takes no alias at creation, so
+// the marks follow at once (RTM_NEWLINK with IFLA_IFALIAS).
 func (v *VethDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	w, err := asVeth(ch.After)
 	if err != nil {
@@ -261,12 +364,21 @@ func (v *VethDriver) Apply(ctx context.Context, ch *plan.Change) error {
 		defer ph.Close()
 	}
 
-	l, err := ownedLink(host, w.Host.Name)
+	l, err := v.hostEnd(host, w)
 	if err != nil {
 		return fmt.Errorf("veth %s: %w", w.Host.Name, err)
 	}
 	if l == nil {
-		if err := v.create(host, ph, w, hostMAC, peerMAC); err != nil {
+		peer, hostIn, err := v.insideLeftover(ph, w)
+		if err != nil {
+			return fmt.Errorf("veth %s: %w", w.Host.Name, err)
+		}
+		if hostIn != nil {
+			err = v.leave(ph, w, peer, hostIn)
+		} else {
+			err = v.create(host, ph, w, hostMAC, peerMAC)
+		}
+		if err != nil {
 			return fmt.Errorf("veth %s: create: %w", w.Host.Name, err)
 		}
 		if l, err = host.link(w.Host.Name); err != nil || l == nil {
@@ -301,7 +413,8 @@ func parseMAC(s string) (net.HardwareAddr, error) {
 	return m, nil
 }
 
-// create makes the pair and marks both ends.
+// create makes the pair and marks both ends, each message followed by
+// v.d.vethStep (tests stop there, as a kill would).
 func (v *VethDriver) create(host, ph *handle, w *plan.Veth, hostMAC, peerMAC net.HardwareAddr) error {
 	la := netlink.NewLinkAttrs()
 	la.Name = w.Host.Name
@@ -311,36 +424,45 @@ func (v *VethDriver) create(host, ph *handle, w *plan.Veth, hostMAC, peerMAC net
 	pair.PeerName = w.Peer.Name
 	pair.PeerMTU = uint32(w.Peer.MTU)
 	pair.PeerHardwareAddr = peerMAC
-	moved := false
 	if w.Netns != plan.HostNetns {
 		f, err := openNetns(v.d.netnsPath(w.Netns))
 		if err != nil {
 			return fmt.Errorf("netns %s: %w", w.Netns, err)
 		}
-		defer f.Close()
 		pair.PeerNamespace = netlink.NsFd(f.Fd())
-		err = host.LinkAdd(pair)
-		if err != nil && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)) {
-			// A kernel that cannot make the peer elsewhere: make it here and
-			// move it below.
+		if v.d.noPeerNetns {
+			err = unix.EOPNOTSUPP
+		} else {
+			err = host.LinkAdd(pair)
+		}
+		f.Close()
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+			// A kernel that cannot make the peer elsewhere: make the pair
+			// inside, and move the host end out.
 			pair.PeerNamespace = nil
-			if err2 := host.LinkAdd(pair); err2 != nil {
-				return errors.Join(err, err2)
+			if err2 := ph.LinkAdd(pair); err2 != nil {
+				return fmt.Errorf("in netns %s: %w", w.Netns, errors.Join(err, err2))
 			}
-			moved = true
-		} else if err != nil {
+			if err := v.step("create inside"); err != nil {
+				return err
+			}
+			peer, err := ph.link(w.Peer.Name)
+			if err != nil || peer == nil {
+				return fmt.Errorf("peer %s%s: read back: %w", w.Peer.Name, in(w.Netns), errors.Join(err, unix.ENODEV))
+			}
+			hostIn, err := ph.linkByIndex(peer.Attrs().ParentIndex)
+			if err != nil || hostIn == nil {
+				return fmt.Errorf("%s%s: read back: %w", w.Host.Name, in(w.Netns), errors.Join(err, unix.ENODEV))
+			}
+			return v.leave(ph, w, peer, hostIn)
+		}
+		if err != nil {
 			return fmt.Errorf("peer %s%s: %w", w.Peer.Name, in(w.Netns), err)
 		}
-		if moved {
-			p, err := host.link(w.Peer.Name)
-			if err == nil && p != nil {
-				err = host.LinkSetNsFd(p, int(f.Fd()))
-			}
-			if err != nil {
-				return fmt.Errorf("move peer %s to netns %s: %w", w.Peer.Name, w.Netns, err)
-			}
-		}
 	} else if err := host.LinkAdd(pair); err != nil {
+		return err
+	}
+	if err := v.step("create"); err != nil {
 		return err
 	}
 	l, err := host.link(w.Host.Name)
@@ -350,6 +472,9 @@ func (v *VethDriver) create(host, ph *handle, w *plan.Veth, hostMAC, peerMAC net
 	if err != nil {
 		return fmt.Errorf("set alias %s: %w", mark(w.Container), err)
 	}
+	if err := v.step("mark host end"); err != nil {
+		return err
+	}
 	p, err := ph.link(w.Peer.Name)
 	if err == nil && p != nil {
 		err = ph.LinkSetAlias(p, mark(w.Container))
@@ -357,7 +482,46 @@ func (v *VethDriver) create(host, ph *handle, w *plan.Veth, hostMAC, peerMAC net
 	if err != nil {
 		return fmt.Errorf("peer %s%s: set alias %s: %w", w.Peer.Name, in(w.Netns), mark(w.Container), err)
 	}
-	return nil
+	return v.step("mark peer")
+}
+
+// leave finishes a pair made inside the target namespace (ph's): it marks
+// both ends there, then moves the host end out to the host's namespace
+// (RTM_NEWLINK with IFLA_NET_NS_FD, `ip -n NS link set H netns 1`).
+func (v *VethDriver) leave(ph *handle, w *plan.Veth, peer, hostIn netlink.Link) error {
+	for _, e := range []struct {
+		side string
+		l    netlink.Link
+	}{{"host end", hostIn}, {"peer", peer}} {
+		if e.l.Attrs().Alias == mark(w.Container) {
+			continue
+		}
+		if err := ph.LinkSetAlias(e.l, mark(w.Container)); err != nil {
+			return fmt.Errorf("%s %s%s: set alias %s: %w", e.side, e.l.Attrs().Name, in(w.Netns), mark(w.Container), err)
+		}
+		if err := v.step("mark " + e.side + " inside"); err != nil {
+			return err
+		}
+	}
+	// hutch never moves the threads that are not locked away from the
+	// host's namespace, so the process's is the host's.
+	hostNs, err := os.Open("/proc/self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer hostNs.Close()
+	if err := ph.LinkSetNsFd(hostIn, int(hostNs.Fd())); err != nil {
+		return fmt.Errorf("move %s from netns %s to the host: %w", w.Host.Name, w.Netns, err)
+	}
+	return v.step("move host end out")
+}
+
+// step calls the test hook v.d.vethStep, when set.
+func (v *VethDriver) step(name string) error {
+	if v.d.vethStep == nil {
+		return nil
+	}
+	return v.d.vethStep(name)
 }
 
 // converge sets one end's mark, MTU and MAC where they differ, and sets it
@@ -393,9 +557,10 @@ func converge(h *handle, l netlink.Link, container string, mtu int, mac net.Hard
 }
 
 // Delete removes the pair (RTM_DELLINK on one end removes both). It
-// succeeds when the pair is gone, and refuses an end without hutch's mark.
-// When the host end is gone but an end called like the peer, marked by
-// hutch, is still in the namespace, that end is removed.
+// succeeds when the pair is gone, and refuses an end without hutch's mark
+// unless provenPair or insideLeftover prove it hutch's. When the host end
+// is gone but an end called like the peer, marked by hutch, is still in
+// the namespace, that end is removed.
 func (v *VethDriver) Delete(ctx context.Context, r plan.Resource) error {
 	w, err := asVeth(r)
 	if err != nil {
@@ -409,7 +574,7 @@ func (v *VethDriver) Delete(ctx context.Context, r plan.Resource) error {
 		return fmt.Errorf("veth %s: %w", w.Host.Name, err)
 	}
 	defer host.Close()
-	l, err := ownedLink(host, w.Host.Name)
+	l, err := v.hostEnd(host, w)
 	if err != nil {
 		return fmt.Errorf("veth %s: delete: %w", w.Host.Name, err)
 	}
@@ -427,7 +592,10 @@ func (v *VethDriver) Delete(ctx context.Context, r plan.Resource) error {
 		return fmt.Errorf("veth %s: delete: %w", w.Host.Name, err)
 	}
 	defer ph.Close()
-	p, err := ownedLink(ph, w.Peer.Name)
+	p, _, err := v.insideLeftover(ph, w)
+	if err == nil && p == nil {
+		p, err = ownedLink(ph, w.Peer.Name)
+	}
 	if err != nil {
 		return fmt.Errorf("veth %s: delete peer: %w", w.Host.Name, err)
 	}

@@ -5,6 +5,7 @@ package net
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"testing"
@@ -351,5 +352,316 @@ func TestVethOnHost(t *testing.T) {
 	}
 	if link(t, hh, v.Peer.Name) != nil {
 		t.Fatal("Delete left the peer")
+	}
+}
+
+// halfMade makes, through the library, what a create killed before its
+// marks leaves: a veth pair without aliases, host end on the host and peer
+// born in the namespace mounted at nsPath.
+func halfMade(t *testing.T, hostName, peerName, nsPath string) {
+	t.Helper()
+	f, err := os.Open(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	la := netlink.NewLinkAttrs()
+	la.Name = hostName
+	t.Cleanup(func() { delLink(t, "", hostName) })
+	err = nsHandle(t, "").LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: peerName, PeerTxQLen: -1,
+		PeerNamespace: netlink.NsFd(f.Fd())})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A pair left without marks, whose peer is in hutch's namespace for the
+// container under the wanted name, is hutch's: observed (unmarked), marked
+// and finished by Apply in place, removed by Delete.
+func TestVethHalfMadeAdopted(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	ns := mustNetns(t, d, "web")
+	v := &plan.Veth{Container: "web", Host: plan.LinkEnd{Name: testutil.Name("hv")},
+		Peer: plan.LinkEnd{Name: testutil.Name("pv"), MTU: 1400}, Netns: ns.Name}
+	halfMade(t, v.Host.Name, v.Peer.Name, d.netnsPath(ns.Name))
+	hh, nh := nsHandle(t, ""), nsHandle(t, d.netnsPath(ns.Name))
+	hl, pl := link(t, hh, v.Host.Name), link(t, nh, v.Peer.Name)
+	if hl.Attrs().Alias != "" || pl.Attrs().Alias != "" {
+		t.Fatalf("the half-made pair has marks: %q, %q", hl.Attrs().Alias, pl.Attrs().Alias)
+	}
+
+	// The same apply's preflight observes the addresses and routes on the
+	// pair before the veth step marks it: its ends are hutch's to them too.
+	h4, p4, _, _ := subnet()
+	for _, r := range []struct {
+		dr driver
+		r  plan.Resource
+	}{
+		{d.Address(), &plan.Address{Container: "web", Link: v.Host.Name, CIDR: h4, Veth: v.ID()}},
+		{d.Address(), &plan.Address{Container: "web", Netns: ns.Name, Link: v.Peer.Name, CIDR: p4, Veth: v.ID()}},
+		{d.Route(), &plan.Route{Container: "web", Netns: ns.Name, Dst: "0.0.0.0/0", Via: ip(h4), Dev: v.Peer.Name}},
+	} {
+		if got, err := r.dr.Observe(ctx, r.r); err != nil || got != nil {
+			t.Errorf("Observe %s on the half-made pair = %v, %v; want nil, nil", r.r.ID(), got, err)
+		}
+	}
+
+	got, err := d.Veth().Observe(ctx, v)
+	if err != nil {
+		t.Fatalf("Observe of a half-made pair: %v", err)
+	}
+	g, _ := got.(*plan.Veth)
+	if g == nil || g.Container != "" || g.Netns != ns.Name || g.Peer.Name != v.Peer.Name {
+		t.Fatalf("Observe = %+v, want the unmarked pair in %s", got, ns.Name)
+	}
+	f, fr := d.Veth().Diff(got, v)
+	if !slicesEq(f, "container", "host.down", "peer.mtu", "peer.down") || len(fr) != 0 {
+		t.Fatalf("Diff of the half-made pair = %v, %v", f, fr)
+	}
+	if err := d.Veth().Apply(ctx, update(got, v)); err != nil {
+		t.Fatal(err)
+	}
+	hl2, pl2 := link(t, hh, v.Host.Name), link(t, nh, v.Peer.Name)
+	if hl2.Attrs().Index != hl.Attrs().Index || pl2.Attrs().Index != pl.Attrs().Index {
+		t.Fatal("Apply made a new pair instead of finishing the half-made one")
+	}
+	for _, l := range []netlink.Link{hl2, pl2} {
+		if a := l.Attrs(); a.Alias != "hutch:web" || a.Flags&net.FlagUp == 0 {
+			t.Fatalf("%s after Apply: alias %q, up %v", a.Name, a.Alias, a.Flags&net.FlagUp != 0)
+		}
+	}
+	if pl2.Attrs().MTU != 1400 {
+		t.Fatalf("peer mtu %d after Apply, want 1400", pl2.Attrs().MTU)
+	}
+
+	// Delete removes a half-made pair.
+	v2 := &plan.Veth{Container: "web", Host: plan.LinkEnd{Name: testutil.Name("hv")},
+		Peer: plan.LinkEnd{Name: testutil.Name("pv")}, Netns: ns.Name}
+	halfMade(t, v2.Host.Name, v2.Peer.Name, d.netnsPath(ns.Name))
+	if err := d.Veth().Delete(ctx, v2); err != nil {
+		t.Fatalf("Delete of a half-made pair: %v", err)
+	}
+	if link(t, hh, v2.Host.Name) != nil || link(t, nh, v2.Peer.Name) != nil {
+		t.Fatal("Delete left the half-made pair")
+	}
+}
+
+// An unmarked pair is never adopted when anything but its names ties it to
+// hutch: its peer in a namespace hutch did not make, in another
+// container's, under another name, or marked for someone else.
+func TestVethHalfMadeRefused(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	ns := mustNetns(t, d, "web")
+	other := mustNetns(t, d, "db")
+	// A namespace in hutch's folder that hutch did not make (`ip netns
+	// add`): its lo has no mark.
+	foreign := testutil.Name("fns")
+	if err := prepareNetnsDir(d.netnsDir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeNetns(d.netnsPath(foreign)) })
+	if err := createNetns(d.netnsPath(foreign), nil); err != nil {
+		t.Fatal(err)
+	}
+	hh := nsHandle(t, "")
+	cases := []struct {
+		name     string
+		madeIn   string // the namespace the peer is born in
+		peerName func(v *plan.Veth) string
+		alias    string // set on the peer by hand
+		want     func(v *plan.Veth)
+		// Whether an address on the host end, on the peer, is refused too.
+		// The address driver knows the link, not the pair's other name: a
+		// pair of the right shape is hutch's to it, and the veth's refusal
+		// alone stops the apply. A hutch mark on the link itself is
+		// hutch's, whichever container it names.
+		hostAddr, peerAddr bool
+	}{
+		{name: "peer in a namespace hutch did not make", madeIn: foreign,
+			want: func(v *plan.Veth) { v.Netns = foreign }, hostAddr: true, peerAddr: true},
+		{name: "peer in another container's namespace", madeIn: other.Name, hostAddr: true, peerAddr: true},
+		{name: "peer in hutch's namespace, wanted in another", madeIn: ns.Name,
+			want: func(v *plan.Veth) { v.Netns = other.Name; v.Container = "db" }, hostAddr: true, peerAddr: true},
+		{name: "peer under another name", madeIn: ns.Name,
+			peerName: func(*plan.Veth) string { return testutil.Name("xv") }},
+		{name: "peer marked for someone else", madeIn: ns.Name, alias: "vpn", hostAddr: true, peerAddr: true},
+		{name: "peer marked for another container", madeIn: ns.Name, alias: "hutch:db", hostAddr: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := &plan.Veth{Container: "web", Host: plan.LinkEnd{Name: testutil.Name("hv")},
+				Peer: plan.LinkEnd{Name: testutil.Name("pv")}, Netns: ns.Name}
+			peer := v.Peer.Name
+			if c.peerName != nil {
+				peer = c.peerName(v)
+			}
+			halfMade(t, v.Host.Name, peer, d.netnsPath(c.madeIn))
+			nh := nsHandle(t, d.netnsPath(c.madeIn))
+			if c.alias != "" {
+				if err := nh.LinkSetAlias(link(t, nh, peer), c.alias); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.want != nil {
+				c.want(v)
+			}
+			if _, err := d.Veth().Observe(ctx, v); !errors.Is(err, ErrNotOwned) {
+				t.Errorf("Observe: %v, want ErrNotOwned", err)
+			}
+			h4, p4, _, _ := subnet()
+			for _, a := range []struct {
+				*plan.Address
+				refused bool
+			}{
+				{&plan.Address{Container: v.Container, Link: v.Host.Name, CIDR: h4, Veth: v.ID()}, c.hostAddr},
+				{&plan.Address{Container: v.Container, Netns: c.madeIn, Link: peer, CIDR: p4, Veth: v.ID()}, c.peerAddr},
+			} {
+				if _, err := d.Address().Observe(ctx, a.Address); errors.Is(err, ErrNotOwned) != a.refused {
+					t.Errorf("Observe %s: %v, want ErrNotOwned %v", a.ID(), err, a.refused)
+				}
+			}
+			if err := d.Veth().Apply(ctx, create(v)); !errors.Is(err, ErrNotOwned) {
+				t.Errorf("Apply: %v, want ErrNotOwned", err)
+			}
+			if err := d.Veth().Delete(ctx, v); !errors.Is(err, ErrNotOwned) {
+				t.Errorf("Delete: %v, want ErrNotOwned", err)
+			}
+			hl, pl := link(t, hh, v.Host.Name), link(t, nh, peer)
+			if hl == nil || pl == nil || hl.Attrs().Alias != "" || pl.Attrs().Alias != c.alias ||
+				hl.Attrs().Flags&net.FlagUp != 0 {
+				t.Fatalf("the pair was removed or changed: host %v, peer %v", hl, pl)
+			}
+		})
+	}
+
+	// A pair made inside a namespace hutch did not make, under the names a
+	// fallback create uses.
+	v := &plan.Veth{Container: "web", Host: plan.LinkEnd{Name: testutil.Name("hv")},
+		Peer: plan.LinkEnd{Name: testutil.Name("pv")}, Netns: foreign}
+	fh := nsHandle(t, d.netnsPath(foreign))
+	la := netlink.NewLinkAttrs()
+	la.Name = v.Host.Name
+	if err := fh.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: v.Peer.Name, PeerTxQLen: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Veth().Observe(ctx, v); !errors.Is(err, ErrNotOwned) {
+		t.Errorf("Observe of a pair inside a foreign namespace: %v, want ErrNotOwned", err)
+	}
+	if err := d.Veth().Delete(ctx, v); !errors.Is(err, ErrNotOwned) {
+		t.Errorf("Delete of a pair inside a foreign namespace: %v, want ErrNotOwned", err)
+	}
+	if link(t, fh, v.Host.Name) == nil || link(t, fh, v.Peer.Name) == nil {
+		t.Error("the pair inside the foreign namespace was removed")
+	}
+}
+
+var errStopped = errors.New("stopped here, as if killed")
+
+// A create stopped after any of its netlink messages, on the usual path and
+// on the fallback (the pair made inside, the host end moved out), leaves a
+// pair that the next Observe accepts and Apply finishes, or that Delete
+// removes.
+func TestVethCrashAtEveryMessage(t *testing.T) {
+	for _, fallback := range []bool{false, true} {
+		for _, then := range []string{"apply", "delete"} {
+			for k := 1; ; k++ {
+				stopped := false
+				t.Run(fmt.Sprintf("fallback=%v/%s/after-message-%d", fallback, then, k), func(t *testing.T) {
+					d := tempDriver(t)
+					ctx := context.Background()
+					ns := mustNetns(t, d, "web")
+					v := &plan.Veth{Container: "web", Host: plan.LinkEnd{Name: testutil.Name("hv"), MTU: 1400},
+						Peer: plan.LinkEnd{Name: testutil.Name("pv"), MTU: 1400}, Netns: ns.Name}
+					t.Cleanup(func() { delLink(t, "", v.Host.Name) })
+					hh, nh := nsHandle(t, ""), nsHandle(t, d.netnsPath(ns.Name))
+					d.noPeerNetns = fallback
+					n, at := 0, ""
+					d.vethStep = func(step string) error {
+						if n++; n == k {
+							at = step
+							return errStopped
+						}
+						return nil
+					}
+					err := d.Veth().Apply(ctx, create(v))
+					d.vethStep = nil
+					if !errors.Is(err, errStopped) {
+						if err != nil {
+							t.Fatal(err)
+						}
+						return // fewer than k messages
+					}
+					stopped = true
+					t.Logf("stopped after %q", at)
+					if fallback && k == 1 && (link(t, nh, v.Host.Name) == nil || link(t, hh, v.Host.Name) != nil) {
+						t.Fatal("the fallback did not make the pair inside the namespace")
+					}
+					if !fallback && k == 1 && link(t, hh, v.Host.Name).Attrs().Alias != "" {
+						t.Fatal("the host end has a mark after the first message")
+					}
+
+					// The preflight of the next apply observes the pair's
+					// addresses and routes too: no conflict.
+					h4, p4, _, _ := subnet()
+					for _, r := range []struct {
+						dr driver
+						r  plan.Resource
+					}{
+						{d.Address(), &plan.Address{Container: "web", Link: v.Host.Name, CIDR: h4, Veth: v.ID()}},
+						{d.Address(), &plan.Address{Container: "web", Netns: ns.Name, Link: v.Peer.Name, CIDR: p4, Veth: v.ID()}},
+						{d.Route(), &plan.Route{Container: "web", Netns: ns.Name, Dst: "0.0.0.0/0", Via: ip(h4), Dev: v.Peer.Name,
+							Needs: []string{"address/x", v.ID()}}},
+					} {
+						if got, err := r.dr.Observe(ctx, r.r); err != nil || got != nil {
+							t.Errorf("Observe %s = %v, %v; want nil, nil", r.r.ID(), got, err)
+						}
+					}
+					got, err := d.Veth().Observe(ctx, v)
+					if err != nil {
+						t.Fatalf("Observe: %v", err)
+					}
+					if got == nil {
+						t.Fatal("Observe: the half-made pair is not seen")
+					}
+					if then == "delete" {
+						if err := d.Veth().Delete(ctx, v); err != nil {
+							t.Fatal(err)
+						}
+						if link(t, hh, v.Host.Name) != nil || link(t, nh, v.Peer.Name) != nil || link(t, nh, v.Host.Name) != nil {
+							t.Fatal("Delete left an end of the pair")
+						}
+						return
+					}
+					f, fr := d.Veth().Diff(got, v)
+					if len(f) == 0 || len(fr) != 0 {
+						t.Fatalf("Diff = %v, %v; want an update in place", f, fr)
+					}
+					if err := d.Veth().Apply(ctx, update(got, v)); err != nil {
+						t.Fatal(err)
+					}
+					hl, pl := link(t, hh, v.Host.Name), link(t, nh, v.Peer.Name)
+					if hl == nil || pl == nil || pl.Attrs().ParentIndex != hl.Attrs().Index {
+						t.Fatalf("after Apply: host end %v, peer %v", hl, pl)
+					}
+					for _, l := range []netlink.Link{hl, pl} {
+						if a := l.Attrs(); a.Alias != "hutch:web" || a.Flags&net.FlagUp == 0 || a.MTU != 1400 {
+							t.Fatalf("%s after Apply: alias %q, up %v, mtu %d", a.Name, a.Alias, a.Flags&net.FlagUp != 0, a.MTU)
+						}
+					}
+					got, err = d.Veth().Observe(ctx, v)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if f, fr := d.Veth().Diff(got, v); len(f)+len(fr) != 0 {
+						t.Fatalf("not converged: Diff = %v, %v", f, fr)
+					}
+				})
+				if !stopped {
+					break
+				}
+			}
+		}
 	}
 }
