@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -414,6 +415,18 @@ func TestExecSeesOnlyTheContainerAndTheMemoryTestIsOOMKilled(t *testing.T) {
 		}
 	}
 	t.Logf("memory test: %s", out)
+	// hutch get reports the kill, though the server itself lives on.
+	code, out = l.hutch(nil, "get", "-o", "json", l.name)
+	var rows []struct {
+		State    string `json:"state"`
+		OOMKills uint64 `json:"oomKills"`
+	}
+	if err := json.Unmarshal([]byte(out), &rows); code != 0 || err != nil || len(rows) != 1 {
+		t.Fatalf("get -o json: exit %d, %v\n%s", code, err, out)
+	}
+	if rows[0].OOMKills != 1 || rows[0].State != "running" {
+		t.Errorf("get after the memory test: %+v, want running with 1 OOM kill", rows[0])
+	}
 }
 
 func TestLockedContainerWaitsOrFailsFast(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	cgroupdrv "hutch/drivers/cgroup"
 	processdrv "hutch/drivers/process"
 	"hutch/plan"
 	"hutch/reconcile"
@@ -26,19 +27,25 @@ type containerInfo struct {
 	Restarts  int       `json:"restarts"`
 	ExitCode  int       `json:"exitCode"`
 	OOMKilled bool      `json:"oomKilled"`
-	Manifest  string    `json:"manifest,omitempty"`
+	// OOMKills counts every process of the container the kernel's OOM
+	// killer ended (the cgroup's oom_kill counter), an exec'd one included.
+	OOMKills uint64 `json:"oomKills"`
+	Manifest string `json:"manifest,omitempty"`
 }
 
 func init() {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "get [NAME...]",
-		Short: "List containers: state, pid, addresses, uptime, restarts",
+		Short: "List containers: state, pid, addresses, uptime, restarts, OOM kills",
 		Long: `get lists the containers the state store knows (or those named), one line each
 as kubectl get and docker ps do: the state of the process as its supervisor
 and the kernel report it (running, restarting, exited, stopped, dead...), its
 pid on the host, the container's addresses, how long it has been running and
-how many times it was restarted. -o json gives the same as a JSON list.`,
+how many times it was restarted, and how many of its processes the kernel's
+OOM killer ended (oom_kill in the cgroup's memory.oom_control on cgroup v1,
+memory.events on v2; "OOMKilled" in the state means it was the container's
+first process). -o json gives the same as a JSON list.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("get: -o %q: expected table or json", output)
@@ -53,10 +60,17 @@ how many times it was restarted. -o json gives the same as a JSON list.`,
 				}
 			}
 			proc := processdrv.New(o.StateRoot, nil)
+			cg, err := cgroupdrv.New("", o.CgroupParent)
+			if err != nil {
+				return fmt.Errorf("get: %w", err)
+			}
 			var rows []containerInfo
 			var errs []error
 			for _, n := range names {
 				row, err := info(store, proc, n)
+				if cg.Exists(o.CgroupPath(n)) {
+					row.OOMKills, _ = cg.OOMKills(o.CgroupPath(n))
+				}
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -75,7 +89,7 @@ how many times it was restarted. -o json gives the same as a JSON list.`,
 				}
 			} else {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSTATE\tPID\tADDRESSES\tUPTIME\tRESTARTS")
+				fmt.Fprintln(tw, "NAME\tSTATE\tPID\tADDRESSES\tUPTIME\tRESTARTS\tOOM KILLS")
 				for _, r := range rows {
 					pid, addrs, up := "-", "-", "-"
 					if r.PID > 0 {
@@ -87,7 +101,7 @@ how many times it was restarted. -o json gives the same as a JSON list.`,
 					if r.Uptime != "" {
 						up = r.Uptime
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.Name, r.State, pid, addrs, up, r.Restarts)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.Name, r.State, pid, addrs, up, r.Restarts, r.OOMKills)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
