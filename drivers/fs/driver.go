@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -35,6 +36,8 @@ type Driver struct {
 	// builds has one lock per digest: containers of one recipe applied at
 	// once wait for one build instead of each making its own.
 	builds map[string]*sync.Mutex
+	// quick keeps resolutions between commands (quick.go).
+	quick quickState
 }
 
 // New returns the driver of the layer cache under stateRoot/layers.
@@ -73,12 +76,14 @@ func pathsOf(rf *plan.Rootfs) overlayPaths {
 func (d *Driver) resolve(ctx context.Context, rf *plan.Rootfs) (*tree, string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	start := time.Now()
 	t, err := d.res.resolve(ctx, rf)
 	if err != nil {
 		return nil, "", fmt.Errorf("rootfs %s: %w", rf.Container, err)
 	}
 	digest := t.digest(rf)
 	d.trees[digest] = t
+	d.keep(rf, t, digest, start)
 	return t, digest, nil
 }
 
@@ -87,8 +92,7 @@ func (d *Driver) resolve(ctx context.Context, rf *plan.Rootfs) (*tree, string, e
 // identity) and returns the digest of the layer it gives, "sha256:<hex>".
 // The python interpreter is asked once per Driver.
 func (d *Driver) Digest(r *plan.Rootfs) (string, error) {
-	_, digest, err := d.resolve(context.Background(), r)
-	return digest, err
+	return d.digestOf(context.Background(), r)
 }
 
 // mountAt returns the topmost mount at p, or nil.
@@ -136,7 +140,7 @@ func (d *Driver) Observe(ctx context.Context, want plan.Resource) (plan.Resource
 	if err != nil {
 		return nil, err
 	}
-	if _, digest, err := d.resolve(ctx, rf); err == nil {
+	if digest, err := d.digestOf(ctx, rf); err == nil {
 		rf.Layer = digest
 	}
 	p := pathsOf(rf)

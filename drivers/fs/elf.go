@@ -128,7 +128,9 @@ type loader struct {
 	cache    ldCache
 	confDirs []string              // ld.so.conf folders, searched after the cache
 	objs     map[string]*elfObject // read files, by path
-
+	// probed holds every folder find looked in and the configuration
+	// files read: a new library appearing there could change a closure.
+	probed map[string]bool
 }
 
 func newLoader(cacheFile, confFile string) (*loader, error) {
@@ -136,17 +138,22 @@ func newLoader(cacheFile, confFile string) (*loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ld.so cache: %w", err)
 	}
-	dirs, err := readLdConf(confFile)
+	dirs, files, err := readLdConfFiles(confFile)
 	if err != nil {
 		return nil, fmt.Errorf("ld.so.conf: %w", err)
 	}
-	return &loader{cache: c, confDirs: dirs, objs: map[string]*elfObject{}}, nil
+	l := &loader{cache: c, confDirs: dirs, objs: map[string]*elfObject{}, probed: map[string]bool{cacheFile: true}}
+	for _, f := range files {
+		l.probed[f] = true
+	}
+	return l, nil
 }
 
 func (l *loader) read(path string) (*elfObject, error) {
 	if o, ok := l.objs[path]; ok {
 		return o, nil
 	}
+	l.probed[path] = true
 	o, err := readELF(path)
 	if err != nil {
 		return nil, err
@@ -331,6 +338,7 @@ func (l *loader) closure(path string, want *elfObject) ([]string, *elfObject, er
 func (l *loader) find(name, expanded string, rpath, runpath []string, want *elfObject) (string, *elfObject, error) {
 	var mismatch []string
 	try := func(p string) (*elfObject, bool) {
+		l.probed[filepath.Dir(p)] = true
 		if _, err := os.Stat(p); err != nil {
 			return nil, false
 		}

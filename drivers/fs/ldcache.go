@@ -104,13 +104,22 @@ func readLdCache(path string) (ldCache, error) {
 // reads this file itself: hutch searches these folders after the cache, so
 // that a cache older than the configuration still finds a library.
 func readLdConf(path string) ([]string, error) {
-	var dirs []string
+	dirs, _, err := readLdConfFiles(path)
+	return dirs, err
+}
+
+// readLdConfFiles is readLdConf that also lists the files it read and the
+// folders its include globs looked in: what a kept resolution must
+// re-check (quick.go).
+func readLdConfFiles(path string) ([]string, []string, error) {
+	var dirs, files []string
 	seen := map[string]bool{}
 	var read func(p string, depth int) error
 	read = func(p string, depth int) error {
 		if depth > 8 {
 			return fmt.Errorf("%s: includes nest deeper than 8", p)
 		}
+		files = append(files, p)
 		f, err := os.Open(p)
 		if os.IsNotExist(err) {
 			return nil
@@ -135,6 +144,7 @@ func readLdConf(path string) ([]string, error) {
 					if !filepath.IsAbs(pat) {
 						pat = filepath.Join(filepath.Dir(p), pat)
 					}
+					files = append(files, filepath.Dir(pat))
 					ms, err := filepath.Glob(pat)
 					if err != nil {
 						return fmt.Errorf("%s: include %s: %w", p, pat, err)
@@ -163,7 +173,7 @@ func readLdConf(path string) ([]string, error) {
 		return sc.Err()
 	}
 	if err := read(path, 0); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return dirs, nil
+	return dirs, files, nil
 }
