@@ -1,0 +1,115 @@
+//go:build linux
+
+package fs
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/moby/sys/mountinfo"
+
+	"hutch/plan"
+)
+
+// Finding what hutch owns without the state store: a container's rootfs is
+// mounted at <stateRoot>/containers/<container>/rootfs, so a mount there (or
+// below it) is hutch's, even when the rest of the folder, state.json
+// included, was removed: the mount point of a mounted overlay cannot be
+// removed, and /proc/self/mountinfo still lists it. A mount anywhere else is
+// never returned.
+
+// containersDir is the folder of the container folders, with symlinks
+// resolved as mountinfo shows paths.
+func (d *Driver) containersDir() string {
+	dir := filepath.Join(d.stateRoot, "containers")
+	if real, err := filepath.EvalSymlinks(d.stateRoot); err == nil {
+		dir = filepath.Join(real, "containers")
+	}
+	return dir
+}
+
+// rootfsMounts maps each container to the mount points at or below its
+// rootfs under this driver's state root.
+func (d *Driver) rootfsMounts() (map[string][]string, error) {
+	ms, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		return nil, fmt.Errorf("rootfs: find hutch's: read mountinfo: %w", err)
+	}
+	dir := d.containersDir()
+	out := map[string][]string{}
+	for _, m := range ms {
+		rel, ok := strings.CutPrefix(m.Mountpoint, dir+"/")
+		if !ok {
+			continue
+		}
+		c, rest, _ := strings.Cut(rel, "/")
+		if c == "" || (rest != "rootfs" && !strings.HasPrefix(rest, "rootfs/")) {
+			continue
+		}
+		out[c] = append(out[c], m.Mountpoint)
+	}
+	return out, nil
+}
+
+// Owned returns the container's rootfs as a plan.Rootfs value this
+// driver's Delete accepts (Bundle is the container's folder under the state
+// root) when something is mounted at or below its rootfs folder. It only
+// reads /proc/self/mountinfo.
+func (d *Driver) Owned(ctx context.Context, container string) ([]plan.Resource, error) {
+	if container == "" || container == "." || container == ".." || strings.ContainsAny(container, "/\x00") {
+		return nil, fmt.Errorf("rootfs: find container %q's: not a container name", container)
+	}
+	ms, err := d.rootfsMounts()
+	if err != nil {
+		return nil, err
+	}
+	if len(ms[container]) == 0 {
+		return nil, nil
+	}
+	return []plan.Resource{&plan.Rootfs{Container: container, Bundle: filepath.Join(d.stateRoot, "containers", container)}}, nil
+}
+
+// Marked lists the containers with a mount at or below their rootfs folder
+// under the state root, sorted.
+func (d *Driver) Marked(ctx context.Context) ([]string, error) {
+	ms, err := d.rootfsMounts()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for c := range ms {
+		names = append(names, c)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Elsewhere names the other state roots that have a container of this name
+// running on an overlay: a mount at <root>/containers/<container>/rootfs
+// whose lowerdir is a layer of <root>/layers. The namespaces, interfaces
+// and cgroup marked for the container are then that root's, not leftovers
+// of this one.
+func (d *Driver) Elsewhere(container string) ([]string, error) {
+	ms, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("overlay"))
+	if err != nil {
+		return nil, fmt.Errorf("rootfs: read mountinfo: %w", err)
+	}
+	own := filepath.Dir(d.containersDir())
+	var roots []string
+	for _, m := range ms {
+		p := m.Mountpoint
+		if filepath.Base(p) != "rootfs" || filepath.Base(filepath.Dir(p)) != container ||
+			filepath.Base(filepath.Dir(filepath.Dir(p))) != "containers" {
+			continue
+		}
+		root := filepath.Dir(filepath.Dir(filepath.Dir(p)))
+		if root == own || filepath.Dir(lowerOf(m)) != filepath.Join(root, "layers") || slices.Contains(roots, root) {
+			continue
+		}
+		roots = append(roots, root)
+	}
+	return roots, nil
+}
