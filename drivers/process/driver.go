@@ -231,6 +231,11 @@ func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
 	if err := d.Stop(ctx, p.Bundle, p.StopTimeout); err != nil {
 		return err
 	}
+	// A supervisor that lost its process.json (the bundle folder was
+	// removed under it) is found through /proc (owned.go).
+	if err := killStrays(ctx, p.Bundle); err != nil {
+		return fmt.Errorf("container %s: delete: %w", p.Container, err)
+	}
 	var errs []error
 	for _, f := range []string{stateFile, configFile, confFile, stopFile, "supervisor.log", logDir} {
 		if err := os.RemoveAll(filepath.Join(p.Bundle, f)); err != nil {
