@@ -162,8 +162,9 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 		if i > 0 && names[i-1] == n {
 			continue
 		}
-		if _, err := r.Store.Load(n); errors.Is(err, ErrNotFound) {
-			// Not even a folder: do not make a lock file for it.
+		if err := r.known(ctx, n); errors.Is(err, ErrNotFound) {
+			// Neither a folder nor a marked object on the host (owned.go):
+			// do not make a lock file for it.
 			if ignoreNotFound {
 				fmt.Fprintf(r.Out, "container %s: not found, nothing to delete\n", n)
 			} else {
@@ -178,7 +179,7 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 		}
 		u := &unit{name: n, lock: l}
 		units = append(units, u)
-		if u.state, err = r.Store.Load(n); errors.Is(err, ErrNotFound) {
+		if u.state, err = r.loadForDelete(ctx, n); errors.Is(err, ErrNotFound) {
 			// Deleted by another hutch while we waited.
 			fmt.Fprintf(r.Out, "container %s: not found, nothing to delete\n", n)
 			l.remove()
