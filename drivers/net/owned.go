@@ -106,6 +106,25 @@ func (v *VethDriver) Owned(ctx context.Context, container string) ([]plan.Resour
 	if err != nil {
 		return nil, fmt.Errorf("veth: find hutch's: list links: %w", err)
 	}
+	// An unmarked pair can only be proven hutch's when its peer is in a
+	// namespace marked for container: those namespaces' ids, as the host
+	// numbers them (RTM_GETNSID), pick the links worth proving.
+	marks, err := (&NetnsDriver{v.d}).marks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nsids := map[int]string{}
+	for _, name := range marks[container] {
+		f, err := openNetns(v.d.netnsPath(name))
+		if err != nil {
+			continue
+		}
+		id, err := host.GetNetNsIdByFd(int(f.Fd()))
+		f.Close()
+		if err == nil && id >= 0 {
+			nsids[id] = name
+		}
+	}
 	var out []plan.Resource
 	for _, l := range links {
 		if err := ctx.Err(); err != nil {
@@ -137,10 +156,11 @@ func (v *VethDriver) Owned(ctx context.Context, container string) ([]plan.Resour
 			out = append(out, w)
 			continue
 		}
-		if _, ok := l.(*netlink.Veth); !ok || l.Attrs().Alias != "" || l.Attrs().NetNsID < 0 {
+		hint, ok := nsids[l.Attrs().NetNsID]
+		if _, veth := l.(*netlink.Veth); !veth || !ok || l.Attrs().Alias != "" {
 			continue
 		}
-		netns, peer, why, err := v.d.provenEnd(host, l, container, "", nil)
+		netns, peer, why, err := v.d.provenEnd(host, l, container, hint, nil)
 		if err != nil {
 			return nil, fmt.Errorf("veth %s: find hutch's: %w", w.Host.Name, err)
 		}
