@@ -122,9 +122,14 @@ func (r *Reconciler) loadForDelete(ctx context.Context, name string) (*State, er
 	return st, err
 }
 
-// known is loadForDelete without its message and its result: whether
-// there is anything to delete (an error wrapping ErrNotFound if not).
+// known says, before the lock, whether there is anything to delete (an
+// error wrapping ErrNotFound if not). A container the store has a folder
+// for is known without asking the drivers: loadForDelete asks them, once,
+// under the lock.
 func (r *Reconciler) known(ctx context.Context, name string) error {
+	if _, err := r.Store.Load(name); !errors.Is(err, ErrNotFound) {
+		return nil
+	}
 	_, _, err := r.merged(ctx, name)
 	return err
 }
