@@ -165,7 +165,9 @@ cleanup() {
 		((left)) || break
 		sleep 0.2
 	done
-	[ -n "${BENCH_KEEPLOG:-}" ] && cp -r "$W/log" "$BENCH_KEEPLOG"
+	if [ -n "${BENCH_KEEPLOG:-}" ]; then
+		cp -r "$W/log" "$BENCH_KEEPLOG" && cp "$SAMPLES" "$SECTIONS" "$NOTES" "$BENCH_KEEPLOG/"
+	fi
 	rm -rf "$W"
 	# what is left, if anything, is said out loud
 	left=$(

@@ -171,7 +171,7 @@ def main(argv):
         by = "" if ok else f"misses by {show(got - limit)} ({got / limit:.2f}x the goal)"
         t.append(f"| {name} | {goal} | {show(got)} | {'yes' if ok else 'NO'} | {by} |")
 
-    r2 = lambda x: f"{x:.2f}"
+    r2 = lambda x: f"{x:.3f}"
     ms = lambda x: f"{x / 1000:.1f} ms"
     mib = lambda x: f"{x / 1024:.2f} MiB"
     target("up, hutch/seed", "<= 0.70", ratio("up", "seed"), 0.70, r2)
