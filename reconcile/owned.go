@@ -137,6 +137,9 @@ func (r *Reconciler) known(ctx context.Context, name string) error {
 // merged is loadForDelete, and the IDs of the objects found without a
 // record.
 func (r *Reconciler) merged(ctx context.Context, name string) (*State, []string, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return nil, nil, fmt.Errorf("container %q: %w (not a container name)", name, ErrNotFound)
+	}
 	st, err := r.Store.Load(name)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, nil, err
@@ -210,6 +213,11 @@ func (r *Reconciler) Orphans(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		for _, n := range ns {
+			// A mark is only text: one that is no container name (a
+			// path) must never reach the store's paths.
+			if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\x00") {
+				continue
+			}
 			if !slices.Contains(names, n) {
 				names = append(names, n)
 			}

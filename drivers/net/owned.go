@@ -81,7 +81,9 @@ func (n *NetnsDriver) marks(ctx context.Context) (map[string][]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("netns %s: find hutch's: %w", e.Name(), err)
 		}
-		marks[c] = append(marks[c], e.Name())
+		if validContainer(c) {
+			marks[c] = append(marks[c], e.Name())
+		}
 	}
 	return marks, nil
 }
