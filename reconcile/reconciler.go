@@ -238,7 +238,31 @@ func (r *Reconciler) diff(ctx context.Context, u *unit, pruned map[string]bool) 
 	var errs []error
 	desired := map[string]bool{}
 	if u.want != nil {
-		for _, want := range u.want.Resources {
+		// The Observes of one container read the host only: run them side
+		// by side (a no-op apply of one container costs the slowest of them,
+		// the rootfs, instead of their sum).
+		type observed struct {
+			got plan.Resource
+			err error
+			dur time.Duration
+		}
+		obs := make([]observed, len(u.want.Resources))
+		var wg sync.WaitGroup
+		for i, want := range u.want.Resources {
+			d, err := r.driver(want.Kind())
+			if err != nil || pruned[want.ID()] {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start := time.Now()
+				obs[i].got, obs[i].err = d.Observe(ctx, want)
+				obs[i].dur = time.Since(start)
+			}()
+		}
+		wg.Wait()
+		for i, want := range u.want.Resources {
 			desired[want.ID()] = true
 			d, err := r.driver(want.Kind())
 			if err != nil {
@@ -250,9 +274,8 @@ func (r *Reconciler) diff(ctx context.Context, u *unit, pruned map[string]bool) 
 					Reasons: []string{"made anew after the prune deletes the old one"}})
 				continue
 			}
-			start := time.Now()
-			got, err := d.Observe(ctx, want)
-			r.trace("observe %s: %s", want.ID(), ms(time.Since(start)))
+			got, err := obs[i].got, obs[i].err
+			r.trace("observe %s: %s", want.ID(), ms(obs[i].dur))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("observe %s: %w", want.ID(), err))
 				continue
