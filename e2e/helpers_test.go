@@ -30,32 +30,7 @@ import (
 var hutchBin string
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		if os.Geteuid() != 0 {
-			// Every test skips (or fails under CI) through RequireRoot.
-			return m.Run()
-		}
-		if bin := os.Getenv("HUTCH_E2E_BIN"); bin != "" {
-			// A binary built elsewhere (another build, an installed one).
-			hutchBin = bin
-			return m.Run()
-		}
-		dir, err := os.MkdirTemp("", "hutch-e2e-bin")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		hutchBin = filepath.Join(dir, "hutch")
-		cmd := exec.Command("go", "build", "-o", hutchBin, "hutch/cmd/apply")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build hutch:", err)
-			return 1
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
+	os.Exit(testutil.RunWithHutch(m, &hutchBin))
 }
 
 // lab is one test's world: a state root, a manifest of the seed's web server

@@ -25,26 +25,7 @@ import (
 var hutchBin string
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		if os.Geteuid() != 0 {
-			return m.Run() // every test skips (or fails under CI) in RequireRoot
-		}
-		dir, err := os.MkdirTemp("", "hutch-tutorial-bin")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		hutchBin = filepath.Join(dir, "hutch")
-		cmd := exec.Command("go", "build", "-o", hutchBin, "hutch/cmd/apply")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build hutch:", err)
-			return 1
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
+	os.Exit(testutil.RunWithHutch(m, &hutchBin))
 }
 
 // lab is one test's copy of the seed's web server with unique names and a
