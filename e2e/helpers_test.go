@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -58,7 +57,7 @@ func newLab(t *testing.T) *lab {
 		netns:  testutil.Name("hns"),
 		hostIf: testutil.Name("hv"),
 		peerIf: testutil.Name("hp"),
-		subnet: freeSubnet(t),
+		subnet: testutil.FreeSubnet(),
 	}
 	l.hostAddr = fmt.Sprintf("172.16.%d.1", l.subnet)
 	l.addr = fmt.Sprintf("172.16.%d.2", l.subnet)
@@ -66,27 +65,6 @@ func newLab(t *testing.T) *lab {
 	l.write(l.manifest, nil)
 	t.Cleanup(l.cleanup)
 	return l
-}
-
-// freeSubnet picks 172.16.x.0/24 with x random in 100-249 and not used by
-// any address of the host's namespace, so that tests never touch a real
-// network (the seed's own web server uses 172.16.0.0/24).
-func freeSubnet(t *testing.T) int {
-	used := map[int]bool{}
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok {
-			if ip4 := ipn.IP.To4(); ip4 != nil && ip4[0] == 172 && ip4[1] == 16 {
-				used[int(ip4[2])] = true
-			}
-		}
-	}
-	for {
-		x := 100 + rand.IntN(150)
-		if !used[x] {
-			return x
-		}
-	}
 }
 
 // write writes a copy of manifests/webserver.yaml with the lab's names to

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -43,7 +42,7 @@ func newLab(t *testing.T) *lab {
 	testutil.RequireRoot(t)
 	l := &lab{t: t, root: t.TempDir(),
 		name: testutil.Name("tw"), netns: testutil.Name("tns"),
-		hostIf: testutil.Name("tv"), peerIf: testutil.Name("tp"), subnet: freeSubnet()}
+		hostIf: testutil.Name("tv"), peerIf: testutil.Name("tp"), subnet: testutil.FreeSubnet()}
 	l.hostAddr = fmt.Sprintf("172.16.%d.1", l.subnet)
 	l.addr = fmt.Sprintf("172.16.%d.2", l.subnet)
 	l.manifest = filepath.Join(t.TempDir(), "web.yaml")
@@ -66,24 +65,6 @@ func readSeedManifest(t *testing.T) string {
 func (l *lab) rename(s string) string {
 	return strings.NewReplacer("webserver", l.name, "container_ns", l.netns, "veth0", l.hostIf,
 		"veth1", l.peerIf, "172.16.0.", fmt.Sprintf("172.16.%d.", l.subnet)).Replace(s)
-}
-
-// freeSubnet picks 172.16.x.0/24, x in 100-249, that no host address uses.
-func freeSubnet() int {
-	used := map[int]bool{}
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok {
-			if ip4 := ipn.IP.To4(); ip4 != nil && ip4[0] == 172 && ip4[1] == 16 {
-				used[int(ip4[2])] = true
-			}
-		}
-	}
-	for {
-		if x := 100 + rand.IntN(150); !used[x] {
-			return x
-		}
-	}
 }
 
 // hutch runs the binary with the lab's root: exit code and output.
