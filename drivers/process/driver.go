@@ -290,16 +290,10 @@ func (d *Driver) Stop(ctx context.Context, bundle string, timeout time.Duration)
 	if err := unix.Kill(st.SupervisorPID, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("container %s: stop: signal supervisor %d: %w", name, st.SupervisorPID, err)
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for st.SupervisorAlive() {
-		select {
-		case <-ctx.Done():
-			kerr := killCgroup()
-			unix.Kill(st.SupervisorPID, unix.SIGKILL)
-			return errors.Join(fmt.Errorf("container %s: stop: %w", name, ctx.Err()), kerr)
-		case <-tick.C:
-		}
+	if err := waitExit(ctx, st.SupervisorPID, st.SupervisorStart); err != nil {
+		kerr := killCgroup()
+		unix.Kill(st.SupervisorPID, unix.SIGKILL)
+		return errors.Join(fmt.Errorf("container %s: stop: %w", name, err), kerr)
 	}
 	return killCgroup()
 }

@@ -194,17 +194,14 @@ func killStrays(ctx context.Context, bundle string) error {
 			errs = append(errs, fmt.Errorf("kill supervisor %d: %w", s.pid, err))
 		}
 	}
-	deadline := time.Now().Add(killWait)
+	wctx, cancel := context.WithTimeout(ctx, killWait)
+	defer cancel()
 	for _, s := range ss {
-		for alive(s.pid, s.start) {
-			if err := ctx.Err(); err != nil {
+		if err := waitExit(wctx, s.pid, s.start); err != nil {
+			if ctx.Err() != nil {
 				return errors.Join(append(errs, fmt.Errorf("wait for supervisor %d: %w", s.pid, err))...)
 			}
-			if time.Now().After(deadline) {
-				errs = append(errs, fmt.Errorf("supervisor %d still runs %s after SIGKILL", s.pid, killWait))
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+			errs = append(errs, fmt.Errorf("supervisor %d still runs %s after SIGKILL", s.pid, killWait))
 		}
 	}
 	return errors.Join(errs...)

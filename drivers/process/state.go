@@ -4,6 +4,7 @@ package process
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -183,4 +184,45 @@ func (d *Driver) State(bundle string) (*State, error) {
 		s.PID, s.PIDStart = 0, 0
 	}
 	return s, nil
+}
+
+// waitExit waits until the process pid, started at start, has ended or ctx
+// ends. It holds a pidfd (pidfd_open(2), Linux 5.3), which poll(2) reports
+// readable the moment the process exits: no polling interval is added to a
+// stop. The start time is checked after the pidfd is open, so a pid reused
+// by another process is never waited on. Where pidfd_open is missing it
+// looks every 2 ms.
+func waitExit(ctx context.Context, pid int, start uint64) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil
+		}
+		for alive(pid, start) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+		return nil
+	}
+	defer unix.Close(fd)
+	if !alive(pid, start) {
+		return nil
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		// Wake every 50 ms only to see whether ctx has ended.
+		n, err := unix.Poll(fds, 50)
+		if n > 0 {
+			return nil
+		}
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("wait for process %d: poll pidfd: %w", pid, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 }
