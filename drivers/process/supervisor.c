@@ -586,8 +586,16 @@ static int sup_main(void) {
 					if (!init_done) {
 						kill(st.pid, cf.stop_signal);
 						kill_at = sup_now(CLOCK_MONOTONIC) + sup_stop_timeout();
+						// A pid 1 that does not catch the signal gets
+						// SIGKILL at once, from here: the kernel then kills
+						// the rest of its pid namespace. The cgroup-wide kill
+						// (a Go helper, a whole Go start on the path of every
+						// delete) stays for the timeout, should the init
+						// outlive it; what is left in the cgroup of a
+						// container without its own pid namespace is killed
+						// by the driver's Stop once this supervisor exits.
 						if (!sup_catches(st.pid, cf.stop_signal))
-							kill_at = sup_now(CLOCK_MONOTONIC);
+							kill(st.pid, SIGKILL);
 					}
 				}
 				// Short reads cannot happen; stop after the pending ones.
