@@ -73,37 +73,37 @@ func (s *State) SupervisorAlive() bool {
 }
 
 // startTime reads field 22 of /proc/PID/stat, the time the process started
-// in clock ticks after boot. The second field (comm) may hold spaces and
-// parentheses, so fields are counted after its last ')'.
+// in clock ticks after boot.
 func startTime(pid int) (uint64, error) {
+	_, start, err := procStat(pid)
+	return start, err
+}
+
+// procStat reads the state (field 3) and the start time (field 22) of
+// /proc/PID/stat in one read. The second field (comm) may hold spaces and
+// parentheses, so fields are counted after its last ')'.
+func procStat(pid int) (state byte, start uint64, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no comm field", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: no comm field", pid)
 	}
 	f := bytes.Fields(b[i+1:])
 	// f[0] is field 3 (state), so field 22 is f[19].
 	if len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
 	}
-	return strconv.ParseUint(string(f[19]), 10, 64)
+	start, err = strconv.ParseUint(string(f[19]), 10, 64)
+	return f[0][0], start, err
 }
 
 // alive says whether pid runs and started at start. A zombie has exited.
 func alive(pid int, start uint64) bool {
-	st, err := startTime(pid)
-	if err != nil || st != start {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && len(b) > i+2 && b[i+2] != 'Z' && b[i+2] != 'X'
+	state, st, err := procStat(pid)
+	return err == nil && st == start && state != 'Z' && state != 'X'
 }
 
 // writeJSON writes v to path atomically (see writeAtomic).
