@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -15,7 +16,9 @@ var ErrCycle = errors.New("dependency cycle")
 //
 //  1. teardown: every Delete and the delete half of every Replace, each
 //     before the resources it depends on (dependents go first, the reverse
-//     of build order), judged by Before.Deps();
+//     of build order), judged by Before.Deps(); except that a Carried
+//     resource goes after a carrier torn down in the same phase, as the
+//     kernel removes it with the carrier (a veth after its netns);
 //  2. build: every Create, Update, NoOp and the create half of every
 //     Replace, each after the resources it depends on, judged by
 //     After.Deps().
@@ -64,7 +67,8 @@ func Order(changes []*Change) ([]*Change, error) {
 }
 
 // topo sorts nodes so that each comes after the nodes its resource depends on
-// (reverse false) or before them (reverse true), smallest ID first among the
+// (reverse false) or before them (reverse true, but after those that carry
+// it: Carried), smallest ID first among the
 // nodes that are ready (Kahn's algorithm with a heap: O(n log n + edges)).
 func topo(nodes []*Change, res func(*Change) Resource, reverse bool) ([]*Change, error) {
 	n := len(nodes)
@@ -88,7 +92,7 @@ func topo(nodes []*Change, res func(*Change) Resource, reverse bool) ([]*Change,
 				continue
 			}
 			from, to := j, i // the dependency first
-			if reverse {
+			if reverse && !slices.Contains(CarriedBy(r), d) {
 				from, to = i, j
 			}
 			succ[from] = append(succ[from], to)

@@ -85,10 +85,11 @@ func TestOrderDeletesAndReplace(t *testing.T) {
 	}
 	want := []string{
 		"delete process/c",
+		// the addresses and the route go with the veth (Carried)
+		"replace veth/h0 (delete)",
 		"delete address/host/h0/10.0.0.1/24",
 		"delete route/ns/0.0.0.0/0",
 		"delete address/ns/eth0/10.0.0.2/24",
-		"replace veth/h0 (delete)",
 		"update cgroup/c",
 		"no-op netns/ns",
 		"no-op rootfs/c",

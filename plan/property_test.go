@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"hutch/spec"
@@ -154,7 +155,11 @@ func TestOrderProperties(t *testing.T) {
 		for i, c := range got {
 			if teardown(c) {
 				for _, dep := range c.Before.Deps() {
-					if j, ok := downAt[dep]; ok && j < i {
+					j, ok := downAt[dep]
+					switch carried := slices.Contains(CarriedBy(c.Before), dep); {
+					case ok && carried && j > i:
+						t.Fatalf("round %d: %s is deleted at %d, before %s, which carries it, at %d", round, c.ID, i, dep, j)
+					case ok && !carried && j < i:
 						t.Fatalf("round %d: %s is deleted at %d, after its dependency %s at %d", round, c.ID, i, dep, j)
 					}
 				}

@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,30 @@ type Resource interface {
 	Kind() Kind
 	Owner() string
 	Deps() []string
+}
+
+// Carried is a resource the kernel removes by itself when one of the
+// resources it depends on goes: a veth pair goes with the network namespace
+// its peer end lives in (cleanup_net unregisters every device inside, and a
+// veth end takes its peer along), an address or a route with its link.
+// CarriedBy names those carriers; each is among Deps. When a carrier is torn
+// down in the same run, the carried resource's teardown runs after it
+// instead of before, and only has to confirm that the kernel removed it
+// (see Order). Removing a veth by RTM_DELLINK costs a full unregister with
+// its RCU grace periods (20-40 ms here, one pair at a time under the RTNL
+// lock), where the namespace's cleanup removes every pair of a batch of
+// namespaces at once.
+type Carried interface {
+	CarriedBy() []string
+}
+
+// CarriedBy returns the IDs of the resources whose removal takes r along,
+// or nil when r is not Carried.
+func CarriedBy(r Resource) []string {
+	if c, ok := r.(Carried); ok {
+		return c.CarriedBy()
+	}
+	return nil
 }
 
 // HostNetns is the Netns value used for objects in the host's own network
@@ -75,6 +100,9 @@ func (v *Veth) Kind() Kind     { return KindVeth }
 func (v *Veth) Owner() string  { return v.Container }
 func (v *Veth) Deps() []string { return []string{NetnsID(v.Netns)} }
 
+// CarriedBy: the peer end lives in Netns, and goes with it, taking the host end along.
+func (v *Veth) CarriedBy() []string { return []string{NetnsID(v.Netns)} }
+
 // VethID is the resource ID of the veth pair whose host end is hostName.
 func VethID(hostName string) string { return "veth/" + hostName }
 
@@ -97,6 +125,9 @@ func (a *Address) Kind() Kind     { return KindAddress }
 func (a *Address) Owner() string  { return a.Container }
 func (a *Address) Deps() []string { return []string{a.Veth} }
 
+// CarriedBy: an address goes with its link.
+func (a *Address) CarriedBy() []string { return []string{a.Veth} }
+
 // Route is a route in the main table of the network namespace Netns: traffic
 // to Dst ("0.0.0.0/0" and "::/0" for the default routes) goes through the
 // device Dev, via the gateway Via when it is set. Needs lists the resource IDs
@@ -116,6 +147,18 @@ func (r *Route) ID() string     { return "route/" + nsLabel(r.Netns) + "/" + r.D
 func (r *Route) Kind() Kind     { return KindRoute }
 func (r *Route) Owner() string  { return r.Container }
 func (r *Route) Deps() []string { return r.Needs }
+
+// CarriedBy: a route goes with its device, the veth among Needs, or with
+// the namespace it is in (a route on lo needs the namespace).
+func (r *Route) CarriedBy() []string {
+	var ids []string
+	for _, id := range r.Needs {
+		if strings.HasPrefix(id, string(KindVeth)+"/") || strings.HasPrefix(id, string(KindNetns)+"/") {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
 
 // Cgroup is the container's control group: Path is relative to the root of
 // each hierarchy (v1: every controller's mount; v2: the unified mount), for

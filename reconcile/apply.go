@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -319,11 +320,12 @@ func (x *execution) prepare(res *Result) error {
 
 // node is one step and what it waits for.
 type node struct {
-	ch    *plan.Change
-	owner string
-	waits []*node
-	done  chan struct{}
-	ok    bool
+	ch       *plan.Change
+	owner    string
+	waits    []*node
+	carriers []*node // teardown steps of the resources whose removal takes this one along
+	done     chan struct{}
+	ok       bool
 }
 
 // run carries out the plan's steps. Each step waits for those it depends
@@ -351,9 +353,18 @@ func (x *execution) run(ctx context.Context, p *plan.Plan) error {
 	x.total = len(nodes)
 	for _, n := range nodes {
 		if teardown(n.ch) {
-			// n's own dependencies are torn down after n.
-			for _, d := range x.doomed(n).Deps() {
-				if m, ok := down[n.owner+"|"+d]; ok {
+			// n's own dependencies are torn down after n, except those
+			// that carry it (plan.Carried): n goes after them.
+			r := x.doomed(n)
+			carriers := plan.CarriedBy(r)
+			for _, d := range r.Deps() {
+				m, ok := down[n.owner+"|"+d]
+				switch {
+				case !ok:
+				case slices.Contains(carriers, d):
+					n.waits = append(n.waits, m)
+					n.carriers = append(n.carriers, m)
+				default:
 					m.waits = append(m.waits, n)
 				}
 			}
@@ -425,6 +436,17 @@ func (x *execution) doomed(n *node) plan.Resource {
 	return n.ch.After
 }
 
+// carried reports whether a carrier of n's resource was torn down in this
+// run, so the kernel is removing n's resource by itself.
+func (n *node) carried() bool {
+	for _, m := range n.carriers {
+		if m.ok {
+			return true
+		}
+	}
+	return false
+}
+
 func teardown(c *plan.Change) bool {
 	return c.Action == plan.Delete || c.Half == plan.HalfDelete
 }
@@ -450,7 +472,12 @@ func (x *execution) step(ctx context.Context, n *node) error {
 	start := time.Now()
 	x.r.trace("step %s %s: starts", action, c.ID)
 	if action == "delete" {
-		err = d.Delete(ctx, x.doomed(n))
+		cd, ok := d.(CarriedDeleter)
+		if ok && n.carried() {
+			err = cd.DeleteCarried(ctx, x.doomed(n))
+		} else {
+			err = d.Delete(ctx, x.doomed(n))
+		}
 	} else {
 		if c.Kind == plan.KindProcess && u.want != nil && u.want.Config != nil {
 			// The process driver runs the bundle's config.json.

@@ -31,3 +31,14 @@ type Driver interface {
 	Apply(ctx context.Context, ch *plan.Change) error
 	Delete(ctx context.Context, r plan.Resource) error
 }
+
+// CarriedDeleter is a Driver whose resources the kernel removes by itself
+// with their carrier (plan.Carried), asynchronously: a veth pair goes with
+// the network namespace of its peer, once the namespace's cleanup work has
+// run. DeleteCarried is Delete of a resource whose carrier was just torn
+// down: it waits, within a bound, for the kernel to remove the resource,
+// and then removes what is left as Delete does. A driver without it gets
+// Delete, which finds the resource gone or removes it.
+type CarriedDeleter interface {
+	DeleteCarried(ctx context.Context, r plan.Resource) error
+}

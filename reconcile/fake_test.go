@@ -30,6 +30,9 @@ type fakeHost struct {
 	failed string   // the call failAt failed
 	fail   map[string]error
 	force  map[plan.Kind][]string // fields that force a replace, per kind
+	// carried lists the resources deleted through DeleteCarried (their
+	// carrier went first); they are also among calls as "delete ID".
+	carried []string
 }
 
 func newFakeHost(t *testing.T) *fakeHost {
@@ -180,6 +183,15 @@ func (d *fakeDriver) Delete(ctx context.Context, r plan.Resource) error {
 	}
 	d.h.remove(r.ID())
 	return nil
+}
+
+// DeleteCarried is Delete, recorded in carried as well: a veth of the fake
+// host does not vanish with its netns by itself.
+func (d *fakeDriver) DeleteCarried(ctx context.Context, r plan.Resource) error {
+	d.h.mu.Lock()
+	d.h.carried = append(d.h.carried, r.ID())
+	d.h.mu.Unlock()
+	return d.Delete(ctx, r)
 }
 
 // web returns the desired resources of a container shaped like the seed's:

@@ -76,20 +76,12 @@ func newFindingEnv(t *testing.T) (*env, map[string]bool, map[string][]string) {
 	return e, unmarked, claims
 }
 
-// checkOrder fails when a resource of c was deleted after one it needs.
+// checkOrder fails when a resource of c was deleted after one it needs,
+// unless the one it needs carries it (plan.Carried: it goes after that one),
+// or when the process was not deleted first.
 func checkOrder(t *testing.T, c *Container, deletes []string) {
 	t.Helper()
-	pos := map[string]int{}
-	for i, m := range deletes {
-		pos[strings.TrimPrefix(m, "delete ")] = i
-	}
-	for _, r := range c.Resources {
-		for _, d := range r.Deps() {
-			if pos[d] < pos[r.ID()] {
-				t.Errorf("%s deleted before its dependent %s: %q", d, r.ID(), deletes)
-			}
-		}
-	}
+	checkTeardown(t, c, deletes)
 	if len(deletes) == 0 || deletes[0] != "delete "+plan.ProcessID(c.Name) {
 		t.Errorf("the process is not deleted first: %q", deletes)
 	}
@@ -207,5 +199,26 @@ func TestDeleteOrphansRemovesOnlyContainersWithoutState(t *testing.T) {
 	}
 	if !strings.Contains(e.out.String(), "no orphans") {
 		t.Errorf("second run says:\n%s", e.out.String())
+	}
+}
+
+// checkTeardown fails when a resource of c was deleted after one it needs
+// that does not carry it, or before one that carries it.
+func checkTeardown(t *testing.T, c *Container, deletes []string) {
+	t.Helper()
+	pos := map[string]int{}
+	for i, m := range deletes {
+		pos[strings.TrimPrefix(m, "delete ")] = i
+	}
+	for _, r := range c.Resources {
+		for _, d := range r.Deps() {
+			carried := slices.Contains(plan.CarriedBy(r), d)
+			switch {
+			case carried && pos[r.ID()] < pos[d]:
+				t.Errorf("%s deleted before %s, which carries it: %q", r.ID(), d, deletes)
+			case !carried && pos[d] < pos[r.ID()]:
+				t.Errorf("%s deleted before its dependent %s: %q", d, r.ID(), deletes)
+			}
+		}
 	}
 }

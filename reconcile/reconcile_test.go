@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -325,18 +326,38 @@ func TestDeleteOrderIsReverse(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := e.host.mutations()
-	pos := map[string]int{}
-	for i, m := range got {
-		pos[strings.TrimPrefix(m, "delete ")] = i
-	}
-	if len(pos) != 7 {
+	if len(got) != 7 {
 		t.Fatalf("deletes %q", got)
 	}
-	for _, r := range c.Resources {
-		for _, d := range r.Deps() {
-			if pos[d] < pos[r.ID()] {
-				t.Errorf("%s deleted before its dependent %s: %q", d, r.ID(), got)
-			}
+	checkTeardown(t, c, got)
+}
+
+// A veth goes after its netns, and the addresses after the veth, through
+// DeleteCarried (the kernel removes them with the namespace); when the
+// netns could not be deleted, the veth is deleted by itself.
+func TestDeleteLetsTheCarrierTakeWhatItCarries(t *testing.T) {
+	for _, failNetns := range []bool{false, true} {
+		e := newEnv(t)
+		c := web("web").container(e.root)
+		e.mustApply(c)
+		e.host.reset()
+		if failNetns {
+			e.host.fail["netns/web_ns"] = errors.New("device or resource busy")
+		}
+		err := e.r.Delete(context.Background(), []string{"web"}, false)
+		if failNetns != (err != nil) {
+			t.Fatalf("netns fails %v: delete: %v", failNetns, err)
+		}
+		got := e.host.mutations()
+		checkTeardown(t, c, got)
+		want := []string{"address/host/web0/172.16.0.1/24", "address/web_ns/web1/172.16.0.2/24", "veth/web0"}
+		if failNetns {
+			want = nil // the veth by itself, then its addresses with it
+			want = append(want, "address/host/web0/172.16.0.1/24", "address/web_ns/web1/172.16.0.2/24")
+		}
+		sort.Strings(e.host.carried)
+		if !slices.Equal(e.host.carried, want) {
+			t.Errorf("netns fails %v: deleted as carried %q, want %q (deletes %q)", failNetns, e.host.carried, want, got)
 		}
 	}
 }

@@ -162,6 +162,36 @@ func TestVethDeletedByHand(t *testing.T) {
 	}
 }
 
+// DeleteCarried after the namespace's delete returns once the kernel has
+// removed the pair with the namespace; when something still holds the
+// namespace (here an open file of it), the pair outlives the unmount, and
+// DeleteCarried removes it itself.
+func TestVethDeleteCarried(t *testing.T) {
+	for _, held := range []bool{false, true} {
+		d := tempDriver(t)
+		ctx := context.Background()
+		ns := mustNetns(t, d, "web")
+		v := mustVeth(t, d, ns)
+		hh := nsHandle(t, "")
+		if held {
+			f, err := os.Open(d.netnsPath(ns.Name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+		}
+		if err := d.Netns().Delete(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Veth().DeleteCarried(ctx, v); err != nil {
+			t.Fatalf("held %v: DeleteCarried: %v", held, err)
+		}
+		if l := link(t, hh, v.Host.Name); l != nil {
+			t.Fatalf("held %v: host end %s still there after DeleteCarried", held, v.Host.Name)
+		}
+	}
+}
+
 // A pair left by an interrupted apply (marked, but still down) is adopted:
 // Observe returns it, Diff asks to set it up, Apply finishes it.
 func TestVethLeftoverAdopted(t *testing.T) {

@@ -3,11 +3,19 @@ package testutil
 import (
 	"math/rand/v2"
 	"net"
+	"sync"
+)
+
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{} // subnets FreeSubnet returned in this process
 )
 
 // FreeSubnet returns x such that 172.16.x.0/24 (x in 100-249) is on no
-// interface of the host's network namespace, so a test's copy of the seed's
-// web server never collides with a real one (172.16.0.0/24) or another test's.
+// interface of the host's network namespace and was not returned before in
+// this test binary (two labs of one test are picked before either is up),
+// so a test's copy of the seed's web server never collides with a real one
+// (172.16.0.0/24) or another test's.
 func FreeSubnet() int {
 	used := map[int]bool{}
 	addrs, _ := net.InterfaceAddrs()
@@ -18,8 +26,14 @@ func FreeSubnet() int {
 			}
 		}
 	}
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	if len(given) > 100 {
+		clear(given) // a long run: those labs are gone
+	}
 	for {
-		if x := 100 + rand.IntN(150); !used[x] {
+		if x := 100 + rand.IntN(150); !used[x] && !given[x] {
+			given[x] = true
 			return x
 		}
 	}
