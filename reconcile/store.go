@@ -177,28 +177,51 @@ func (s *Store) Load(container string) (*State, error) {
 
 // Save writes a container's state atomically, and only when it differs from
 // what is on disk, so an apply that changes nothing writes nothing.
-func (s *Store) Save(st *State) error {
+func (s *Store) Save(st *State) error { return s.save(st, true) }
+
+// save is Save; without durable it skips the fsyncs (see saver): a reader
+// and a killed process still see the old state or the new one, but a power
+// loss may bring back an older one.
+func (s *Store) save(st *State, durable bool) error {
 	data, err := st.encode()
 	if err != nil {
 		return err
 	}
-	_, err = s.writeIfChanged(st.Container, s.statePath(st.Container), data)
+	_, err = s.writeIfChanged(st.Container, s.statePath(st.Container), data, durable)
 	return err
+}
+
+// syncState makes the last write of a container's state.json durable:
+// fsync(2) of the file and of its folder (for the rename).
+func (s *Store) syncState(container string) error {
+	path := s.statePath(container)
+	for _, p := range []string{path, filepath.Dir(path)} {
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("container %s: sync: %w", container, err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("container %s: sync %s: %w", container, p, err)
+		}
+	}
+	return nil
 }
 
 // SaveConfig writes a container's config.json when its content differs.
 func (s *Store) SaveConfig(container string, config []byte) (bool, error) {
-	return s.writeIfChanged(container, s.ConfigPath(container), config)
+	return s.writeIfChanged(container, s.ConfigPath(container), config, true)
 }
 
-func (s *Store) writeIfChanged(container, path string, data []byte) (bool, error) {
+func (s *Store) writeIfChanged(container, path string, data []byte, durable bool) (bool, error) {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return false, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return false, fmt.Errorf("container %s: %w", container, err)
 	}
-	if err := WriteFileAtomic(path, data, 0o600); err != nil {
+	if err := writeFileAtomic(path, data, 0o600, durable); err != nil {
 		return false, fmt.Errorf("container %s: %w", container, err)
 	}
 	return true, nil
@@ -210,6 +233,13 @@ func (s *Store) writeIfChanged(container, path string, data []byte) (bool, error
 // (rename(2) is atomic within a filesystem) and fsyncs the folder so the
 // rename itself survives a power loss.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeFileAtomic(path, data, mode, true)
+}
+
+// writeFileAtomic is WriteFileAtomic; without durable it skips both
+// fsyncs, and the rename is atomic for readers but may be lost, with the
+// data, in a power loss.
+func writeFileAtomic(path string, data []byte, mode os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -227,8 +257,10 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := f.Chmod(mode); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
@@ -237,6 +269,9 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if !durable {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {
