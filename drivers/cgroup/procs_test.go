@@ -135,6 +135,15 @@ print("survived", len(b), flush=True)`)
 	if n != 1 {
 		t.Fatalf("OOMKills = %d, want 1", n)
 	}
+	// OOMFile names the file the kernel counts in: the C supervisor reads
+	// its oom_kill line.
+	f, err := d.OOMFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(f); err != nil || !strings.Contains(string(b), "\noom_kill 1\n") && !strings.HasPrefix(string(b), "oom_kill 1\n") {
+		t.Fatalf("OOMFile %s: %q, %v; want an oom_kill 1 line", f, b, err)
+	}
 	st, err := d.Stats(path)
 	if err != nil {
 		t.Fatal(err)

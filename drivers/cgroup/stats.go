@@ -37,6 +37,25 @@ func (d *Driver) OOMKills(path string) (uint64, error) {
 	return n, nil
 }
 
+// OOMFile returns the absolute path of the file whose oom_kill line
+// OOMKills reads (v1 memory.oom_control, v2 memory.events), for a reader
+// that is not Go: the C supervisor reads it when the container's process
+// ends. It is "" when the host has no memory controller. It only computes
+// the path; the folder may not exist yet.
+func (d *Driver) OOMFile(path string) (string, error) {
+	if err := d.own(path); err != nil {
+		return "", err
+	}
+	m, v2, ok := d.ctl("memory")
+	if !ok {
+		return "", nil
+	}
+	if v2 {
+		return filepath.Join(m, path, "memory.events"), nil
+	}
+	return filepath.Join(m, path, "memory.oom_control"), nil
+}
+
 func (d *Driver) oomKills(path string) (uint64, error) {
 	m, v2, ok := d.ctl("memory")
 	if !ok {

@@ -256,6 +256,12 @@ func TestV2Stats(t *testing.T) {
 	if n, err := d.OOMKills("hutch/s"); err != nil || n != 2 {
 		t.Fatalf("OOMKills = %d, %v; want 2", n, err)
 	}
+	if f, err := d.OOMFile("hutch/s"); err != nil || f != filepath.Join(dir, "memory.events") {
+		t.Fatalf("OOMFile = %q, %v; want %s", f, err, filepath.Join(dir, "memory.events"))
+	}
+	if _, err := d.OOMFile("other/s"); err == nil {
+		t.Fatalf("OOMFile of a cgroup outside the parent: no error")
+	}
 }
 
 func TestV2MissingController(t *testing.T) {

@@ -23,12 +23,14 @@ import (
 
 // CgroupJoiner is what the driver needs of the cgroup driver
 // (*cgroupdrv.Driver has these methods): put a process in a cgroup, list and
-// kill its processes, and read its OOM kill count. Paths are relative to
-// each hierarchy's root ("hutch/web").
+// kill its processes, and read its OOM kill count, or name the file the
+// kernel counts it in (OOMFile: "" without a memory controller). Paths are
+// relative to each hierarchy's root ("hutch/web").
 type CgroupJoiner interface {
 	AddProcess(path string, pid int) error
 	KillAll(path string) error
 	OOMKills(path string) (uint64, error)
+	OOMFile(path string) (string, error)
 	Procs(path string) ([]int, error)
 }
 
@@ -149,7 +151,11 @@ func (d *Driver) update(p *plan.Process, st *State) error {
 	if err := writeJSON(filepath.Join(p.Bundle, configFile), &c); err != nil {
 		return fmt.Errorf("container %s: %w", p.Container, err)
 	}
-	if err := writeConf(p.Bundle, &c.Process); err != nil {
+	oom, err := d.oomFile(&c)
+	if err != nil {
+		return err
+	}
+	if err := writeConf(p.Bundle, &c.Process, oom); err != nil {
 		return err
 	}
 	if err := unix.Kill(st.SupervisorPID, unix.SIGHUP); err != nil {
@@ -193,7 +199,11 @@ func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
 	if err := writeJSON(filepath.Join(p.Bundle, configFile), &c); err != nil {
 		return fmt.Errorf("container %s: %w", p.Container, err)
 	}
-	if err := writeConf(p.Bundle, p); err != nil {
+	oom, err := d.oomFile(&c)
+	if err != nil {
+		return err
+	}
+	if err := writeConf(p.Bundle, p, oom); err != nil {
 		return err
 	}
 	var out bytes.Buffer
@@ -217,6 +227,21 @@ func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
 		return fmt.Errorf("container %s: %s", p.Container, m.Error)
 	}
 	return nil
+}
+
+// oomFile is the absolute path of the file holding the OOM kill count of
+// the container's cgroup, which the C supervisor reads itself (a Go helper
+// started for it cost a whole Go start on every exit); "" when there is no
+// cgroup or no memory controller.
+func (d *Driver) oomFile(c *supervisorConfig) (string, error) {
+	if c.Cgroup == "" || d.cg == nil {
+		return "", nil
+	}
+	f, err := d.cg.OOMFile(c.Cgroup)
+	if err != nil {
+		return "", fmt.Errorf("container %s: %w", c.Process.Container, err)
+	}
+	return f, nil
 }
 
 // Delete stops the container (its stop signal, the timeout, then SIGKILL of

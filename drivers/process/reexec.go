@@ -22,13 +22,12 @@ const (
 	envStage  = "_HUTCH_STAGE"
 	envBundle = "_HUTCH_BUNDLE"
 
-	stageSpawn      = "spawn"      // the first fork: setsid, start the supervisor, report, exit
-	stageSupervisor = "supervisor" // the per-container supervisor
-	stageInit       = "init"       // the container's init, until it execs the workload
-	stageExec       = "exec"       // a process joining a container (after nsenter.c)
-	stageStarter    = "starter"    // starts the init for supervisor.c, then exits
-	stageCgroupOOM  = "cgroup-oom" // prints the cgroup's OOM kill count for supervisor.c
-	stageCgroupKill = "cgroup-kill"
+	stageSpawn      = "spawn"       // the first fork: setsid, start the supervisor, report, exit
+	stageSupervisor = "supervisor"  // the per-container supervisor
+	stageInit       = "init"        // the container's init, until it execs the workload
+	stageExec       = "exec"        // a process joining a container (after nsenter.c)
+	stageStarter    = "starter"     // starts the init for supervisor.c, then exits
+	stageCgroupKill = "cgroup-kill" // kills the cgroup's processes for supervisor.c
 )
 
 func init() {
@@ -72,8 +71,8 @@ func Reexec(newCgroup CgroupFactory) bool {
 		os.Exit(supervisorMain(newCgroup))
 	case stageStarter:
 		os.Exit(starterMain(newCgroup))
-	case stageCgroupOOM, stageCgroupKill:
-		os.Exit(cgroupHelperMain(stage, newCgroup))
+	case stageCgroupKill:
+		os.Exit(cgroupKillMain(newCgroup))
 	case stageInit:
 		initMain()
 	case stageExec:

@@ -7,9 +7,10 @@
 // leaves (several MiB resident); this loop runs in a constructor, before the
 // Go runtime starts, in the hutch binary that is already on disk: no second
 // program to install. Everything that needs Go (starting the init in its
-// namespaces and cgroup, reading and killing the cgroup) runs in short-lived
-// helper processes of the same binary (_HUTCH_STAGE=starter, cgroup-oom,
-// cgroup-kill), whose memory is gone when they end.
+// namespaces and cgroup, killing the cgroup) runs in short-lived helper
+// processes of the same binary (_HUTCH_STAGE=starter, cgroup-kill), whose
+// memory is gone when they end. The OOM kill count it reads itself, from the
+// cgroup file the driver names in supervisor.conf (oom_file).
 //
 // It acts when _HUTCH_STAGE=supervisor (and _HUTCH_SUPERVISOR is not "go",
 // which selects the Go supervisor of supervisor.go). It reads
@@ -50,6 +51,7 @@ static struct {
 	long long stop_timeout_ns;
 	long long log_max_size;
 	long log_max_files;
+	char oom_file[4096];
 } cf;
 
 static struct {
@@ -98,11 +100,12 @@ static void sup_path(char *dst, size_t n, const char *name) {
 
 // sup_read_conf reads supervisor.conf: one "key value" per line.
 static int sup_read_conf(void) {
-	char p[4200], line[1024];
+	char p[4200], line[4200];
 	sup_path(p, sizeof p, "supervisor.conf");
 	FILE *f = fopen(p, "re");
 	if (f == NULL)
 		return -1;
+	cf.oom_file[0] = '\0';
 	while (fgets(line, sizeof line, f) != NULL) {
 		line[strcspn(line, "\n")] = '\0';
 		char *v = strchr(line, ' ');
@@ -125,6 +128,8 @@ static int sup_read_conf(void) {
 			cf.log_max_size = atoll(v);
 		else if (strcmp(line, "log_max_files") == 0)
 			cf.log_max_files = atol(v);
+		else if (strcmp(line, "oom_file") == 0)
+			snprintf(cf.oom_file, sizeof cf.oom_file, "%s", v);
 	}
 	fclose(f);
 	if (cf.stop_signal <= 0)
@@ -358,7 +363,33 @@ static int sup_helper(const char *stage, int out_fd, int err_fd, char *res, size
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static unsigned long long sup_oom_before;
+// sup_oom_kills reads the oom_kill line of the cgroup file the driver
+// named (v1 memory.oom_control, v2 memory.events: "oom_kill N", which
+// oom_kill_disable and oom_group_kill must not be taken for). -1 when
+// there is no such file or line.
+static long long sup_oom_kills(void) {
+	if (cf.oom_file[0] == '\0')
+		return -1;
+	int fd = open(cf.oom_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char buf[1024];
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	for (char *l = buf; l != NULL;) {
+		if (strncmp(l, "oom_kill ", 9) == 0)
+			return strtoll(l + 9, NULL, 10);
+		l = strchr(l, '\n');
+		if (l != NULL)
+			l++;
+	}
+	return -1;
+}
+
+static long long sup_oom_before = -1;
 static long long sup_started_mono;
 
 // sup_start starts the container through the starter stage; 0 on success,
@@ -369,13 +400,15 @@ static int sup_start(void) {
 		snprintf(st.error, sizeof st.error, "supervisor: pipe: %s", strerror(errno));
 		return -1;
 	}
+	// The count before this run: a rise by its end is an OOM kill in it.
+	long long oom = sup_oom_kills();
 	char res[2048];
 	int rc = sup_helper("starter", o[1], e[1], res, sizeof res);
 	close(o[1]);
 	close(e[1]);
 	int pid = 0;
-	unsigned long long pstart = 0, oom = 0;
-	if (rc != 0 || sscanf(res, "ok %d %llu %llu", &pid, &pstart, &oom) != 3 || pid <= 0) {
+	unsigned long long pstart = 0;
+	if (rc != 0 || sscanf(res, "ok %d %llu", &pid, &pstart) != 2 || pid <= 0) {
 		close(o[0]);
 		close(e[0]);
 		res[strcspn(res, "\n")] = '\0';
@@ -442,11 +475,11 @@ static void sup_record_exit(int status) {
 		if (abbr != NULL)
 			snprintf(st.signal, sizeof st.signal, "SIG%s", abbr);
 	}
-	// The cgroup's OOM kill count (read by a Go helper through the cgroup
-	// driver): a rise during this run means the OOM killer struck.
-	char res[64];
-	unsigned long long n = 0;
-	if (sup_helper("cgroup-oom", -1, -1, res, sizeof res) == 0 && sscanf(res, "%llu", &n) == 1 && n > sup_oom_before)
+	// The cgroup's OOM kill count: a rise during this run means the OOM
+	// killer struck. The kernel counts the kill before it sends SIGKILL
+	// (__oom_kill_process), so the count is final here.
+	long long n = sup_oom_kills();
+	if (sup_oom_before >= 0 && n > sup_oom_before)
 		st.oom = 1;
 }
 

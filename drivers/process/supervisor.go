@@ -690,22 +690,30 @@ func supervisorChoice() []string {
 }
 
 // writeConf writes supervisor.conf, the policies of p as "key value"
-// lines, for the supervisor in C.
-func writeConf(bundle string, p *plan.Process) error {
+// lines, for the supervisor in C, and oomFile: the absolute path of the
+// cgroup file with the oom_kill line (v1 memory.oom_control, v2
+// memory.events), "" for none.
+func writeConf(bundle string, p *plan.Process, oomFile string) error {
 	sig, err := parseSignal(p.StopSignal)
 	if err != nil {
 		return fmt.Errorf("container %s: stop signal: %w", p.Container, err)
 	}
+	if strings.ContainsAny(oomFile, "\n") {
+		return fmt.Errorf("container %s: oom file %q: holds a newline", p.Container, oomFile)
+	}
 	b := fmt.Appendf(nil, "container %s\ndigest %s\nrestart %s\nmax_retries %d\nstop_signal %d\nstop_timeout_ns %d\nlog_max_size %d\nlog_max_files %d\n",
 		p.Container, p.Digest, p.Restart.Policy, p.Restart.MaxRetries, int(sig), int64(p.StopTimeout), p.Logs.MaxSize, p.Logs.MaxFiles)
+	if oomFile != "" {
+		b = fmt.Appendf(b, "oom_file %s\n", oomFile)
+	}
 	return writeAtomic(filepath.Join(bundle, confFile), b)
 }
 
 // Helper stages the C supervisor runs for what needs Go. Each reads
-// supervisor.json and writes its answer on descriptor 3.
+// supervisor.json; the starter writes its answer on descriptor 3.
 
 // starterMain starts the container's init (startInit, stdout and stderr
-// being the supervisor's log pipes) and reports "ok PID START OOMKILLS" or
+// being the supervisor's log pipes) and reports "ok PID START" or
 // "error MESSAGE"; it then exits, and the init becomes the supervisor's
 // child (PR_SET_CHILD_SUBREAPER).
 func starterMain(newCgroup CgroupFactory) int {
@@ -719,12 +727,6 @@ func starterMain(newCgroup CgroupFactory) int {
 	if err != nil {
 		return fail(err)
 	}
-	var oom uint64
-	if cg != nil {
-		if oom, err = cg.OOMKills(c.Cgroup); err != nil {
-			return fail(err)
-		}
-	}
 	cmd, err := startInit(bundle, cg, c.Cgroup, os.Stdout, os.Stderr)
 	if err != nil {
 		return fail(err)
@@ -734,25 +736,16 @@ func starterMain(newCgroup CgroupFactory) int {
 		cmd.Process.Kill()
 		return fail(fmt.Errorf("container %s: %w", c.Process.Container, err))
 	}
-	fmt.Fprintf(rep, "ok %d %d %d\n", cmd.Process.Pid, st, oom)
+	fmt.Fprintf(rep, "ok %d %d\n", cmd.Process.Pid, st)
 	return 0
 }
 
-// cgroupHelperMain answers the supervisor's cgroup questions: the OOM kill
-// count, or kill every process.
-func cgroupHelperMain(stage string, newCgroup CgroupFactory) int {
-	rep := os.NewFile(3, "report pipe")
+// cgroupKillMain kills every process of the container's cgroup for the C
+// supervisor, when the stop timeout passed.
+func cgroupKillMain(newCgroup CgroupFactory) int {
 	c, cg, err := helperSetup(os.Getenv(envBundle), newCgroup)
 	if err == nil && cg != nil {
-		switch stage {
-		case stageCgroupOOM:
-			var n uint64
-			if n, err = cg.OOMKills(c.Cgroup); err == nil {
-				fmt.Fprintf(rep, "%d\n", n)
-			}
-		case stageCgroupKill:
-			err = cg.KillAll(c.Cgroup)
-		}
+		err = cg.KillAll(c.Cgroup)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "supervisor: %v\n", err)

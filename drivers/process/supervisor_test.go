@@ -79,6 +79,41 @@ func TestOOMKilled(t *testing.T) {
 	if err != nil || n == 0 {
 		t.Errorf("the kernel counts %d OOM kills (%v)", n, err)
 	}
+	// The C supervisor read that count itself, from the file the driver
+	// named in supervisor.conf.
+	want, err := c.cg.OOMFile(c.cgPath)
+	if err != nil || want == "" {
+		t.Fatalf("OOMFile = %q, %v", want, err)
+	}
+	if conf := readFile(t, filepath.Join(c.bundle, confFile)); !strings.Contains(conf, "\noom_file "+want+"\n") {
+		t.Errorf("supervisor.conf does not name %s:\n%s", want, conf)
+	}
+}
+
+// TestOOMKilledOnlyInItsRun: oomKilled says the OOM killer struck in the
+// last run, not in an earlier one: the first run is OOM killed, the restart
+// exits 0 in the same cgroup, whose count stays at 1. And a process that
+// simply exits under a memory limit was not OOM killed.
+func TestOOMKilledOnlyInItsRun(t *testing.T) {
+	c := newContainer(t, []string{"sh", "-c", "if [ -e /root/ran ]; then echo second; exit 0; fi; touch /root/ran; echo first; x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done"}, containerOpts{memLimit: 32 << 20})
+	c.proc.Restart = plan.RestartPolicy{Policy: "on-failure", MaxRetries: 1}
+	c.start()
+	st := c.waitEnd()
+	if st.OOMKilled || st.Restarts != 1 || st.ExitCode != 0 || st.Status != StatusExited {
+		t.Errorf("state %+v, want one restart, exit 0, not OOM killed", st)
+	}
+	if out, _ := c.logs(LogOptions{Tail: -1}); out != "first\nsecond\n" {
+		t.Errorf("logs %q, want the OOM killed run and the restart", out)
+	}
+	if n, err := c.cg.OOMKills(c.cgPath); err != nil || n != 1 {
+		t.Errorf("the kernel counts %d OOM kills (%v), want 1", n, err)
+	}
+
+	ok := newContainer(t, []string{"sh", "-c", "exit 0"}, containerOpts{memLimit: 32 << 20})
+	ok.start()
+	if st := ok.waitEnd(); st.OOMKilled || st.ExitCode != 0 || st.Status != StatusExited {
+		t.Errorf("normal exit: state %+v, want exit 0, not OOM killed", st)
+	}
 }
 
 func TestRestartPolicies(t *testing.T) {
@@ -205,6 +240,11 @@ func TestObserveDiffUpdate(t *testing.T) {
 	before := c.state()
 	if err := c.d.Apply(ctx, &plan.Change{Action: plan.Update, Before: got, After: &want, Fields: f}); err != nil {
 		t.Fatal(err)
+	}
+	// The rewritten supervisor.conf (reread on SIGHUP) still names the
+	// cgroup's OOM file.
+	if oom, _ := c.cg.OOMFile(c.cgPath); oom == "" || !strings.Contains(readFile(t, filepath.Join(c.bundle, confFile)), "\noom_file "+oom+"\n") {
+		t.Errorf("supervisor.conf after the update does not name the OOM file %q", oom)
 	}
 	// always: a killed process comes back under the same supervisor.
 	if err := syscallKill(before.PID); err != nil {
