@@ -31,6 +31,21 @@ func (d *Driver) AddProcess(path string, pid int) error {
 	return nil
 }
 
+// ProcsFiles returns the absolute path of the cgroup.procs file AddProcess
+// writes a process into, in each hierarchy hutch uses, in the order it
+// does: for a starter that is not Go (the C supervisor writes the init's
+// pid there itself). It only computes the paths; the folders may not exist.
+func (d *Driver) ProcsFiles(path string) ([]string, error) {
+	if err := d.own(path); err != nil {
+		return nil, err
+	}
+	var fs []string
+	for _, m := range d.mounts() {
+		fs = append(fs, filepath.Join(m, path, "cgroup.procs"))
+	}
+	return fs, nil
+}
+
 // Procs lists the processes in the cgroup and its child cgroups, in any
 // hierarchy hutch uses (the union of their cgroup.procs files), sorted. A
 // cgroup that does not exist has none.

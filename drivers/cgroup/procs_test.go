@@ -72,6 +72,25 @@ func startIn(t *testing.T, d *Driver, path, script string) *gated {
 			t.Fatalf("%s: pid %d not in %s/cgroup.procs (%q)", c, cmd.Process.Pid, dir, b)
 		}
 	}
+	// ProcsFiles names the files AddProcess wrote: one per hierarchy, each
+	// listing the pid.
+	fs, err := d.ProcsFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]bool{}
+	for _, dir := range d.Dirs(path) {
+		dirs[dir] = true
+	}
+	if len(fs) != len(dirs) {
+		t.Fatalf("ProcsFiles = %v, want one per folder of %v", fs, d.Dirs(path))
+	}
+	for _, f := range fs {
+		b, err := os.ReadFile(f)
+		if err != nil || !dirs[filepath.Dir(f)] || !strings.Contains(" "+strings.Join(strings.Fields(string(b)), " ")+" ", fmt.Sprintf(" %d ", cmd.Process.Pid)) {
+			t.Fatalf("ProcsFiles %s: %q, %v: pid %d not listed", f, b, err, cmd.Process.Pid)
+		}
+	}
 	if _, err := io.WriteString(in, "go\n"); err != nil {
 		t.Fatal(err)
 	}

@@ -23,15 +23,17 @@ import (
 
 // CgroupJoiner is what the driver needs of the cgroup driver
 // (*cgroupdrv.Driver has these methods): put a process in a cgroup, list and
-// kill its processes, and read its OOM kill count, or name the file the
-// kernel counts it in (OOMFile: "" without a memory controller). Paths are
-// relative to each hierarchy's root ("hutch/web").
+// kill its processes, and read its OOM kill count. The C supervisor does
+// the joining and the reading itself, in the files OOMFile ("" without a
+// memory controller) and ProcsFiles name. Paths are relative to each
+// hierarchy's root ("hutch/web").
 type CgroupJoiner interface {
 	AddProcess(path string, pid int) error
 	KillAll(path string) error
 	OOMKills(path string) (uint64, error)
 	OOMFile(path string) (string, error)
 	Procs(path string) ([]int, error)
+	ProcsFiles(path string) ([]string, error)
 }
 
 // Driver starts, observes, stops and execs into containers whose bundles
@@ -151,11 +153,15 @@ func (d *Driver) update(p *plan.Process, st *State) error {
 	if err := writeJSON(filepath.Join(p.Bundle, configFile), &c); err != nil {
 		return fmt.Errorf("container %s: %w", p.Container, err)
 	}
-	oom, err := d.oomFile(&c)
+	spec, err := loadSpec(p.Bundle)
 	if err != nil {
-		return err
+		return fmt.Errorf("container %s: %w", p.Container, err)
 	}
-	if err := writeConf(p.Bundle, &c.Process, oom); err != nil {
+	l, err := newLaunch(spec, d.cg, c.Cgroup)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	if err := writeConf(p.Bundle, &c.Process, l); err != nil {
 		return err
 	}
 	if err := unix.Kill(st.SupervisorPID, unix.SIGHUP); err != nil {
@@ -199,11 +205,13 @@ func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
 	if err := writeJSON(filepath.Join(p.Bundle, configFile), &c); err != nil {
 		return fmt.Errorf("container %s: %w", p.Container, err)
 	}
-	oom, err := d.oomFile(&c)
+	// The namespaces, the maps and the cgroup files of the init's launch
+	// are checked here, before any supervisor starts.
+	l, err := newLaunch(spec, d.cg, c.Cgroup)
 	if err != nil {
-		return err
+		return fmt.Errorf("container %s: %w", p.Container, err)
 	}
-	if err := writeConf(p.Bundle, p, oom); err != nil {
+	if err := writeConf(p.Bundle, p, l); err != nil {
 		return err
 	}
 	var out bytes.Buffer
@@ -227,21 +235,6 @@ func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
 		return fmt.Errorf("container %s: %s", p.Container, m.Error)
 	}
 	return nil
-}
-
-// oomFile is the absolute path of the file holding the OOM kill count of
-// the container's cgroup, which the C supervisor reads itself (a Go helper
-// started for it cost a whole Go start on every exit); "" when there is no
-// cgroup or no memory controller.
-func (d *Driver) oomFile(c *supervisorConfig) (string, error) {
-	if c.Cgroup == "" || d.cg == nil {
-		return "", nil
-	}
-	f, err := d.cg.OOMFile(c.Cgroup)
-	if err != nil {
-		return "", fmt.Errorf("container %s: %w", c.Process.Container, err)
-	}
-	return f, nil
 }
 
 // Delete stops the container (its stop signal, the timeout, then SIGKILL of

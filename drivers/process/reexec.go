@@ -26,7 +26,6 @@ const (
 	stageSupervisor = "supervisor"  // the per-container supervisor
 	stageInit       = "init"        // the container's init, until it execs the workload
 	stageExec       = "exec"        // a process joining a container (after nsenter.c)
-	stageStarter    = "starter"     // starts the init for supervisor.c, then exits
 	stageCgroupKill = "cgroup-kill" // kills the cgroup's processes for supervisor.c
 )
 
@@ -69,8 +68,6 @@ func Reexec(newCgroup CgroupFactory) bool {
 		os.Exit(spawnMain())
 	case stageSupervisor:
 		os.Exit(supervisorMain(newCgroup))
-	case stageStarter:
-		os.Exit(starterMain(newCgroup))
 	case stageCgroupKill:
 		os.Exit(cgroupKillMain(newCgroup))
 	case stageInit:

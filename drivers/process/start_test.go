@@ -6,11 +6,14 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"hutch/plan"
 )
 
 func TestStartNamespaces(t *testing.T) {
@@ -108,5 +111,60 @@ func TestExecTerminal(t *testing.T) {
 	// Without a terminal, stdin and stdout are not terminals.
 	if out, _, code := c.exec("sh", "-c", "test -t 1 || echo no-terminal"); code != 0 || out != "no-terminal\n" {
 		t.Errorf("exec without -t: exit %d, %q", code, out)
+	}
+}
+
+// The C supervisor starts the init itself (sup_clone): the init is its
+// child, in the cgroup of every hierarchy supervisor.conf names, from the
+// moment the workload runs.
+func TestInitIsTheSupervisorsChild(t *testing.T) {
+	c := newContainer(t, []string{"sleep", "100000"}, containerOpts{memLimit: 64 << 20})
+	c.start()
+	st := c.state()
+	if ppid := procStatus(readFile(t, "/proc/"+itoa(st.PID)+"/status"))["PPid"]; ppid != itoa(st.SupervisorPID) {
+		t.Errorf("the init's parent is %s, want the supervisor %d", ppid, st.SupervisorPID)
+	}
+	files, err := c.cg.ProcsFiles(c.cgPath)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("ProcsFiles = %v, %v", files, err)
+	}
+	conf := readFile(t, filepath.Join(c.bundle, confFile))
+	for _, f := range files {
+		if !strings.Contains(conf, "\ncgroup_procs "+f+"\n") {
+			t.Errorf("supervisor.conf does not name %s:\n%s", f, conf)
+		}
+		if procs := strings.Fields(readFile(t, f)); !slices.Contains(procs, itoa(st.PID)) {
+			t.Errorf("%s lists %v, not the init %d", f, procs, st.PID)
+		}
+	}
+}
+
+// A start that fails says why, through the supervisor's report: the
+// supervisor's own step (the network namespace to join is gone) and the
+// init's (the workload is not in the rootfs).
+func TestStartFailureReported(t *testing.T) {
+	c := newContainer(t, []string{"sleep", "100000"}, containerOpts{})
+	gone := filepath.Join(t.TempDir(), "gone")
+	for i, ns := range c.spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			c.spec.Linux.Namespaces[i].Path = gone
+		}
+	}
+	c.writeSpec()
+	err := c.d.Apply(t.Context(), &plan.Change{Action: plan.Create, After: c.proc})
+	if err == nil || !strings.Contains(err.Error(), "network namespace "+gone) || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("start with a missing netns: %v", err)
+	}
+	if st := c.state(); st.Status != StatusFailed || st.Alive() {
+		t.Errorf("state %+v, want failed", st)
+	}
+
+	c2 := newContainer(t, []string{"/no/such/program"}, containerOpts{})
+	err = c2.d.Apply(t.Context(), &plan.Change{Action: plan.Create, After: c2.proc})
+	if err == nil || !strings.Contains(err.Error(), "container init:") || !strings.Contains(err.Error(), "/no/such/program") {
+		t.Errorf("start of a missing program: %v", err)
+	}
+	if st := c2.state(); st.Status != StatusFailed || st.Alive() {
+		t.Errorf("state %+v, want failed", st)
 	}
 }

@@ -6,17 +6,18 @@
 // process carries the runtime and the heap every package's initialisation
 // leaves (several MiB resident); this loop runs in a constructor, before the
 // Go runtime starts, in the hutch binary that is already on disk: no second
-// program to install. Everything that needs Go (starting the init in its
-// namespaces and cgroup, killing the cgroup) runs in short-lived helper
-// processes of the same binary (_HUTCH_STAGE=starter, cgroup-kill), whose
-// memory is gone when they end. The OOM kill count it reads itself, from the
-// cgroup file the driver names in supervisor.conf (oom_file).
+// program to install. It starts the container's init stage itself
+// (sup_clone: namespaces, cgroup, user namespace maps) and reads the OOM
+// kill count itself, from what the driver worked out in Go and wrote to
+// supervisor.conf (newLaunch in supervisor.go): a Go helper for each would
+// be a whole Go process start on the path of every start and every exit.
+// Only killing a cgroup whose init outlived the stop timeout runs in a
+// short-lived helper process of the same binary (_HUTCH_STAGE=cgroup-kill).
 //
 // It acts when _HUTCH_STAGE=supervisor (and _HUTCH_SUPERVISOR is not "go",
 // which selects the Go supervisor of supervisor.go). It reads
-// bundle/supervisor.conf (written by the driver), starts the container
-// through the starter, and then, with PR_SET_CHILD_SUBREAPER (the starter
-// exits and leaves the container's init to it), waits in poll(2) for the
+// bundle/supervisor.conf (written by the driver), starts the container's
+// init, and then, with PR_SET_CHILD_SUBREAPER, waits in poll(2) for the
 // init's stdout and stderr (written to logs/container.log in the CRI format,
 // rotated), for SIGCHLD (the init ended: exit code, signal, OOM kill; the
 // restart policy), SIGTERM or SIGINT (stop: the stop signal, the timeout,
@@ -26,10 +27,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <linux/close_range.h>
@@ -52,6 +56,13 @@ static struct {
 	long long log_max_size;
 	long log_max_files;
 	char oom_file[4096];
+	// How to start the init (sup_clone), worked out by the driver from
+	// config.json and the cgroup driver (newLaunch in supervisor.go).
+	unsigned long clone_flags;
+	char netns[4096];
+	char uid_map[1024], gid_map[1024]; // "inside outside count" lines
+	char *cgroup_procs[16];
+	int n_cgroup_procs;
 } cf;
 
 static struct {
@@ -88,6 +99,15 @@ static void sup_log(const char *fmt, const char *arg) {
 	fprintf(stderr, "\n");
 }
 
+// sup_errstr is strerror(e) as Go says it: "no such file or directory".
+static const char *sup_errstr(int e) {
+	static char buf[128];
+	snprintf(buf, sizeof buf, "%s", strerror(e));
+	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+		buf[0] += 'a' - 'A';
+	return buf;
+}
+
 static long long sup_now(clockid_t c) {
 	struct timespec ts;
 	clock_gettime(c, &ts);
@@ -105,7 +125,11 @@ static int sup_read_conf(void) {
 	FILE *f = fopen(p, "re");
 	if (f == NULL)
 		return -1;
-	cf.oom_file[0] = '\0';
+	cf.oom_file[0] = cf.netns[0] = cf.uid_map[0] = cf.gid_map[0] = '\0';
+	cf.clone_flags = 0;
+	for (int i = 0; i < cf.n_cgroup_procs; i++)
+		free(cf.cgroup_procs[i]);
+	cf.n_cgroup_procs = 0;
 	while (fgets(line, sizeof line, f) != NULL) {
 		line[strcspn(line, "\n")] = '\0';
 		char *v = strchr(line, ' ');
@@ -130,6 +154,19 @@ static int sup_read_conf(void) {
 			cf.log_max_files = atol(v);
 		else if (strcmp(line, "oom_file") == 0)
 			snprintf(cf.oom_file, sizeof cf.oom_file, "%s", v);
+		else if (strcmp(line, "clone_flags") == 0)
+			cf.clone_flags = strtoul(v, NULL, 10);
+		else if (strcmp(line, "netns") == 0)
+			snprintf(cf.netns, sizeof cf.netns, "%s", v);
+		else if (strcmp(line, "uid_map") == 0 || strcmp(line, "gid_map") == 0) {
+			char *m = line[0] == 'u' ? cf.uid_map : cf.gid_map;
+			size_t k = strlen(m);
+			snprintf(m + k, sizeof cf.uid_map - k, "%s\n", v);
+		} else if (strcmp(line, "cgroup_procs") == 0 && cf.n_cgroup_procs < 16) {
+			char *d = strdup(v);
+			if (d != NULL)
+				cf.cgroup_procs[cf.n_cgroup_procs++] = d;
+		}
 	}
 	fclose(f);
 	if (cf.stop_signal <= 0)
@@ -316,50 +353,25 @@ static void sup_close_stream(struct sup_stream *s) {
 	s->fd = -1;
 }
 
-// sup_helper runs a Go stage of the hutch binary and reads what it writes
-// on its descriptor 3. out_fd and err_fd, when set, become its stdout and
-// stderr (the starter hands them to the container's init).
-static int sup_helper(const char *stage, int out_fd, int err_fd, char *res, size_t n) {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -1;
+// sup_helper runs a Go stage of the hutch binary (cgroup-kill) and waits
+// for it: its exit status, or 128 + the signal that ended it.
+static int sup_helper(const char *stage) {
 	pid_t c = fork();
-	if (c < 0) {
-		close(p[0]);
-		close(p[1]);
+	if (c < 0)
 		return -1;
-	}
 	if (c == 0) {
 		sigprocmask(SIG_SETMASK, &sup_oldmask, NULL);
 		signal(SIGPIPE, SIG_DFL);
-		if (out_fd >= 0)
-			dup2(out_fd, 1);
-		if (err_fd >= 0)
-			dup2(err_fd, 2);
-		dup2(p[1], 3);
 		setenv("_HUTCH_STAGE", stage, 1);
 		char name[64];
 		snprintf(name, sizeof name, "hutch-%s", stage);
 		execl("/proc/self/exe", name, cf.container, (char *)NULL);
 		_exit(127);
 	}
-	close(p[1]);
-	size_t got = 0;
-	for (;;) {
-		ssize_t r = read(p[0], res + got, n - 1 - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += r;
-		if (got == n - 1)
-			break;
-	}
-	res[got] = '\0';
-	close(p[0]);
 	int status;
-	while (waitpid(c, &status, 0) < 0 && errno == EINTR)
-		;
+	while (waitpid(c, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -392,8 +404,309 @@ static long long sup_oom_kills(void) {
 static long long sup_oom_before = -1;
 static long long sup_started_mono;
 
-// sup_start starts the container through the starter stage; 0 on success,
-// else st.error says why.
+// sup_overlay_exe opens the running binary through a private, read-only
+// overlayfs mount that is attached to no mount table (fsopen(2),
+// fsconfig(2), fsmount(2)): the init is executed from it, so /proc/PID/exe
+// inside the container leads to a file no one can write (CVE-2019-5736).
+// sealedSelf in reexec.go says more; this is its first choice in C. -1 when
+// the kernel cannot, or the file at the binary's path is no longer the
+// running binary.
+static int sup_overlay_exe(void) {
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	struct stat self, got;
+	if (n <= 0 || stat("/proc/self/exe", &self) < 0)
+		return -1;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (slash == NULL)
+		return -1;
+	*slash = '\0';
+	const char *base = slash + 1;
+	int dir = -1, tfs = -1, empty = -1, ofs = -1, mnt = -1, fd = -1;
+	dir = open(exe[0] ? exe : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		goto out;
+	// The empty second lower layer (an overlay without an upper layer
+	// needs two): a detached tmpfs.
+	tfs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+	if (tfs < 0 || fsconfig(tfs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		goto out;
+	empty = fsmount(tfs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);
+	if (empty < 0)
+		goto out;
+	ofs = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (ofs < 0 || fsconfig(ofs, FSCONFIG_SET_FD, "lowerdir+", NULL, dir) < 0 ||
+	    fsconfig(ofs, FSCONFIG_SET_FD, "lowerdir+", NULL, empty) < 0 ||
+	    fsconfig(ofs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		goto out;
+	mnt = fsmount(ofs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID);
+	if (mnt < 0)
+		goto out;
+	fd = openat(mnt, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	// The file at the path must still be the running binary (a rebuild
+	// renames a new one into place).
+	if (fd >= 0 && (fstat(fd, &got) < 0 || got.st_ino != self.st_ino || got.st_size != self.st_size ||
+			got.st_mtim.tv_sec != self.st_mtim.tv_sec || got.st_mtim.tv_nsec != self.st_mtim.tv_nsec)) {
+		close(fd);
+		fd = -1;
+	}
+out:;
+	int fds[] = {dir, tfs, empty, ofs, mnt};
+	for (unsigned i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return fd;
+}
+
+// sup_memfd_exe copies the running binary into a memfd and seals it
+// against every write (memfdSelf in reexec.go): the fallback for a kernel
+// without the new mount API or overlayfs.
+static int sup_memfd_exe(void) {
+	int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return -1;
+	int fd = memfd_create("hutch", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	// From the heap, not a static buffer: the pages go back when it is freed
+	// (a supervisor's resident memory counts).
+	size_t bn = 256 << 10;
+	char *buf = fd >= 0 ? malloc(bn) : NULL;
+	int ok = buf != NULL;
+	while (ok) {
+		ssize_t r = read(self, buf, bn);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			ok = r == 0;
+			break;
+		}
+		for (ssize_t w = 0; ok && w < r;) {
+			ssize_t k = write(fd, buf + w, r - w);
+			if (k < 0 && errno != EINTR)
+				ok = 0;
+			else if (k > 0)
+				w += k;
+		}
+	}
+	free(buf);
+	close(self);
+	// F_SEAL_WRITE fails with EBUSY while the kernel still holds
+	// references to the pages written: try again a while.
+	for (int try = 0; ok; try++) {
+		if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) == 0)
+			return fd;
+		if (errno != EBUSY || try == 50)
+			break;
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	}
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+// sup_write_file writes s to path in one write(2) (a uid_map must be
+// written at once).
+static int sup_write_file(const char *path, const char *s) {
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, s, strlen(s));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+// The descriptors the init stage finds (init.go): 0 /dev/null (the
+// supervisor's own), 1 and 2 the log pipes, 3 the sealed binary it was
+// executed from, 4 the sync pipe, 5 the error pipe, 6 config.json.
+enum { SUP_FD_OUT = 1, SUP_FD_ERR, SUP_FD_EXE, SUP_FD_SYNC, SUP_FD_ERRPIPE, SUP_FD_CONFIG, SUP_NFD };
+
+// sup_init_child runs in the new child of sup_clone until it executes the
+// init stage. It was cloned by a raw clone(2), so it keeps to system calls
+// and the string functions; any failure goes to the error pipe.
+static void sup_init_child(const int src[SUP_NFD], int userns_r) {
+	const char *what = "";
+	char msg[512];
+	sigprocmask(SIG_SETMASK, &sup_oldmask, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	int errw = src[SUP_FD_ERRPIPE];
+	if (cf.clone_flags & CLONE_NEWUSER) {
+		// Wait until the supervisor has written the maps; then become the
+		// namespace's root: the host's uid 0 has no name inside, and
+		// execve(2) would drop every capability (startInit's Credential).
+		char c;
+		what = "wait for the user namespace maps";
+		if (read(userns_r, &c, 1) != 1)
+			goto fail;
+	}
+	what = "setsid";
+	if (setsid() < 0)
+		goto fail;
+	if (cf.clone_flags & CLONE_NEWUSER) {
+		what = "setgroups";
+		if (syscall(SYS_setgroups, 0, NULL) < 0)
+			goto fail;
+		what = "setgid 0";
+		if (syscall(SYS_setresgid, 0, 0, 0) < 0)
+			goto fail;
+		what = "setuid 0";
+		if (syscall(SYS_setresuid, 0, 0, 0) < 0)
+			goto fail;
+	}
+	what = "chdir /";
+	if (chdir("/") < 0)
+		goto fail;
+	// Move each descriptor above the ones being placed first, then down
+	// into its place (dup2 clears close-on-exec on the copy).
+	int tmp[SUP_NFD];
+	what = "place descriptors";
+	for (int i = SUP_FD_OUT; i < SUP_NFD; i++)
+		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, SUP_NFD + 3)) < 0)
+			goto fail;
+	errw = tmp[SUP_FD_ERRPIPE];
+	for (int i = SUP_FD_OUT; i < SUP_NFD; i++)
+		if (dup2(tmp[i], i) < 0)
+			goto fail;
+	static char e_stage[] = "_HUTCH_STAGE=init";
+	char e_bundle[4200];
+	snprintf(e_bundle, sizeof e_bundle, "_HUTCH_BUNDLE=%s", sup_bundle);
+	char *envp[] = {e_stage, e_bundle, NULL};
+	const char *name = strrchr(sup_bundle, '/');
+	char *argv[] = {"hutch-init", (char *)(name ? name + 1 : sup_bundle), NULL};
+	what = "execve /proc/self/fd/3";
+	execve("/proc/self/fd/3", argv, envp);
+fail:;
+	int e = errno;
+	int n = snprintf(msg, sizeof msg, "start init: %s: %s", what, sup_errstr(e));
+	if (n > 0 && write(errw, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+// sup_clone starts the container's init stage as startInit does for the
+// Go supervisor (supervisor.go), in the same order: the sealed binary,
+// the pipes, the network namespace joined around clone(2) with the new
+// namespaces' flags (the child inherits the caller's network namespace;
+// with a new user namespace it could not join one the host's owns itself),
+// the user namespace's maps, the pid into each hierarchy's cgroup.procs,
+// then one byte on the sync pipe lets the init go on; the error pipe
+// closing at its execve(2) of the workload says it started. It returns the
+// init's pid, or -1 with st.error set.
+static int sup_clone(int out, int err) {
+	int sync[2] = {-1, -1}, ep[2] = {-1, -1}, up[2] = {-1, -1};
+	int exe = -1, cfg = -1, netfd = -1, selfnet = -1;
+	pid_t pid = -1;
+	const char *what = NULL, *arg = "";
+	char p[4200];
+	st.error[0] = '\0';
+	sup_path(p, sizeof p, "config.json");
+	// The init reads its config from this descriptor: opened here as the
+	// host's root, as the file may not be readable by the root of a user
+	// namespace.
+	what = "open";
+	arg = p;
+	if ((cfg = open(p, O_RDONLY | O_CLOEXEC)) < 0)
+		goto fail;
+	what = "sealed copy of hutch";
+	arg = "";
+	if ((exe = sup_overlay_exe()) < 0 && (exe = sup_memfd_exe()) < 0)
+		goto fail;
+	what = "pipe";
+	if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 || pipe2(up, O_CLOEXEC) < 0)
+		goto fail;
+	if (cf.netns[0]) {
+		what = "network namespace";
+		arg = cf.netns;
+		if ((netfd = open(cf.netns, O_RDONLY | O_CLOEXEC)) < 0)
+			goto fail;
+		arg = "/proc/self/ns/net";
+		if ((selfnet = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
+			goto fail;
+		what = "setns";
+		arg = cf.netns;
+		if (setns(netfd, CLONE_NEWNET) < 0)
+			goto fail;
+	}
+	pid = (pid_t)syscall(SYS_clone, (unsigned long)(cf.clone_flags | SIGCHLD), NULL, NULL, NULL, NULL);
+	if (pid == 0) {
+		int src[SUP_NFD] = {0, out, err, exe, sync[0], ep[1], cfg};
+		sup_init_child(src, up[0]);
+	}
+	int ce = errno;
+	if (selfnet >= 0 && setns(selfnet, CLONE_NEWNET) < 0)
+		sup_log("back to the host's network namespace: %s", strerror(errno));
+	errno = ce;
+	what = "clone";
+	arg = "";
+	if (pid < 0)
+		goto fail;
+	close(sync[0]);
+	close(ep[1]);
+	close(up[0]);
+	sync[0] = ep[1] = up[0] = -1;
+	if (cf.clone_flags & CLONE_NEWUSER) {
+		char f[64];
+		what = "write";
+		arg = f;
+		snprintf(f, sizeof f, "/proc/%d/uid_map", (int)pid);
+		if (cf.uid_map[0] && sup_write_file(f, cf.uid_map) < 0)
+			goto fail;
+		snprintf(f, sizeof f, "/proc/%d/gid_map", (int)pid);
+		if (cf.gid_map[0] && sup_write_file(f, cf.gid_map) < 0)
+			goto fail;
+		what = "release init";
+		arg = "";
+		if (write(up[1], "1", 1) != 1)
+			goto fail;
+	}
+	char num[32];
+	snprintf(num, sizeof num, "%d", (int)pid);
+	what = "cgroup: write";
+	for (int i = 0; i < cf.n_cgroup_procs; i++) {
+		arg = cf.cgroup_procs[i];
+		if (sup_write_file(cf.cgroup_procs[i], num) < 0)
+			goto fail;
+	}
+	what = "release init";
+	arg = "";
+	if (write(sync[1], "1", 1) != 1)
+		goto fail;
+	// Until the workload runs: EOF, or the init's error.
+	size_t got = 0;
+	for (;;) {
+		ssize_t r = read(ep[0], st.error + got, sizeof st.error - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += r;
+		if (got == sizeof st.error - 1)
+			break;
+	}
+	st.error[got] = '\0';
+	what = NULL;
+	if (got > 0)
+		goto fail;
+	goto out;
+fail:
+	if (what != NULL)
+		snprintf(st.error, sizeof st.error, "start init: %s%s%.2048s: %s", what, arg[0] ? " " : "", arg, sup_errstr(errno));
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	pid = -1;
+out:;
+	int fds[] = {sync[0], sync[1], ep[0], ep[1], up[0], up[1], exe, cfg, netfd, selfnet};
+	for (unsigned i = 0; i < sizeof fds / sizeof fds[0]; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return pid;
+}
+// sup_start starts the container's init (sup_clone); 0 on success, else
+// st.error says why.
 static int sup_start(void) {
 	int o[2], e[2];
 	if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0) {
@@ -402,20 +715,20 @@ static int sup_start(void) {
 	}
 	// The count before this run: a rise by its end is an OOM kill in it.
 	long long oom = sup_oom_kills();
-	char res[2048];
-	int rc = sup_helper("starter", o[1], e[1], res, sizeof res);
+	int pid = sup_clone(o[1], e[1]);
 	close(o[1]);
 	close(e[1]);
-	int pid = 0;
-	unsigned long long pstart = 0;
-	if (rc != 0 || sscanf(res, "ok %d %llu", &pid, &pstart) != 2 || pid <= 0) {
+	unsigned long long pstart = pid > 0 ? sup_start_time(pid) : 0;
+	if (pid > 0 && pstart == 0) {
+		snprintf(st.error, sizeof st.error, "start init: read /proc/%d/stat: %s", pid, sup_errstr(errno));
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		pid = -1;
+	}
+	if (pid <= 0) {
 		close(o[0]);
 		close(e[0]);
-		res[strcspn(res, "\n")] = '\0';
-		if (strncmp(res, "error ", 6) == 0)
-			snprintf(st.error, sizeof st.error, "%s", res + 6);
-		else
-			snprintf(st.error, sizeof st.error, "starter ended with %d: %s", rc, res);
 		return -1;
 	}
 	// Non-blocking: the last read after the init ended must not wait for
@@ -538,8 +851,9 @@ static int sup_main(void) {
 		dprintf(ready, "{\"error\":\"supervisor: log %s: %s\"}\n", sup_logpath, strerror(errno));
 		return 1;
 	}
-	// The container's init is the starter's child; when the starter exits
-	// it becomes ours, so that wait4(2) sees it end.
+	// The container's init is our child (sup_clone); as a subreaper we also
+	// get, and reap, whatever a container without its own pid namespace
+	// leaves behind when its parent ends.
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t mask;
@@ -567,8 +881,8 @@ static int sup_main(void) {
 	}
 	dprintf(ready, "{\"pid\":%d}\n", st.pid);
 	// Close the report pipe by putting /dev/null in its place: descriptor
-	// 3 stays taken, so no pipe made later lands on it (sup_helper hands a
-	// helper its report pipe as descriptor 3).
+	// 3 stays taken, so no pipe made later lands on it (a descriptor the
+	// init finds, though sup_init_child moves its own out of the way).
 	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (nul >= 0 && nul != ready) {
 		dup3(nul, ready, O_CLOEXEC);
@@ -656,8 +970,7 @@ static int sup_main(void) {
 		if (kill_at >= 0 && now >= kill_at) {
 			// The stop timeout passed: SIGKILL every process of the cgroup
 			// (a Go helper through the cgroup driver), and the init.
-			char res[256];
-			sup_helper("cgroup-kill", -1, -1, res, sizeof res);
+			sup_helper("cgroup-kill");
 			if (!init_done)
 				kill(st.pid, SIGKILL);
 			kill_at = -1;

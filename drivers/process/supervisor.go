@@ -416,21 +416,19 @@ func cgroupPath(s *specs.Spec) string {
 	return strings.TrimPrefix(filepath.Clean("/"+s.Linux.CgroupsPath), "/")
 }
 
-// startInit starts the container's init stage from a sealed copy of the
-// hutch binary, in new namespaces and the container's network namespace,
-// puts it in the cgroup and lets it go on. It returns once the init has
-// executed the workload (the error pipe reached EOF) or failed.
-func startInit(bundle string, cg CgroupJoiner, cgPath string, stdout, stderr io.Writer) (*exec.Cmd, error) {
-	name := filepath.Base(bundle)
-	spec, err := loadSpec(bundle)
-	if err != nil {
-		return nil, fmt.Errorf("container %s: %w", name, err)
-	}
+// initAttr turns the config's namespaces into how the init is cloned: the
+// clone flags, the user namespace's maps and credentials, and the path of
+// the network namespace to join ("" for none). The cgroup namespace is
+// unshared by the init itself once it is in its cgroup (containerInit).
+func initAttr(spec *specs.Spec) (*syscall.SysProcAttr, string, error) {
 	if spec.Process.Terminal {
-		return nil, fmt.Errorf("container %s: process.terminal: a detached container has no terminal", name)
+		return nil, "", errors.New("process.terminal: a detached container has no terminal")
 	}
 	attr := &syscall.SysProcAttr{Setsid: true}
 	var netnsPath string
+	if spec.Linux == nil {
+		return attr, "", nil
+	}
 	for _, ns := range spec.Linux.Namespaces {
 		switch ns.Type {
 		case specs.PIDNamespace:
@@ -465,11 +463,30 @@ func startInit(bundle string, cg CgroupJoiner, cgPath string, stdout, stderr io.
 				netnsPath = ns.Path
 			}
 		case specs.TimeNamespace:
-			return nil, fmt.Errorf("container %s: time namespaces are not supported", name)
+			return nil, "", errors.New("time namespaces are not supported")
 		}
 		if ns.Path != "" && ns.Type != specs.NetworkNamespace {
-			return nil, fmt.Errorf("container %s: joining a %s namespace by path is not supported", name, ns.Type)
+			return nil, "", fmt.Errorf("joining a %s namespace by path is not supported", ns.Type)
 		}
+	}
+	return attr, netnsPath, nil
+}
+
+// startInit starts the container's init stage from a sealed copy of the
+// hutch binary, in new namespaces and the container's network namespace,
+// puts it in the cgroup and lets it go on. It returns once the init has
+// executed the workload (the error pipe reached EOF) or failed. This is
+// the Go supervisor's way; supervisor.c does the same itself (sup_clone)
+// from what newLaunch wrote to supervisor.conf.
+func startInit(bundle string, cg CgroupJoiner, cgPath string, stdout, stderr io.Writer) (*exec.Cmd, error) {
+	name := filepath.Base(bundle)
+	spec, err := loadSpec(bundle)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	attr, netnsPath, err := initAttr(spec)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
 	exe, err := sealedSelf()
 	if err != nil {
@@ -689,56 +706,83 @@ func supervisorChoice() []string {
 	return nil
 }
 
-// writeConf writes supervisor.conf, the policies of p as "key value"
-// lines, for the supervisor in C, and oomFile: the absolute path of the
-// cgroup file with the oom_kill line (v1 memory.oom_control, v2
-// memory.events), "" for none.
-func writeConf(bundle string, p *plan.Process, oomFile string) error {
+// launch is what supervisor.c needs, beyond the policies, to start the
+// container's init itself (sup_clone) without a Go process: what startInit
+// reads from config.json and asks the cgroup driver, worked out by the
+// driver when it writes supervisor.conf.
+type launch struct {
+	OOMFile     string   // the cgroup file with the oom_kill line (v1 memory.oom_control, v2 memory.events)
+	CloneFlags  uintptr  // CLONE_NEW* of the init's new namespaces
+	Netns       string   // the network namespace to join, "" for none
+	UIDMap      []string // lines of /proc/PID/uid_map ("0 100000 65536"), for a user namespace
+	GIDMap      []string
+	CgroupProcs []string // the cgroup.procs file of each hierarchy (CgroupJoiner.ProcsFiles)
+}
+
+// newLaunch works out the launch of spec's init for the cgroup at cgPath
+// ("" for none) through cg.
+func newLaunch(spec *specs.Spec, cg CgroupJoiner, cgPath string) (*launch, error) {
+	attr, netns, err := initAttr(spec)
+	if err != nil {
+		return nil, err
+	}
+	l := &launch{CloneFlags: attr.Cloneflags, Netns: netns}
+	for _, m := range attr.UidMappings {
+		l.UIDMap = append(l.UIDMap, fmt.Sprintf("%d %d %d", m.ContainerID, m.HostID, m.Size))
+	}
+	for _, m := range attr.GidMappings {
+		l.GIDMap = append(l.GIDMap, fmt.Sprintf("%d %d %d", m.ContainerID, m.HostID, m.Size))
+	}
+	if cgPath != "" && cg != nil {
+		if l.OOMFile, err = cg.OOMFile(cgPath); err != nil {
+			return nil, err
+		}
+		if l.CgroupProcs, err = cg.ProcsFiles(cgPath); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// writeConf writes supervisor.conf for the supervisor in C: the policies
+// of p and the launch of its init, as "key value" lines (a key with
+// several values repeats).
+func writeConf(bundle string, p *plan.Process, l *launch) error {
 	sig, err := parseSignal(p.StopSignal)
 	if err != nil {
 		return fmt.Errorf("container %s: stop signal: %w", p.Container, err)
 	}
-	if strings.ContainsAny(oomFile, "\n") {
-		return fmt.Errorf("container %s: oom file %q: holds a newline", p.Container, oomFile)
-	}
 	b := fmt.Appendf(nil, "container %s\ndigest %s\nrestart %s\nmax_retries %d\nstop_signal %d\nstop_timeout_ns %d\nlog_max_size %d\nlog_max_files %d\n",
 		p.Container, p.Digest, p.Restart.Policy, p.Restart.MaxRetries, int(sig), int64(p.StopTimeout), p.Logs.MaxSize, p.Logs.MaxFiles)
-	if oomFile != "" {
-		b = fmt.Appendf(b, "oom_file %s\n", oomFile)
+	// supervisor.c holds up to 16 cgroup.procs files and 1 KiB of each map.
+	if len(l.CgroupProcs) > 16 || len(strings.Join(l.UIDMap, "\n")) > 1000 || len(strings.Join(l.GIDMap, "\n")) > 1000 {
+		return fmt.Errorf("container %s: %d cgroup hierarchies, %d uid and %d gid mappings: more than the supervisor holds", p.Container, len(l.CgroupProcs), len(l.UIDMap), len(l.GIDMap))
+	}
+	b = fmt.Appendf(b, "clone_flags %d\n", l.CloneFlags)
+	kv := [][2]string{{"oom_file", l.OOMFile}, {"netns", l.Netns}}
+	for _, m := range l.UIDMap {
+		kv = append(kv, [2]string{"uid_map", m})
+	}
+	for _, m := range l.GIDMap {
+		kv = append(kv, [2]string{"gid_map", m})
+	}
+	for _, f := range l.CgroupProcs {
+		kv = append(kv, [2]string{"cgroup_procs", f})
+	}
+	for _, e := range kv {
+		if e[1] == "" {
+			continue
+		}
+		// The C supervisor reads lines of up to 4 KiB.
+		if strings.ContainsAny(e[1], "\n\x00") || len(e[1]) > 4000 {
+			return fmt.Errorf("container %s: %s %q: not a line supervisor.conf can hold", p.Container, e[0], e[1])
+		}
+		b = fmt.Appendf(b, "%s %s\n", e[0], e[1])
 	}
 	return writeAtomic(filepath.Join(bundle, confFile), b)
 }
 
-// Helper stages the C supervisor runs for what needs Go. Each reads
-// supervisor.json; the starter writes its answer on descriptor 3.
-
-// starterMain starts the container's init (startInit, stdout and stderr
-// being the supervisor's log pipes) and reports "ok PID START" or
-// "error MESSAGE"; it then exits, and the init becomes the supervisor's
-// child (PR_SET_CHILD_SUBREAPER).
-func starterMain(newCgroup CgroupFactory) int {
-	rep := os.NewFile(3, "report pipe")
-	fail := func(err error) int {
-		fmt.Fprintf(rep, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
-		return 1
-	}
-	bundle := os.Getenv(envBundle)
-	c, cg, err := helperSetup(bundle, newCgroup)
-	if err != nil {
-		return fail(err)
-	}
-	cmd, err := startInit(bundle, cg, c.Cgroup, os.Stdout, os.Stderr)
-	if err != nil {
-		return fail(err)
-	}
-	st, err := startTime(cmd.Process.Pid)
-	if err != nil {
-		cmd.Process.Kill()
-		return fail(fmt.Errorf("container %s: %w", c.Process.Container, err))
-	}
-	fmt.Fprintf(rep, "ok %d %d\n", cmd.Process.Pid, st)
-	return 0
-}
+// The helper stage the C supervisor runs for what still needs Go.
 
 // cgroupKillMain kills every process of the container's cgroup for the C
 // supervisor, when the stop timeout passed.
