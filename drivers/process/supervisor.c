@@ -29,6 +29,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,14 +38,20 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <linux/close_range.h>
+#include <linux/magic.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SUP_MAXLINE (16 << 10)
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 
 static struct {
 	char container[256];
@@ -522,12 +529,20 @@ static int sup_write_file(const char *path, const char *s) {
 // executed from, 4 the sync pipe, 5 the error pipe, 6 config.json.
 enum { SUP_FD_OUT = 1, SUP_FD_ERR, SUP_FD_EXE, SUP_FD_SYNC, SUP_FD_ERRPIPE, SUP_FD_CONFIG, SUP_NFD };
 
+// The cgroup v1 tasks files the child of sup_clone moves itself into (see
+// there), opened by the supervisor.
+static int sup_tasks[16], sup_ntasks;
+static const char *sup_tasks_path[16];
+
 // sup_init_child runs in the new child of sup_clone until it executes the
 // init stage. It was cloned by a raw clone(2), so it keeps to system calls
 // and the string functions; any failure goes to the error pipe.
-static void sup_init_child(const int src[SUP_NFD], int userns_r) {
+static void sup_init_child(const int src[SUP_NFD], int userns_r, int hello_w) {
 	const char *what = "";
 	char msg[512];
+	// Alive: a child the kernel killed at its birth never gets here.
+	if (hello_w >= 0 && write(hello_w, "1", 1) != 1)
+		_exit(127);
 	sigprocmask(SIG_SETMASK, &sup_oldmask, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	int errw = src[SUP_FD_ERRPIPE];
@@ -538,6 +553,13 @@ static void sup_init_child(const int src[SUP_NFD], int userns_r) {
 		char c;
 		what = "wait for the user namespace maps";
 		if (read(userns_r, &c, 1) != 1)
+			goto fail;
+	}
+	// "0" is the writer itself: a single thread moving itself, for which
+	// the kernel skips the global cgroup_threadgroup_rwsem (see sup_clone).
+	for (int i = 0; i < sup_ntasks; i++) {
+		what = sup_tasks_path[i];
+		if (write(sup_tasks[i], "0", 1) != 1)
 			goto fail;
 	}
 	what = "setsid";
@@ -578,7 +600,7 @@ static void sup_init_child(const int src[SUP_NFD], int userns_r) {
 	execve("/proc/self/fd/3", argv, envp);
 fail:;
 	int e = errno;
-	int n = snprintf(msg, sizeof msg, "start init: %s: %s", what, sup_errstr(e));
+	int n = snprintf(msg, sizeof msg, "start init: %.400s: %s", what, sup_errstr(e));
 	if (n > 0 && write(errw, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0)
 		_exit(127);
 	_exit(127);
@@ -589,17 +611,34 @@ fail:;
 // the pipes, the network namespace joined around clone(2) with the new
 // namespaces' flags (the child inherits the caller's network namespace;
 // with a new user namespace it could not join one the host's owns itself),
-// the user namespace's maps, the pid into each hierarchy's cgroup.procs,
-// then one byte on the sync pipe lets the init go on; the error pipe
-// closing at its execve(2) of the workload says it started. It returns the
-// init's pid, or -1 with st.error set.
-static int sup_clone(int out, int err) {
-	int sync[2] = {-1, -1}, ep[2] = {-1, -1}, up[2] = {-1, -1};
-	int exe = -1, cfg = -1, netfd = -1, selfnet = -1;
+// the user namespace's maps, then one byte on the sync pipe lets the init
+// go on; the error pipe closing at its execve(2) of the workload says it
+// started. It returns the init's pid, or -1 with st.error set.
+//
+// The cgroups are joined otherwise than startInit does. Writing a pid to
+// cgroup.procs takes the kernel's global cgroup_threadgroup_rwsem for
+// writing, and that percpu rwsem makes its writer wait for an RCU grace
+// period (percpu_down_write, rcu_sync_enter): 10 ms of every start here.
+// So the init is born in its cgroup2 folder (clone3(2) CLONE_INTO_CGROUP,
+// under the read side that every fork takes) and moves itself into each
+// v1 hierarchy before it executes anything, by writing "0" to the tasks
+// file the supervisor opened for it: a single thread moving itself skips
+// the global lock (cgroup_procs_write_start). Only without clone3 (Linux
+// before 5.7) is its pid written to the cgroup2 cgroup.procs.
+//
+// With into = 0 it does not use CLONE_INTO_CGROUP (see sup_start_init).
+// *born_dead says the child was SIGKILLed by the kernel at its birth.
+static int sup_clone(int out, int err, int into, int *born_dead) {
+	int sync[2] = {-1, -1}, ep[2] = {-1, -1}, up[2] = {-1, -1}, hp[2] = {-1, -1};
+	int exe = -1, cfg = -1, netfd = -1, selfnet = -1, cgfd = -1;
+	const char *cgprocs = NULL, *late = NULL;
 	pid_t pid = -1;
+	int released = 1, into_used = 0;
+	*born_dead = 0;
 	const char *what = NULL, *arg = "";
 	char p[4200];
 	st.error[0] = '\0';
+	sup_ntasks = 0;
 	sup_path(p, sizeof p, "config.json");
 	// The init reads its config from this descriptor: opened here as the
 	// host's root, as the file may not be readable by the root of a user
@@ -615,6 +654,43 @@ static int sup_clone(int out, int err) {
 	what = "pipe";
 	if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 || pipe2(up, O_CLOEXEC) < 0)
 		goto fail;
+	for (int i = 0; i < cf.n_cgroup_procs; i++) {
+		char dir[4200];
+		snprintf(dir, sizeof dir, "%s", cf.cgroup_procs[i]);
+		char *slash = strrchr(dir, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		what = "cgroup: open";
+		arg = cf.cgroup_procs[i];
+		int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct statfs sf;
+		if (d < 0 || fstatfs(d, &sf) < 0) {
+			if (d >= 0)
+				close(d);
+			goto fail;
+		}
+		if (sf.f_type == CGROUP2_SUPER_MAGIC && cgfd < 0) {
+			cgfd = d;
+			cgprocs = cf.cgroup_procs[i];
+			continue;
+		}
+		close(d);
+		if (sf.f_type != CGROUP_SUPER_MAGIC) {
+			errno = EINVAL; // a second cgroup2 folder, or no cgroup at all
+			goto fail;
+		}
+		char *t = malloc(strlen(dir) + sizeof "/tasks");
+		if (t == NULL)
+			goto fail;
+		sprintf(t, "%s/tasks", dir);
+		sup_tasks_path[sup_ntasks] = t;
+		arg = t;
+		if ((sup_tasks[sup_ntasks] = open(t, O_WRONLY | O_CLOEXEC)) < 0) {
+			free(t);
+			goto fail;
+		}
+		sup_ntasks++;
+	}
 	if (cf.netns[0]) {
 		what = "network namespace";
 		arg = cf.netns;
@@ -628,10 +704,29 @@ static int sup_clone(int out, int err) {
 		if (setns(netfd, CLONE_NEWNET) < 0)
 			goto fail;
 	}
-	pid = (pid_t)syscall(SYS_clone, (unsigned long)(cf.clone_flags | SIGCHLD), NULL, NULL, NULL, NULL);
+	struct {
+		uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+	} ca = {.flags = cf.clone_flags, .exit_signal = SIGCHLD};
+	if (cgfd >= 0 && into) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)cgfd;
+		what = "pipe";
+		arg = "";
+		if (pipe2(hp, O_CLOEXEC) < 0)
+			goto fail;
+	} else {
+		late = cgprocs;
+	}
+	into_used = (ca.flags & CLONE_INTO_CGROUP) != 0;
+	pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid < 0 && errno == ENOSYS) {
+		into_used = 0;
+		pid = (pid_t)syscall(SYS_clone, (unsigned long)(cf.clone_flags | SIGCHLD), NULL, NULL, NULL, NULL);
+		late = cgprocs;
+	}
 	if (pid == 0) {
 		int src[SUP_NFD] = {0, out, err, exe, sync[0], ep[1], cfg};
-		sup_init_child(src, up[0]);
+		sup_init_child(src, up[0], hp[1]);
 	}
 	int ce = errno;
 	if (selfnet >= 0 && setns(selfnet, CLONE_NEWNET) < 0)
@@ -645,6 +740,21 @@ static int sup_clone(int out, int err) {
 	close(ep[1]);
 	close(up[0]);
 	sync[0] = ep[1] = up[0] = -1;
+	if (hp[1] >= 0) {
+		// Born alive? EOF here is a child that ended before it ran.
+		close(hp[1]);
+		hp[1] = -1;
+		char c;
+		ssize_t r;
+		while ((r = read(hp[0], &c, 1)) < 0 && errno == EINTR)
+			;
+		if (r != 1) {
+			what = "clone";
+			errno = ECHILD;
+			released = 0; // it has ended: see how
+			goto fail;
+		}
+	}
 	if (cf.clone_flags & CLONE_NEWUSER) {
 		char f[64];
 		what = "write";
@@ -657,21 +767,25 @@ static int sup_clone(int out, int err) {
 			goto fail;
 		what = "release init";
 		arg = "";
-		if (write(up[1], "1", 1) != 1)
+		if (write(up[1], "1", 1) != 1) {
+			released = 0;
+			goto fail;
+		}
+	}
+	if (late != NULL) {
+		char num[32];
+		snprintf(num, sizeof num, "%d", (int)pid);
+		what = "cgroup: write";
+		arg = late;
+		if (sup_write_file(late, num) < 0)
 			goto fail;
 	}
-	char num[32];
-	snprintf(num, sizeof num, "%d", (int)pid);
-	what = "cgroup: write";
-	for (int i = 0; i < cf.n_cgroup_procs; i++) {
-		arg = cf.cgroup_procs[i];
-		if (sup_write_file(cf.cgroup_procs[i], num) < 0)
-			goto fail;
-	}
+	// A child that failed (its tasks files) has closed the sync pipe: the
+	// write fails, and the error pipe says why.
 	what = "release init";
 	arg = "";
-	if (write(sync[1], "1", 1) != 1)
-		goto fail;
+	released = write(sync[1], "1", 1) == 1;
+	int we = errno;
 	// Until the workload runs: EOF, or the init's error.
 	size_t got = 0;
 	for (;;) {
@@ -685,28 +799,64 @@ static int sup_clone(int out, int err) {
 			break;
 	}
 	st.error[got] = '\0';
-	what = NULL;
+	errno = we;
 	if (got > 0)
+		what = NULL;
+	if (got > 0 || !released)
 		goto fail;
 	goto out;
 fail:
 	if (what != NULL)
 		snprintf(st.error, sizeof st.error, "start init: %s%s%.2048s: %s", what, arg[0] ? " " : "", arg, sup_errstr(errno));
 	if (pid > 0) {
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		// A child that closed the release pipe has ended (or is ending):
+		// see how it ended before any kill of ours could hide it.
+		int status = 0;
+		pid_t w;
+		while ((w = waitpid(pid, &status, released ? WNOHANG : 0)) < 0 && errno == EINTR)
 			;
+		if (w == pid) {
+			*born_dead = into_used && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+		} else {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
 	}
 	pid = -1;
 out:;
-	int fds[] = {sync[0], sync[1], ep[0], ep[1], up[0], up[1], exe, cfg, netfd, selfnet};
+	int fds[] = {sync[0], sync[1], ep[0], ep[1], up[0], up[1], hp[0], hp[1], exe, cfg, netfd, selfnet, cgfd};
 	for (unsigned i = 0; i < sizeof fds / sizeof fds[0]; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	for (int i = 0; i < sup_ntasks; i++) {
+		close(sup_tasks[i]);
+		free((void *)sup_tasks_path[i]);
+	}
+	sup_ntasks = 0;
 	return pid;
 }
-// sup_start starts the container's init (sup_clone); 0 on success, else
-// st.error says why.
+// sup_start_init starts the init through sup_clone. The kernel (6.14 on,
+// up to at least 6.18) SIGKILLs a child born with CLONE_INTO_CGROUP in a
+// cgroup that was ever killed through cgroup.kill: cgroup_css_set_fork
+// takes the kill sequence number of the parent's cgroup, not the target's
+// (it reads kargs->cgrp before setting it), and cgroup_post_fork sees them
+// differ. The driver's KillAll writes cgroup.kill, so a container started
+// again in its cgroup meets that: start again without CLONE_INTO_CGROUP,
+// and keep to that in this supervisor.
+static int sup_start_init(int out, int err) {
+	static int no_into;
+	int born_dead = 0;
+	int pid = sup_clone(out, err, !no_into, &born_dead);
+	if (pid < 0 && born_dead) {
+		no_into = 1;
+		pid = sup_clone(out, err, 0, &born_dead);
+	}
+	return pid;
+}
+
+// sup_start starts the container's init (sup_start_init); 0 on success,
+// else st.error says why.
 static int sup_start(void) {
 	int o[2], e[2];
 	if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0) {
@@ -715,7 +865,7 @@ static int sup_start(void) {
 	}
 	// The count before this run: a rise by its end is an OOM kill in it.
 	long long oom = sup_oom_kills();
-	int pid = sup_clone(o[1], e[1]);
+	int pid = sup_start_init(o[1], e[1]);
 	close(o[1]);
 	close(e[1]);
 	unsigned long long pstart = pid > 0 ? sup_start_time(pid) : 0;

@@ -318,7 +318,9 @@ func readFile(t *testing.T, p string) string {
 
 // A supervisor that dies (kill -9) leaves a container without a keeper:
 // the state says dead, Observe finds nothing, and the next start replaces
-// the orphaned process instead of running a second one beside it.
+// the orphaned process instead of running a second one beside it. That
+// start is in a cgroup the driver killed through cgroup.kill, where the
+// kernel SIGKILLs a child born with CLONE_INTO_CGROUP (sup_start_init).
 func TestSupervisorKilled(t *testing.T) {
 	c := newContainer(t, []string{"sleep", "100000"}, containerOpts{})
 	c.start()
