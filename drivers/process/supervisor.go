@@ -479,6 +479,12 @@ func initAttr(spec *specs.Spec) (*syscall.SysProcAttr, string, error) {
 // the Go supervisor's way; supervisor.c does the same itself (sup_clone)
 // from what newLaunch wrote to supervisor.conf.
 func startInit(bundle string, cg CgroupJoiner, cgPath string, stdout, stderr io.Writer) (*exec.Cmd, error) {
+	return startInitStdio(bundle, cg, cgPath, nil, stdout, stderr)
+}
+
+// startInitStdio is startInit with a standard input for the workload (nil:
+// /dev/null), for a container run in the foreground (foreground.go).
+func startInitStdio(bundle string, cg CgroupJoiner, cgPath string, stdin io.Reader, stdout, stderr io.Writer) (*exec.Cmd, error) {
 	name := filepath.Base(bundle)
 	spec, err := loadSpec(bundle)
 	if err != nil {
@@ -517,6 +523,7 @@ func startInit(bundle string, cg CgroupJoiner, cgPath string, stdout, stderr io.
 		Env:         []string{envStage + "=" + stageInit, envBundle + "=" + bundle},
 		Dir:         "/",
 		ExtraFiles:  []*os.File{exe, syncR, errW, cfgR},
+		Stdin:       stdin,
 		Stdout:      stdout,
 		Stderr:      stderr,
 		SysProcAttr: attr,

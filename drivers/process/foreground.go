@@ -1,0 +1,368 @@
+//go:build linux
+
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"hutch/plan"
+)
+
+// Running a container in the foreground (`hutch run`). The container's
+// init is a child of the calling hutch process: no spawn stage, no
+// supervisor, no log file; the workload gets hutch's standard streams. The
+// hutch process takes the supervisor's place in the bundle's files for as
+// long as it waits: process.json names it as the supervisor (pid and start
+// time) and supervisor.json holds the process and its cgroup, so everything
+// that deals with a supervised container deals with this one too. Observe
+// reports it running (an apply of the same manifest starts no second copy);
+// Stop and Delete ask hutch to stop it as they ask a supervisor (a stop
+// file, SIGTERM); and when hutch is killed with SIGKILL, Stop kills the init
+// by its recorded pid and start time and every process left in the cgroup
+// named in supervisor.json.
+
+// endingSignals are the forwarded signals that ask a process to end. The
+// kernel discards a signal sent to the first process of a pid namespace
+// when that process keeps the default action (pid_namespaces(7)), so a
+// Ctrl-C would never end `sleep` or a server that does not catch SIGINT:
+// Foreground then ends the container with SIGKILL in the signal's place.
+var endingSignals = []unix.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT}
+
+// Foreground starts the container of p with the given standard streams as
+// a child of the calling process, records it in the bundle (process.json,
+// supervisor.json), calls started (if not nil), forwards every signal that
+// arrives on signals to the container's first process, waits for it to end,
+// records how, and returns its exit status: its exit code, or 128+N when
+// signal N ended it, as a shell says.
+//
+// A forwarded SIGINT, SIGTERM, SIGHUP or SIGQUIT that the first process
+// has no handler for would be discarded by the kernel; the process is then
+// killed with SIGKILL and the status is 128 plus the forwarded signal, what
+// the signal's default action would have given. A SIGTERM that comes with
+// a stop request (hutch stop, delete, or an apply replacing the process)
+// is a stop: the container's stop signal, and after its timeout SIGKILL to
+// every process of the cgroup, as the supervisor does.
+//
+// It fails without starting anything when a supervisor (or another
+// foreground hutch) runs the bundle's container. What an earlier run left
+// (a process whose hutch was killed) is killed first.
+func (d *Driver) Foreground(ctx context.Context, p *plan.Process, stdin io.Reader, stdout, stderr io.Writer,
+	signals <-chan os.Signal, started func() error) (int, error) {
+	st, err := d.State(p.Bundle)
+	if err != nil {
+		return -1, err
+	}
+	if st.SupervisorAlive() {
+		return -1, fmt.Errorf("container %s: already running (pid %d runs it: hutch apply's supervisor or another hutch run); stop or delete it first", p.Container, st.SupervisorPID)
+	}
+	if st.Status != StatusAbsent {
+		if err := d.Stop(ctx, p.Bundle, 0); err != nil {
+			return -1, err
+		}
+	}
+	spec, err := loadSpec(p.Bundle)
+	if err != nil {
+		return -1, fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	if err := CheckRlimits(spec); err != nil {
+		return -1, fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	f := &foreground{d: d, p: p, cgPath: cgroupPath(spec)}
+	if f.cgPath != "" && d.cg == nil {
+		return -1, fmt.Errorf("container %s: cgroup %s: the process driver has no cgroup driver", p.Container, f.cgPath)
+	}
+	if err := os.Remove(filepath.Join(p.Bundle, stopFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return -1, fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	self, err := startTime(os.Getpid())
+	if err != nil {
+		return -1, fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	// supervisor.json first: from the moment process.json names this
+	// process, Stop must find the cgroup to empty.
+	if err := writeQuick(filepath.Join(p.Bundle, configFile), &supervisorConfig{Process: *p, Cgroup: f.cgPath}); err != nil {
+		return -1, fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	f.state = State{Container: p.Container, Status: StatusCreated, Digest: p.Digest, SupervisorPID: os.Getpid(), SupervisorStart: self}
+	if err := f.save(); err != nil {
+		return -1, err
+	}
+	var oomBefore uint64
+	if f.cgPath != "" {
+		if oomBefore, err = d.cg.OOMKills(f.cgPath); err != nil {
+			return -1, f.fail(err)
+		}
+	}
+	cmd, err := startInitStdio(p.Bundle, d.cg, f.cgPath, stdin, stdout, stderr)
+	if err != nil {
+		return -1, f.fail(err)
+	}
+	pid := cmd.Process.Pid
+	// Read before the wait: until then the process, even ended, is a
+	// zombie whose /proc/PID/stat stays.
+	pidStart, err := startTime(pid)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	if err != nil {
+		cmd.Process.Kill()
+		<-done
+		return -1, f.fail(fmt.Errorf("container %s: %w", p.Container, err))
+	}
+	f.state.Status, f.state.Started = StatusRunning, time.Now()
+	f.state.PID, f.state.PIDStart = pid, pidStart
+	if err := f.save(); err != nil {
+		cmd.Process.Kill()
+		<-done
+		return -1, err
+	}
+	if started != nil {
+		if err := started(); err != nil {
+			cmd.Process.Kill()
+			<-done
+			f.exited(cmd, 0, false, oomBefore)
+			return -1, err
+		}
+	}
+	var (
+		emulated  unix.Signal // an ending signal the init had no handler for
+		stopping  bool
+		killTimer <-chan time.Time
+	)
+	for {
+		select {
+		case <-done:
+			return f.exited(cmd, emulated, stopping, oomBefore), nil
+		case s := <-signals:
+			sig, ok := s.(syscall.Signal)
+			if !ok {
+				continue
+			}
+			if timeout, ok := f.stopRequest(sig); ok {
+				if stopping {
+					continue
+				}
+				stopping = true
+				f.state.Status = StatusStopping
+				f.save()
+				stop, err := parseSignal(p.StopSignal)
+				if err != nil {
+					stop = unix.SIGTERM
+				}
+				unix.Kill(pid, stop)
+				if timeout <= 0 || !catches(pid, stop) {
+					unix.Kill(pid, unix.SIGKILL)
+				} else {
+					killTimer = time.After(timeout)
+				}
+				continue
+			}
+			unix.Kill(pid, sig)
+			if ending(sig) && !catches(pid, sig) {
+				emulated = sig
+				unix.Kill(pid, unix.SIGKILL)
+			}
+		case <-killTimer:
+			// The stop timeout passed: every process of the cgroup, then
+			// the init itself (in case it has no cgroup).
+			if f.cgPath != "" {
+				d.cg.KillAll(f.cgPath)
+			}
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+}
+
+// foreground is one container run in the foreground.
+type foreground struct {
+	d      *Driver
+	p      *plan.Process
+	cgPath string
+	state  State
+}
+
+func (f *foreground) save() error {
+	if err := writeQuick(filepath.Join(f.p.Bundle, stateFile), &f.state); err != nil {
+		return fmt.Errorf("container %s: %w", f.p.Container, err)
+	}
+	return nil
+}
+
+// fail records a start that failed.
+func (f *foreground) fail(err error) error {
+	f.state.Status, f.state.Error, f.state.Finished = StatusFailed, err.Error(), time.Now()
+	return errors.Join(err, f.save())
+}
+
+// stopRequest says whether sig is a stop request (SIGTERM with a stop file,
+// as Stop sends it) and its timeout.
+func (f *foreground) stopRequest(sig unix.Signal) (time.Duration, bool) {
+	if sig != unix.SIGTERM {
+		return 0, false
+	}
+	b, err := os.ReadFile(filepath.Join(f.p.Bundle, stopFile))
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(n), true
+}
+
+// exited records how the process ended and returns its exit status.
+func (f *foreground) exited(cmd *exec.Cmd, emulated unix.Signal, stopping bool, oomBefore uint64) int {
+	code := exitStatus(cmd.ProcessState, emulated)
+	f.state.Status, f.state.Finished = StatusExited, time.Now()
+	if stopping {
+		f.state.Status = StatusStopped
+	}
+	f.state.PID, f.state.PIDStart = 0, 0
+	f.state.ExitCode, f.state.Signal = code, ""
+	if code > 128 && code < 128+65 {
+		f.state.Signal = unix.SignalName(unix.Signal(code - 128))
+	}
+	if f.cgPath != "" {
+		// The kernel counts OOM kills per cgroup (v1 memory.oom_control
+		// oom_kill, v2 memory.events).
+		if n, err := f.d.cg.OOMKills(f.cgPath); err == nil && n > oomBefore {
+			f.state.OOMKilled = true
+		}
+	}
+	f.save()
+	return code
+}
+
+// exitStatus is a shell's $? for a process that ended as ps says: its exit
+// code, or 128+N when signal N killed it. emulated is the signal SIGKILL
+// stood in for (see endingSignals).
+func exitStatus(ps *os.ProcessState, emulated unix.Signal) int {
+	if ps == nil {
+		return -1
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	switch {
+	case !ok:
+		return ps.ExitCode()
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled() && ws.Signal() == unix.SIGKILL && emulated != 0:
+		return 128 + int(emulated)
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
+	}
+	return -1
+}
+
+func ending(sig unix.Signal) bool {
+	for _, s := range endingSignals {
+		if s == sig {
+			return true
+		}
+	}
+	return false
+}
+
+// writeQuick writes v as JSON to path atomically (a temporary file renamed
+// over it) but without fsync(2): these files must outlive the hutch process
+// (a kill -9), not the machine, which takes the process with it.
+func writeQuick(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// WarmCgroupMoves moves the calling process into the cgroup it is already
+// in (writes 0 to its own cgroup.procs), which changes nothing, and returns
+// when the kernel has done so. Every write to a cgroup.procs file takes
+// cgroup_threadgroup_rwsem for writing, and the first such write after a
+// quiet period waits for an RCU grace period (rcu_sync_enter: the lock's
+// readers, every fork and exit, must leave their fast path first): 8-9 ms
+// on this 2-CPU machine, on the path of every container start, where the
+// container's init waits for it to be placed in its cgroup. A write that
+// comes within a grace period after another one's end does not wait.
+// `hutch run` calls this first thing, in the background, so the wait
+// overlaps the manifest's load and the steps before the process starts.
+// It is an optimisation only: errors are ignored.
+func WarmCgroupMoves() {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	// The first hierarchy of the list that is mounted: the lock is global,
+	// any one will do.
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
+			continue
+		}
+		mnt := cgroupMount(string(mi), f[1])
+		if mnt == "" {
+			continue
+		}
+		os.WriteFile(filepath.Join(mnt, f[2], "cgroup.procs"), []byte("0"), 0)
+		return
+	}
+}
+
+// cgroupMount finds in mountinfo text where the hierarchy of controllers
+// (a /proc/self/cgroup field: "" for cgroup2, "cpu,cpuacct", "name=systemd")
+// is mounted with its root at "/", or "".
+func cgroupMount(mountinfo, controllers string) string {
+	for _, line := range strings.Split(mountinfo, "\n") {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok {
+			continue
+		}
+		pf, qf := strings.Fields(pre), strings.Fields(post)
+		if len(pf) < 5 || len(qf) < 3 || pf[3] != "/" {
+			continue
+		}
+		switch {
+		case controllers == "" && qf[0] == "cgroup2":
+			return pf[4]
+		case controllers != "" && qf[0] == "cgroup":
+			opts := strings.Split(qf[2], ",")
+			all := true
+			for _, c := range strings.Split(controllers, ",") {
+				if !slices.Contains(opts, c) {
+					all = false
+				}
+			}
+			if all {
+				return pf[4]
+			}
+		}
+	}
+	return ""
+}

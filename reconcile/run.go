@@ -1,0 +1,266 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"hutch/plan"
+)
+
+// Running one container in the foreground (`hutch run`): everything but the
+// process converges exactly as Apply makes it (the same observe, diff, plan
+// and steps, recorded in the store the same way), and the process is started
+// by the process driver as a child of hutch itself instead of under a
+// supervisor. Run waits for it, and with Remove deletes the container as
+// Delete would.
+
+// Foregrounder is implemented by the driver of plan.KindProcess that can run
+// a container's process as a child of the calling process: it starts it with
+// the given standard streams, calls started once the process runs and is
+// recorded, forwards what arrives on signals to it, waits for it, and returns
+// its exit status (128+N when signal N ended it, as a shell says).
+type Foregrounder interface {
+	Foreground(ctx context.Context, p *plan.Process, stdin io.Reader, stdout, stderr io.Writer,
+		signals <-chan os.Signal, started func() error) (int, error)
+}
+
+// ErrRunning is wrapped when Run finds the container's process already
+// running (under its supervisor, or another hutch run).
+var ErrRunning = errors.New("already running")
+
+// RunOptions are the options of Run.
+type RunOptions struct {
+	// Remove deletes every object of the container once its process has
+	// ended, or when the run fails after anything was made (--rm).
+	Remove bool
+	// The workload's standard streams.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Signals are forwarded to the container's first process once it runs
+	// (those that arrive before are forwarded as soon as it runs).
+	Signals <-chan os.Signal
+}
+
+// Run converges the container c as Apply would, except for its process,
+// which it runs in the foreground through the process driver's Foreground,
+// and returns the process's exit status.
+//
+// The container's lock is held while it converges and until the process is
+// recorded as started, then released: a delete, a stop or an apply of a
+// changed manifest may then end the process as they end a supervised one.
+// A container whose process already runs is an error wrapping ErrRunning,
+// and nothing is changed.
+//
+// With Remove, the container's objects are deleted once the process has
+// ended, from what the store records, in the reverse order of their making.
+// When another hutch holds the lock then (a delete or an apply working on
+// it), the container is left to it. Every record is written before its step
+// as Apply writes it, so that a Run killed at any point leaves nothing that
+// Delete cannot find.
+func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, error) {
+	start := time.Now()
+	d, err := r.driver(plan.KindProcess)
+	if err != nil {
+		return -1, err
+	}
+	fg, ok := d.(Foregrounder)
+	if !ok {
+		return -1, fmt.Errorf("container %s: the process driver cannot run a process in the foreground", c.Name)
+	}
+	if o.Remove {
+		// See WithoutSync: a removed container's records need to outlive
+		// hutch, not the machine.
+		defer func(s *Store) { r.Store = s }(r.Store)
+		r.Store = r.Store.WithoutSync()
+	}
+	u := &unit{name: c.Name, want: c}
+	if u.lock, err = r.lock(c.Name); err != nil {
+		return -1, err
+	}
+	defer func() { u.lock.Unlock() }()
+	if u.state, err = r.Store.Load(c.Name); err != nil && !errors.Is(err, ErrNotFound) {
+		return -1, err
+	}
+	res, err := r.observe(ctx, []*unit{u})
+	r.trace("run: observed at %s", ms(time.Since(start)))
+	if err != nil {
+		return -1, fmt.Errorf("%w\nnothing was changed", err)
+	}
+	var proc *plan.Change
+	var rest []*plan.Change
+	for _, ch := range res.Plan.Changes {
+		if ch.Kind == plan.KindProcess && ch.Action != plan.Delete {
+			proc = ch
+			continue
+		}
+		rest = append(rest, ch)
+	}
+	if proc == nil {
+		return -1, fmt.Errorf("container %s: the manifest has no process to run", c.Name)
+	}
+	if proc.Action != plan.Create {
+		return -1, fmt.Errorf("container %s: %w: its process runs under its supervisor (hutch apply) or another hutch run; stop it (hutch stop %s) or delete it first\nnothing was changed",
+			c.Name, ErrRunning, c.Name)
+	}
+	p, ok := proc.After.(*plan.Process)
+	if !ok {
+		return -1, fmt.Errorf("container %s: process resource %T is not a *plan.Process", c.Name, proc.After)
+	}
+	if err := res.Plan.Render(r.Out, plan.RenderOptions{Color: r.Color}); err != nil {
+		return -1, err
+	}
+	fmt.Fprintln(r.Out)
+
+	// Every step, the process's too, is recorded pending in one write
+	// before the first starts; then all steps but the process run as
+	// Apply runs them.
+	x := r.newRun(false)
+	if err := x.prepare(res); err != nil {
+		return -1, err
+	}
+	cr := x.units[c.Name]
+	r.trace("run: intent recorded at %s", ms(time.Since(start)))
+	runErr := x.run(ctx, &plan.Plan{FormatVersion: res.Plan.FormatVersion, Changes: rest})
+	r.trace("run: steps ended at %s", ms(time.Since(start)))
+	if err := cr.saver.flush(); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	if runErr == nil && c.Config != nil {
+		// The process driver runs the bundle's config.json.
+		_, runErr = r.Store.SaveConfig(c.Name, c.Config)
+	}
+	if runErr != nil {
+		return -1, r.failed(ctx, u, o, runErr)
+	}
+
+	if r.Fault != nil {
+		r.Fault("before", plan.KindProcess, "create")
+	}
+	x.print("+ %s (starting in the foreground)", name(proc.ID))
+	started := func() error {
+		// The process runs and the driver has recorded it: the store
+		// says so too, and other hutches may work on the container.
+		err := cr.saver.sync(func(st *State) error { return st.set(p, StatusDone) })
+		u.lock.Unlock()
+		r.trace("run: process started at %s", ms(time.Since(start)))
+		if r.Fault != nil {
+			r.Fault("after", plan.KindProcess, "create")
+		}
+		return err
+	}
+	code, err := fg.Foreground(ctx, p, o.Stdin, o.Stdout, o.Stderr, o.Signals, started)
+	r.trace("run: process ended at %s", ms(time.Since(start)))
+	if err != nil {
+		return -1, r.failed(ctx, u, o, fmt.Errorf("create %s: %w", proc.ID, err))
+	}
+	if !o.Remove {
+		return code, nil
+	}
+	err = r.remove(ctx, c.Name)
+	r.trace("run: removed at %s", ms(time.Since(start)))
+	return code, err
+}
+
+// failed ends a Run that failed before or while starting the process: with
+// Remove, what was made is deleted (the error says what was not).
+func (r *Reconciler) failed(ctx context.Context, u *unit, o RunOptions, err error) error {
+	if !o.Remove {
+		return err
+	}
+	u.lock.Unlock()
+	if rerr := r.remove(ctx, u.name); rerr != nil {
+		return errors.Join(err, fmt.Errorf("--rm: %w", rerr))
+	}
+	return err
+}
+
+// remove deletes the container after its foreground process ended: every
+// object the store records, in reverse dependency order, carrying on past
+// errors, then its folder and lock. The process record is dropped without
+// a step when the driver observes no process: it has ended, and its files
+// go with the folder. It takes the lock without waiting: a hutch that holds
+// it is deleting the container or applying it again, and the container is
+// left to it.
+func (r *Reconciler) remove(ctx context.Context, name string) error {
+	l, err := r.Store.Lock(name, true, nil)
+	if errors.Is(err, ErrLocked) {
+		fmt.Fprintf(r.Out, "container %s: another hutch is working on it; --rm leaves it to that one\n", name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	u := &unit{name: name, lock: l}
+	defer func() { u.lock.Unlock() }()
+	if u.state, err = r.Store.Load(name); errors.Is(err, ErrNotFound) {
+		return u.lock.remove() // deleted meanwhile
+	} else if err != nil {
+		return err
+	}
+	var changes []*plan.Change
+	var errs []error
+	for _, rec := range u.state.Resources {
+		res, err := rec.Resource()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if rec.Kind == plan.KindProcess {
+			if d, err := r.driver(plan.KindProcess); err == nil {
+				if got, err := d.Observe(ctx, res); err == nil && absent(got) {
+					continue
+				}
+			}
+		}
+		ch := &plan.Change{ID: rec.ID, Kind: rec.Kind, Action: plan.Delete, Before: res}
+		u.changes = append(u.changes, ch)
+		changes = append(changes, ch)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	p, err := plan.NewPlan(changes)
+	if err != nil {
+		return err
+	}
+	x := r.newRun(true)
+	if err := x.prepare(&Result{Plan: p, units: []*unit{u}}); err != nil {
+		return err
+	}
+	if err := x.run(ctx, p); err != nil {
+		errs = append(errs, err)
+	}
+	if cr := x.units[name]; cr != nil {
+		if err := cr.saver.flush(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err // the store keeps what is left, for hutch delete
+	}
+	if err := r.Store.Remove(name); err != nil {
+		return err
+	}
+	if err := u.lock.remove(); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.Out, "container %s: deleted\n", name)
+	return nil
+}
+
+// WithoutSync returns a store that writes as this one does, atomically
+// (a temporary file renamed over the old one), but without fsync(2).
+// `hutch run --rm` uses it: its records must outlive the hutch process (a
+// kill -9 is followed by a delete that finds everything), which the page
+// cache guarantees, while what they name (the netns, links, cgroup, mounts,
+// the process) does not outlive the machine; two fsyncs per write were most
+// of such a run's time. runc and crun do not fsync their state either.
+func (s *Store) WithoutSync() *Store {
+	c := *s
+	c.noSync = true
+	return &c
+}
