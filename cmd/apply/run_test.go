@@ -487,3 +487,21 @@ func TestRunRefusesARunningContainer(t *testing.T) {
 	}
 	l.gone()
 }
+
+// TestRunStoppedByDelete: a delete while hutch run waits stops the process
+// as it stops a supervised one (the stop signal; this sleep, pid 1 without
+// a handler, then gets SIGKILL), hutch run exits with its status, and the
+// delete removes everything.
+func TestRunStoppedByDelete(t *testing.T) {
+	l := newRunLab(t, `echo ready; exec /bin/busybox sleep 1000`)
+	c, errb := l.start("run", "--rm", "-f", l.manifest)
+	l.sleeping()
+	if code, out, errs := l.hutch("", "delete", "-f", l.manifest); code != 0 {
+		t.Errorf("delete: exit %d: %s %s", code, out, errs)
+	}
+	l.wait(c)
+	if code := c.ProcessState.ExitCode(); code != 128+9 {
+		t.Errorf("run: exit %d, want 137; stderr %q", code, errb.String())
+	}
+	l.gone()
+}

@@ -204,6 +204,7 @@ func (f *foreground) save() error {
 // fail records a start that failed.
 func (f *foreground) fail(err error) error {
 	f.state.Status, f.state.Error, f.state.Finished = StatusFailed, err.Error(), time.Now()
+	f.state.SupervisorPID, f.state.SupervisorStart = 0, 0
 	return errors.Join(err, f.save())
 }
 
@@ -231,7 +232,10 @@ func (f *foreground) exited(cmd *exec.Cmd, emulated unix.Signal, stopping bool, 
 	if stopping {
 		f.state.Status = StatusStopped
 	}
+	// Nothing runs for this process any more, and this hutch, which may
+	// live on a little (--rm), is no supervisor a stop should signal.
 	f.state.PID, f.state.PIDStart = 0, 0
+	f.state.SupervisorPID, f.state.SupervisorStart = 0, 0
 	f.state.ExitCode, f.state.Signal = code, ""
 	if code > 128 && code < 128+65 {
 		f.state.Signal = unix.SignalName(unix.Signal(code - 128))

@@ -1,0 +1,169 @@
+//go:build linux
+
+package process
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestExitStatusIsAShells(t *testing.T) {
+	for _, tc := range []struct {
+		script   string
+		emulated unix.Signal
+		want     int
+	}{
+		{"exit 0", 0, 0},
+		{"exit 7", 0, 7},
+		{"kill -TERM $$", 0, 143},
+		{"kill -KILL $$", 0, 137},
+		// SIGKILL standing in for a SIGINT that pid 1 would not take.
+		{"kill -KILL $$", unix.SIGINT, 130},
+		// An exit code is the process's own, whatever was forwarded.
+		{"exit 3", unix.SIGTERM, 3},
+	} {
+		cmd := exec.Command("/bin/sh", "-c", tc.script)
+		cmd.Run()
+		if got := exitStatus(cmd.ProcessState, tc.emulated); got != tc.want {
+			t.Errorf("%q (emulated %v): %d, want %d", tc.script, tc.emulated, got, tc.want)
+		}
+	}
+	if got := exitStatus(nil, 0); got != -1 {
+		t.Errorf("no process state: %d, want -1", got)
+	}
+}
+
+func TestCgroupMount(t *testing.T) {
+	const mi = `25 30 0:23 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+33 25 0:28 / /sys/fs/cgroup ro shared:9 - tmpfs tmpfs ro,mode=755
+34 33 0:29 / /sys/fs/cgroup/unified rw shared:10 - cgroup2 cgroup2 rw,nsdelegate
+38 33 0:33 / /sys/fs/cgroup/cpu,cpuacct rw shared:14 - cgroup cgroup rw,cpu,cpuacct
+39 33 0:34 /docker /sys/fs/cgroup/pids rw shared:15 - cgroup cgroup rw,pids
+40 33 0:35 / /sys/fs/cgroup/systemd rw shared:16 - cgroup cgroup rw,xattr,name=systemd
+41 33 0:36 / /sys/fs/cgroup/memory rw shared:17 - cgroup cgroup rw,memory`
+	for controllers, want := range map[string]string{
+		"":             "/sys/fs/cgroup/unified",
+		"cpu,cpuacct":  "/sys/fs/cgroup/cpu,cpuacct",
+		"memory":       "/sys/fs/cgroup/memory",
+		"name=systemd": "/sys/fs/cgroup/systemd",
+		"pids":         "", // mounted from a subfolder: its paths do not start at the mount
+		"blkio":        "",
+	} {
+		if got := cgroupMount(mi, controllers); got != want {
+			t.Errorf("%q: %q, want %q", controllers, got, want)
+		}
+	}
+}
+
+// TestForeground runs a container as a child of the test: its streams are
+// the ones given, its exit code is returned, and while it runs the bundle
+// names the test process as its supervisor, so Observe sees it running.
+func TestForeground(t *testing.T) {
+	c := newContainer(t, []string{"/bin/sh", "-c", "read x; echo out-$x; echo err >&2; exit 7"}, containerOpts{})
+	var out, errb bytes.Buffer
+	var during *State
+	// The workload waits for its input, which comes once its state is read.
+	in, inw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	code, err := c.d.Foreground(context.Background(), c.proc, in, &out, &errb, nil, func() error {
+		during = c.state()
+		got, err := c.d.Observe(context.Background(), c.proc)
+		if err != nil || got == nil {
+			t.Errorf("observe while it runs: %v, %v", got, err)
+		}
+		inw.Write([]byte("in\n"))
+		inw.Close()
+		return nil
+	})
+	if err != nil || code != 7 {
+		t.Fatalf("foreground: %d, %v; stderr %q", code, err, errb.String())
+	}
+	if out.String() != "out-in\n" || errb.String() != "err\n" {
+		t.Errorf("stdout %q, stderr %q", out.String(), errb.String())
+	}
+	if during == nil || during.Status != StatusRunning || during.SupervisorPID != os.Getpid() || during.PID == 0 {
+		t.Errorf("state while it ran: %+v", during)
+	}
+	after := c.state()
+	if after.Status != StatusExited || after.ExitCode != 7 || after.PID != 0 {
+		t.Errorf("state after: %+v", after)
+	}
+	if got, err := c.d.Observe(context.Background(), c.proc); err != nil || got != nil {
+		t.Errorf("observe after the end: %v, %v", got, err)
+	}
+	if pids, _ := c.cg.Procs(c.cgPath); len(pids) != 0 {
+		t.Errorf("processes left in the cgroup: %v", pids)
+	}
+}
+
+// TestForegroundForwardsSignals: a forwarded SIGTERM reaches a handler of
+// the container's first process; one it has no handler for (which the
+// kernel would drop) ends it with SIGKILL and the status of a SIGTERM.
+func TestForegroundForwardsSignals(t *testing.T) {
+	for _, tc := range []struct {
+		script string
+		want   int
+	}{
+		{`trap "exit 3" TERM; echo ready; sleep 1000 & wait`, 3},
+		{`echo ready; exec sleep 1000`, 143},
+	} {
+		c := newContainer(t, []string{"/bin/sh", "-c", tc.script}, containerOpts{})
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigs := make(chan os.Signal, 1)
+		go func() {
+			// Once the workload says it is ready (and, for exec, has
+			// exec'd), forward a SIGTERM.
+			b := make([]byte, 6)
+			r.Read(b)
+			for {
+				st, _ := readState(c.bundle)
+				if st != nil && st.PID > 0 {
+					cmdline, _ := os.ReadFile("/proc/" + itoa(st.PID) + "/cmdline")
+					if !strings.Contains(tc.script, "exec") || strings.HasPrefix(string(cmdline), "sleep\x00") {
+						break
+					}
+				}
+				time.Sleep(time.Millisecond)
+			}
+			sigs <- syscall.SIGTERM
+		}()
+		code, err := c.d.Foreground(context.Background(), c.proc, nil, w, os.Stderr, sigs, nil)
+		w.Close()
+		r.Close()
+		if err != nil || code != tc.want {
+			t.Errorf("%q: %d, %v; want %d", tc.script, code, err, tc.want)
+		}
+		if pids, _ := c.cg.Procs(c.cgPath); len(pids) != 0 {
+			t.Errorf("%q: processes left in the cgroup: %v", tc.script, pids)
+		}
+	}
+}
+
+// TestForegroundRefusesASupervisedContainer: a container started by its
+// supervisor is not started a second time.
+func TestForegroundRefusesASupervisedContainer(t *testing.T) {
+	c := newContainer(t, []string{"/bin/sleep", "1000"}, containerOpts{})
+	c.start()
+	before := c.state()
+	_, err := c.d.Foreground(context.Background(), c.proc, nil, nil, nil, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Errorf("foreground of a supervised container: %v", err)
+	}
+	if after := c.state(); after.PID != before.PID || !after.Alive() {
+		t.Errorf("the supervised process: before %+v, after %+v", before, after)
+	}
+}
