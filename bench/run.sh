@@ -607,29 +607,13 @@ floor_one() {
 	crun) crunw run --bundle "$W/oci/true" hbench-true </dev/null >>"$W/log/floor.log" 2>&1 || ok=0 ;;
 	crun-wrapper) unshare -m sh -c 'mount --bind /dev/null /sys/fs/cgroup/unified/cgroup.controllers && exec /bin/true' || ok=0 ;;
 	hutch)
-		# apply starts it; its cgroup empties when it has exited (polled
-		# without a fork; `hutch get` when there is no cgroup); delete removes it
-		if hutch_up "$W/m/true.yaml"; then
-			local cgp="" pids
-			for h in "${CG_HIER[@]}"; do [ -e "$h/hutch/hbtrue/cgroup.procs" ] && { cgp=$h/hutch/hbtrue/cgroup.procs; break; }; done
-			while :; do
-				if [ -n "$cgp" ]; then
-					mapfile -t pids <"$cgp" 2>/dev/null
-					((${#pids[@]} == 0)) && break
-				else
-					st=$("$HUTCH" --root "$HROOT" get hbtrue 2>/dev/null | awk 'NR == 2 {print $2}')
-					case $st in exited* | stopped* | dead*) break ;; esac
-				fi
-				if (($(since "$t0") > 20000000)); then ok=0; break; fi
-				msleep 1
-			done
-			hutch_down "$W/m/true.yaml" || ok=0
-		else
-			ok=0
-		fi
+		# the fair equivalent of `runc run` / `crun run`: hutch run makes the
+		# container, runs /bin/true as its own child, and with --rm deletes
+		# everything before it exits
+		"$HUTCH" --root "$HROOT" run --rm -f "$W/m/true.yaml" </dev/null >>"$W/log/floor.log" 2>&1 || ok=0
 		;;
 	esac
-	# runc and crun remove their cgroup as they return; hutch's goes with delete
+	# runc, crun and hutch run --rm remove their cgroup as they return: make sure
 	if ((ok)); then
 		for h in "${CG_HIER[@]}"; do
 			while [ -d "$h/hbench/true" ] || [ -d "$h/hutch/hbtrue" ]; do

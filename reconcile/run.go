@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"hutch/plan"
@@ -114,6 +115,27 @@ func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, 
 		return -1, err
 	}
 	fmt.Fprintln(r.Out)
+
+	// A process driver that can make the first move into a cgroup cheaper
+	// does so as soon as the cgroup exists (see WarmCgroupMoves of
+	// drivers/process), while the other steps run.
+	if w, ok := d.(interface{ WarmCgroupMoves() }); ok {
+		warm := func() { go w.WarmCgroupMoves() }
+		if !slices.ContainsFunc(rest, func(ch *plan.Change) bool { return ch.Kind == plan.KindCgroup && ch.Action != plan.NoOp }) {
+			warm()
+		} else {
+			defer func(f Fault) { r.Fault = f }(r.Fault)
+			fault := r.Fault
+			r.Fault = func(when string, kind plan.Kind, action string) {
+				if fault != nil {
+					fault(when, kind, action)
+				}
+				if when == "after" && kind == plan.KindCgroup && action == "create" {
+					warm()
+				}
+			}
+		}
+	}
 
 	// Every step, the process's too, is recorded pending in one write
 	// before the first starts; then all steps but the process run as

@@ -6,11 +6,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	processdrv "hutch/drivers/process"
 	"hutch/plan"
 	"hutch/reconcile"
 )
@@ -58,9 +58,6 @@ killed by its pid and cgroup). A container whose process already runs
 changes. Exit status 125 means hutch run itself failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// The grace period of the first cgroup move is waited for in
-			// the background, while the manifest loads (see there).
-			go processdrv.WarmCgroupMoves()
 			// From the start: a Ctrl-C while the container is being made
 			// reaches the process as soon as it runs.
 			sigs := make(chan os.Signal, 16)
@@ -90,6 +87,7 @@ changes. Exit status 125 means hutch run itself failed.`,
 // runOne loads and validates the manifest as apply does, checks that it
 // holds one container, and runs it through the reconciler.
 func runOne(cmd *cobra.Command, file string, rm bool, out io.Writer, sigs <-chan os.Signal) (int, error) {
+	runTrace("run: loading " + file)
 	_, d, err := loadDesired([]string{file}, options())
 	if err != nil {
 		return -1, err
@@ -105,6 +103,7 @@ func runOne(cmd *cobra.Command, file string, rm bool, out io.Writer, sigs <-chan
 	if err != nil {
 		return -1, err
 	}
+	runTrace("run: loaded, planned, drivers made")
 	stdin := io.Reader(os.Stdin)
 	if file == "-" {
 		stdin = nil // read to its end for the manifest
@@ -131,5 +130,13 @@ func oneContainer(file string, d *plan.Desired) error {
 			names[i] = c.Name
 		}
 		return fmt.Errorf("%s: %d container documents (%s): hutch run runs exactly one; give it a file with one, or use hutch apply", file, n, strings.Join(names, ", "))
+	}
+}
+
+// runTrace prints msg on stderr with the time, as the reconciler's trace does,
+// when HUTCH_TRACE is set: where the time before the reconciler goes.
+func runTrace(msg string) {
+	if os.Getenv("HUTCH_TRACE") != "" {
+		fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05.000000"), msg)
 	}
 }

@@ -306,14 +306,16 @@ func writeQuick(path string, v any) error {
 // when the kernel has done so. Every write to a cgroup.procs file takes
 // cgroup_threadgroup_rwsem for writing, and the first such write after a
 // quiet period waits for an RCU grace period (rcu_sync_enter: the lock's
-// readers, every fork and exit, must leave their fast path first): 8-9 ms
+// readers, every fork and exit, must leave their fast path first): 8-12 ms
 // on this 2-CPU machine, on the path of every container start, where the
 // container's init waits for it to be placed in its cgroup. A write that
 // comes within a grace period after another one's end does not wait.
-// `hutch run` calls this first thing, in the background, so the wait
-// overlaps the manifest's load and the steps before the process starts.
-// It is an optimisation only: errors are ignored.
-func WarmCgroupMoves() {
+// reconcile.Run calls this in the background once the container's cgroup
+// exists, so that the wait overlaps the rest of the steps, the start of the
+// init and its Go runtime. (Not before: the write holds cgroup_mutex while
+// it waits, and a mkdir of the cgroup would wait with it.) It is an
+// optimisation only: errors are ignored.
+func (d *Driver) WarmCgroupMoves() {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return
