@@ -137,6 +137,9 @@ func (d *Driver) Foreground(ctx context.Context, p *plan.Process, stdin io.Reade
 			return -1, err
 		}
 	}
+	// Signals go through cmd.Process, which holds a pidfd of the init
+	// (pidfd_send_signal(2)): once the wait has reaped it, its pid may be
+	// another process's, and a signal then goes nowhere.
 	var (
 		emulated  unix.Signal // an ending signal the init had no handler for
 		stopping  bool
@@ -162,18 +165,18 @@ func (d *Driver) Foreground(ctx context.Context, p *plan.Process, stdin io.Reade
 				if err != nil {
 					stop = unix.SIGTERM
 				}
-				unix.Kill(pid, stop)
+				cmd.Process.Signal(stop)
 				if timeout <= 0 || !catches(pid, stop) {
-					unix.Kill(pid, unix.SIGKILL)
+					cmd.Process.Signal(unix.SIGKILL)
 				} else {
 					killTimer = time.After(timeout)
 				}
 				continue
 			}
-			unix.Kill(pid, sig)
+			cmd.Process.Signal(sig)
 			if ending(sig) && !catches(pid, sig) {
 				emulated = sig
-				unix.Kill(pid, unix.SIGKILL)
+				cmd.Process.Signal(unix.SIGKILL)
 			}
 		case <-killTimer:
 			// The stop timeout passed: every process of the cgroup, then
@@ -181,7 +184,7 @@ func (d *Driver) Foreground(ctx context.Context, p *plan.Process, stdin io.Reade
 			if f.cgPath != "" {
 				d.cg.KillAll(f.cgPath)
 			}
-			unix.Kill(pid, unix.SIGKILL)
+			cmd.Process.Signal(unix.SIGKILL)
 		}
 	}
 }
