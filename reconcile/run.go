@@ -118,10 +118,14 @@ func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, 
 
 	// A process driver that can make the first move into a cgroup cheaper
 	// does so as soon as the cgroup exists (see WarmCgroupMoves of
-	// drivers/process), while the other steps run.
+	// drivers/process), while the other steps run: at once when it exists
+	// already, else from the step hook, once the cgroup's create ends.
 	if w, ok := d.(interface{ WarmCgroupMoves() }); ok {
 		warm := func() { go w.WarmCgroupMoves() }
-		if !slices.ContainsFunc(rest, func(ch *plan.Change) bool { return ch.Kind == plan.KindCgroup && ch.Action != plan.NoOp }) {
+		made := func(ch *plan.Change) bool {
+			return ch.Kind == plan.KindCgroup && (ch.Action == plan.Create || ch.Action == plan.Replace)
+		}
+		if !slices.ContainsFunc(rest, made) {
 			warm()
 		} else {
 			defer func(f Fault) { r.Fault = f }(r.Fault)
