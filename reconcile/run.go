@@ -116,10 +116,11 @@ func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, 
 	}
 	fmt.Fprintln(r.Out)
 
+	x := r.newRun(false)
 	// A process driver that can make the first move into a cgroup cheaper
 	// does so as soon as the cgroup exists (see WarmCgroupMoves of
 	// drivers/process), while the other steps run: at once when it exists
-	// already, else from the step hook, once the cgroup's create ends.
+	// already, else once the cgroup's create ends.
 	if w, ok := d.(interface{ WarmCgroupMoves() }); ok {
 		warm := func() { go w.WarmCgroupMoves() }
 		made := func(ch *plan.Change) bool {
@@ -128,13 +129,8 @@ func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, 
 		if !slices.ContainsFunc(rest, made) {
 			warm()
 		} else {
-			defer func(f Fault) { r.Fault = f }(r.Fault)
-			fault := r.Fault
-			r.Fault = func(when string, kind plan.Kind, action string) {
-				if fault != nil {
-					fault(when, kind, action)
-				}
-				if when == "after" && kind == plan.KindCgroup && action == "create" {
+			x.stepDone = func(ch *plan.Change) {
+				if made(ch) && !teardown(ch) {
 					warm()
 				}
 			}
@@ -144,7 +140,6 @@ func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, 
 	// Every step, the process's too, is recorded pending in one write
 	// before the first starts; then all steps but the process run as
 	// Apply runs them.
-	x := r.newRun(false)
 	if err := x.prepare(res); err != nil {
 		return -1, err
 	}
