@@ -314,6 +314,22 @@ func (l *runLab) gone() {
 
 // cleanup deletes the container with hutch, then removes by hand whatever
 // is still there (and says so).
+// mustDelete runs hutch delete -f on the lab's manifest and fails the test
+// when it fails.
+func (l *runLab) mustDelete() {
+	l.t.Helper()
+	if code, out, errs := l.hutch("", "delete", "-f", l.manifest); code != 0 {
+		l.t.Fatalf("delete: exit %d: %s %s", code, out, errs)
+	}
+}
+
+// deleteAll is mustDelete, then gone.
+func (l *runLab) deleteAll() {
+	l.t.Helper()
+	l.mustDelete()
+	l.gone()
+}
+
 func (l *runLab) cleanup() {
 	if len(l.leftovers()) == 0 {
 		return
@@ -366,10 +382,7 @@ func TestRunPassesStatusAndStreams(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"state": "exited"`) || !strings.Contains(out, `"exitCode": 7`) {
 		t.Errorf("get: exit %d, %s %s", code, out, errs)
 	}
-	if code, out, errs := l.hutch("", "delete", "-f", l.manifest); code != 0 {
-		t.Fatalf("delete: exit %d: %s %s", code, out, errs)
-	}
-	l.gone()
+	l.deleteAll()
 }
 
 // TestRunRemoveLeavesNothing: with --rm, once the process has ended no
@@ -441,9 +454,7 @@ func TestRunKilledThenDelete(t *testing.T) {
 	if !running(pids[0]) {
 		t.Fatal("the sleep died with hutch")
 	}
-	if code, out, errs := l.hutch("", "delete", "-f", l.manifest); code != 0 {
-		t.Fatalf("delete: exit %d: %s %s", code, out, errs)
-	}
+	l.mustDelete()
 	if running(pids[0]) {
 		t.Errorf("the sleep (pid %s) still runs after delete", pids[0])
 	}
@@ -458,10 +469,7 @@ func TestRunKilledThenDelete(t *testing.T) {
 	if len(l.leftovers()) == 0 {
 		t.Fatal("the killed run made nothing: the test tests nothing")
 	}
-	if code, out, errs := l.hutch("", "delete", "-f", l.manifest); code != 0 {
-		t.Fatalf("delete: exit %d: %s %s", code, out, errs)
-	}
-	l.gone()
+	l.deleteAll()
 }
 
 // TestRunRefusesARunningContainer: a container that runs under its
@@ -482,10 +490,7 @@ func TestRunRefusesARunningContainer(t *testing.T) {
 	if len(l.leftovers()) == 0 {
 		t.Error("the refused --rm run deleted the running container")
 	}
-	if code, out, errs := l.hutch("", "delete", "-f", l.manifest); code != 0 {
-		t.Fatalf("delete: exit %d: %s %s", code, out, errs)
-	}
-	l.gone()
+	l.deleteAll()
 }
 
 // TestRunStoppedByDelete: a delete while hutch run waits stops the process
