@@ -1,5 +1,5 @@
 # hutch: see README.md. Every target runs as root on Debian.
-.PHONY: build up test bench clean
+.PHONY: build up test bench gobench clean
 
 build:
 	go build -o bin/hutch ./cmd/apply
@@ -12,6 +12,9 @@ test:
 
 bench:
 	./bench/run.sh
+
+gobench:
+	./bench/gobench.sh
 
 clean:
 	rm -rf bin
