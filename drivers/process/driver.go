@@ -164,6 +164,12 @@ func (d *Driver) update(p *plan.Process, st *State) error {
 	if err := writeConf(p.Bundle, &c.Process, l); err != nil {
 		return err
 	}
+	if st.Foreground {
+		// A `hutch run` has no restarts or logs to reload, reads the stop
+		// policy from supervisor.json when it stops, and forwards a SIGHUP
+		// to the container, which would end it.
+		return nil
+	}
 	if err := unix.Kill(st.SupervisorPID, unix.SIGHUP); err != nil {
 		return fmt.Errorf("container %s: signal supervisor %d: %w", p.Container, st.SupervisorPID, err)
 	}

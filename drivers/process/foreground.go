@@ -97,7 +97,7 @@ func (d *Driver) Foreground(ctx context.Context, p *plan.Process, stdin io.Reade
 	if err := writeQuick(filepath.Join(p.Bundle, configFile), &supervisorConfig{Process: *p, Cgroup: f.cgPath}); err != nil {
 		return -1, fmt.Errorf("container %s: %w", p.Container, err)
 	}
-	f.state = State{Container: p.Container, Status: StatusCreated, Digest: p.Digest, SupervisorPID: os.Getpid(), SupervisorStart: self}
+	f.state = State{Container: p.Container, Status: StatusCreated, Digest: p.Digest, SupervisorPID: os.Getpid(), SupervisorStart: self, Foreground: true}
 	if err := f.save(); err != nil {
 		return -1, err
 	}
@@ -161,10 +161,7 @@ func (d *Driver) Foreground(ctx context.Context, p *plan.Process, stdin io.Reade
 				stopping = true
 				f.state.Status = StatusStopping
 				f.save()
-				stop, err := parseSignal(p.StopSignal)
-				if err != nil {
-					stop = unix.SIGTERM
-				}
+				stop := f.stopSignal()
 				cmd.Process.Signal(stop)
 				if timeout <= 0 || !catches(pid, stop) {
 					cmd.Process.Signal(unix.SIGKILL)
@@ -209,6 +206,22 @@ func (f *foreground) fail(err error) error {
 	f.state.Status, f.state.Error, f.state.Finished = StatusFailed, err.Error(), time.Now()
 	f.state.SupervisorPID, f.state.SupervisorStart = 0, 0
 	return errors.Join(err, f.save())
+}
+
+// stopSignal is the container's stop signal as supervisor.json has it now
+// (an apply may have changed it in place since the start), else as p had
+// it, else SIGTERM.
+func (f *foreground) stopSignal() unix.Signal {
+	name := f.p.StopSignal
+	var c supervisorConfig
+	if err := readJSON(filepath.Join(f.p.Bundle, configFile), &c); err == nil && c.Process.StopSignal != "" {
+		name = c.Process.StopSignal
+	}
+	sig, err := parseSignal(name)
+	if err != nil {
+		return unix.SIGTERM
+	}
+	return sig
 }
 
 // stopRequest says whether sig is a stop request (SIGTERM with a stop file,

@@ -7,12 +7,16 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"hutch/plan"
 )
 
 func TestExitStatusIsAShells(t *testing.T) {
@@ -165,5 +169,63 @@ func TestForegroundRefusesASupervisedContainer(t *testing.T) {
 	}
 	if after := c.state(); after.PID != before.PID || !after.Alive() {
 		t.Errorf("the supervised process: before %+v, after %+v", before, after)
+	}
+}
+
+// TestForegroundSurvivesAnUpdate: an apply that changes only a policy
+// (here the stop timeout) updates a `hutch run` container in place without
+// the SIGHUP a supervisor would get: hutch run would forward it, and the
+// container's pid 1, with no handler, would end. The new policy is in
+// supervisor.json, where a stop reads it.
+func TestForegroundSurvivesAnUpdate(t *testing.T) {
+	c := newContainer(t, []string{"/bin/sh", "-c", "echo ready; exec sleep 1000"}, containerOpts{})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// As cmd/apply does: what the hutch process receives is forwarded.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGHUP)
+	defer signal.Stop(sigs)
+	type result struct {
+		code int
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		code, err := c.d.Foreground(context.Background(), c.proc, nil, w, os.Stderr, sigs, nil)
+		w.Close()
+		res <- result{code, err}
+	}()
+	b := make([]byte, 6)
+	r.Read(b)
+	st := c.state()
+	if !st.Foreground || !st.Alive() {
+		t.Fatalf("state while it runs: %+v", st)
+	}
+	after := *c.proc
+	after.StopTimeout = c.proc.StopTimeout + time.Second
+	if err := c.d.Apply(context.Background(), &plan.Change{ID: after.ID(), Kind: after.Kind(), Action: plan.Update,
+		Before: c.proc, After: &after, Fields: []string{"stopTimeout"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a forwarded signal would have ended it by now
+	if _, err := os.Stat("/proc/" + itoa(st.PID)); err != nil || !c.state().Alive() {
+		t.Fatalf("the container ended after an update in place: %v", err)
+	}
+	var conf supervisorConfig
+	if err := readJSON(filepath.Join(c.bundle, configFile), &conf); err != nil || conf.Process.StopTimeout != after.StopTimeout {
+		t.Errorf("supervisor.json after the update: stop timeout %v, %v; want %v", conf.Process.StopTimeout, err, after.StopTimeout)
+	}
+	// (Stop would wait for this test process, the "supervisor", to end.)
+	sigs <- unix.SIGTERM
+	select {
+	case got := <-res:
+		if got.err != nil || got.code != 143 {
+			t.Errorf("after a SIGTERM: %d, %v; want 143", got.code, got.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("hutch run did not end after a SIGTERM")
 	}
 }

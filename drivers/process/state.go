@@ -61,6 +61,10 @@ type State struct {
 	Signal          string    `json:"signal,omitempty"`
 	OOMKilled       bool      `json:"oomKilled"`
 	Error           string    `json:"error,omitempty"`
+	// Foreground says that the "supervisor" is a `hutch run` waiting for
+	// its child (foreground.go): it has no restarts or logs to reload, and
+	// a SIGHUP to it is forwarded to the container.
+	Foreground bool `json:"foreground,omitempty"`
 }
 
 // Alive says whether the container's first process still runs: the pid
