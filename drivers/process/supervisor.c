@@ -623,8 +623,9 @@ fail:;
 // under the read side that every fork takes) and moves itself into each
 // v1 hierarchy before it executes anything, by writing "0" to the tasks
 // file the supervisor opened for it: a single thread moving itself skips
-// the global lock (cgroup_procs_write_start). Only without clone3 (Linux
-// before 5.7) is its pid written to the cgroup2 cgroup.procs.
+// the global lock (cgroup_procs_write_start). Only without clone3 or its
+// CLONE_INTO_CGROUP (Linux before 5.7, or a seccomp filter refusing them)
+// is its pid written to the cgroup2 cgroup.procs.
 //
 // With into = 0 it does not use CLONE_INTO_CGROUP (see sup_start_init).
 // *born_dead says the child was SIGKILLed by the kernel at its birth.
@@ -633,7 +634,7 @@ static int sup_clone(int out, int err, int into, int *born_dead) {
 	int exe = -1, cfg = -1, netfd = -1, selfnet = -1, cgfd = -1;
 	const char *cgprocs = NULL, *late = NULL;
 	pid_t pid = -1;
-	int released = 1, into_used = 0;
+	int released = 1, into_used = 0, unborn = 0;
 	*born_dead = 0;
 	const char *what = NULL, *arg = "";
 	char p[4200];
@@ -719,12 +720,25 @@ static int sup_clone(int out, int err, int into, int *born_dead) {
 	}
 	into_used = (ca.flags & CLONE_INTO_CGROUP) != 0;
 	pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
-	if (pid < 0 && errno == ENOSYS) {
+	// No clone3 (before 5.3, or a seccomp filter that refuses it), or a
+	// clone3 without CLONE_INTO_CGROUP (5.3 to 5.6: E2BIG for the larger
+	// struct) or refusing it: a plain clone, and the pid written late.
+	if (pid < 0 && (errno == ENOSYS || (into_used && (errno == E2BIG || errno == EINVAL || errno == EPERM)))) {
 		into_used = 0;
 		pid = (pid_t)syscall(SYS_clone, (unsigned long)(cf.clone_flags | SIGCHLD), NULL, NULL, NULL, NULL);
 		late = cgprocs;
 	}
 	if (pid == 0) {
+		// The child keeps none of the supervisor's ends of the pipes:
+		// should the supervisor die before it writes the maps, the
+		// child's read of them ends (EOF) instead of blocking for ever
+		// with the supervisor's descriptors (and the spawn stage's
+		// report pipe, and so `hutch apply`) held open.
+		close(sync[1]);
+		close(ep[0]);
+		close(up[1]);
+		if (hp[0] >= 0)
+			close(hp[0]);
 		int src[SUP_NFD] = {0, out, err, exe, sync[0], ep[1], cfg};
 		sup_init_child(src, up[0], hp[1]);
 	}
@@ -752,6 +766,7 @@ static int sup_clone(int out, int err, int into, int *born_dead) {
 			what = "clone";
 			errno = ECHILD;
 			released = 0; // it has ended: see how
+			unborn = 1;
 			goto fail;
 		}
 	}
@@ -816,7 +831,9 @@ fail:
 		while ((w = waitpid(pid, &status, released ? WNOHANG : 0)) < 0 && errno == EINTR)
 			;
 		if (w == pid) {
-			*born_dead = into_used && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+			// Killed before it said it was alive: the kernel's doing
+			// (see sup_start_init), not an OOM kill or a stop later on.
+			*born_dead = into_used && unborn && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 		} else {
 			kill(pid, SIGKILL);
 			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
