@@ -35,7 +35,7 @@ func (r *Reconciler) Apply(ctx context.Context, want []*Container, o ApplyOption
 	byName := append([]*unit(nil), units...)
 	sort.Slice(byName, func(i, j int) bool { return byName[i].name < byName[j].name })
 	for _, u := range byName {
-		if u.lock, err = r.lock(u.name); err != nil {
+		if u.lock, err = r.lock(ctx, u.name); err != nil {
 			return err
 		}
 		if u.state, err = r.Store.Load(u.name); err != nil && !errors.Is(err, ErrNotFound) {
@@ -118,8 +118,8 @@ func (r *Reconciler) Apply(ctx context.Context, want []*Container, o ApplyOption
 	return nil
 }
 
-func (r *Reconciler) lock(name string) (*Lock, error) {
-	return r.Store.Lock(name, r.NoWait, func() {
+func (r *Reconciler) lock(ctx context.Context, name string) (*Lock, error) {
+	return r.Store.LockContext(ctx, name, r.NoWait, func() {
 		fmt.Fprintf(r.Out, "container %s: another hutch is working on it; waiting for it to finish (--no-wait fails instead)\n", name)
 	})
 }
@@ -173,7 +173,7 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 			}
 			continue
 		}
-		l, err := r.lock(n)
+		l, err := r.lock(ctx, n)
 		if err != nil {
 			errs = append(errs, err)
 			continue

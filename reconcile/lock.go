@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -35,6 +36,12 @@ func (s *Store) lockPath(container string) string {
 // after flock returns, that the file it locked is still the one at the path
 // (same inode), and starts again when it is not.
 func (s *Store) Lock(container string, noWait bool, waiting func()) (*Lock, error) {
+	return s.LockContext(context.Background(), container, noWait, waiting)
+}
+
+// LockContext is Lock whose wait ends, with an error wrapping ctx's, when
+// ctx ends.
+func (s *Store) LockContext(ctx context.Context, container string, noWait bool, waiting func()) (*Lock, error) {
 	path := s.lockPath(container)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("container %s: lock: %w", container, err)
@@ -54,7 +61,10 @@ func (s *Store) Lock(container string, noWait bool, waiting func()) (*Lock, erro
 				waiting()
 				waiting = nil
 			}
-			err = flockRetry(f, unix.LOCK_EX)
+			if err = waitFlock(ctx, f); ctx.Err() != nil && err == ctx.Err() {
+				// f now belongs to the flock left running (waitFlock).
+				return nil, fmt.Errorf("container %s: waiting for the lock: %w", container, err)
+			}
 		}
 		if err != nil {
 			f.Close()
@@ -66,6 +76,29 @@ func (s *Store) Lock(container string, noWait bool, waiting func()) (*Lock, erro
 			return &Lock{name: container, path: path, f: f}, nil
 		}
 		f.Close() // removed (or replaced) while we waited: try again
+	}
+}
+
+// waitFlock takes f's lock (flock(2) LOCK_EX), waiting until it is free or
+// ctx ends. A blocked flock cannot be interrupted: when ctx ends first it is
+// left to finish in the background, which then closes f (and so releases
+// what it got), and waitFlock returns ctx.Err(); the caller must not touch
+// f then.
+func waitFlock(ctx context.Context, f *os.File) error {
+	if ctx.Done() == nil {
+		return flockRetry(f, unix.LOCK_EX)
+	}
+	done := make(chan error, 1)
+	go func() { done <- flockRetry(f, unix.LOCK_EX) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		go func() {
+			<-done
+			f.Close()
+		}()
+		return ctx.Err()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"syscall"
 	"time"
 
 	"hutch/plan"
@@ -42,7 +43,9 @@ type RunOptions struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	// Signals are forwarded to the container's first process once it runs
-	// (those that arrive before are forwarded as soon as it runs).
+	// (those that arrive before are forwarded as soon as it runs; one that
+	// asks to end while Run waits for the container's lock ends the wait:
+	// lockInterruptibly).
 	Signals <-chan os.Signal
 }
 
@@ -79,7 +82,7 @@ func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, 
 		r.Store = r.Store.WithoutSync()
 	}
 	u := &unit{name: c.Name, want: c}
-	if u.lock, err = r.lock(c.Name); err != nil {
+	if u.lock, err = r.lockInterruptibly(ctx, c.Name, o.Signals); err != nil {
 		return -1, err
 	}
 	defer func() { u.lock.Unlock() }()
@@ -271,6 +274,59 @@ func (r *Reconciler) remove(ctx context.Context, name string) error {
 	}
 	fmt.Fprintf(r.Out, "container %s: deleted\n", name)
 	return nil
+}
+
+// lockInterruptibly is lock for Run: while it waits for another hutch to
+// finish with the container, a signal that asks to end (SIGINT, SIGTERM,
+// SIGHUP, SIGQUIT: a Ctrl-C) ends the wait with an error, as nothing was
+// made yet; other signals that arrive meanwhile are dropped. Once the lock
+// is held, signals are left to the process, which gets them once it runs.
+func (r *Reconciler) lockInterruptibly(ctx context.Context, name string, signals <-chan os.Signal) (*Lock, error) {
+	if signals == nil || r.NoWait {
+		return r.lock(ctx, name)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop, watched := make(chan struct{}), make(chan struct{})
+	var interrupted os.Signal
+	watching := false
+	l, err := r.Store.LockContext(wctx, name, false, func() {
+		fmt.Fprintf(r.Out, "container %s: another hutch is working on it; waiting for it to finish (Ctrl-C stops waiting)\n", name)
+		watching = true
+		go func() {
+			defer close(watched)
+			for {
+				select {
+				case s := <-signals:
+					if endsRun(s) {
+						interrupted = s
+						cancel()
+						return
+					}
+				case <-stop:
+					return
+				}
+			}
+		}()
+	})
+	if watching {
+		close(stop)
+		<-watched
+	}
+	if interrupted != nil {
+		l.Unlock()
+		return nil, fmt.Errorf("container %s: %v while waiting for another hutch to finish with it\nnothing was changed", name, interrupted)
+	}
+	return l, err
+}
+
+// endsRun says whether s asks hutch run to end.
+func endsRun(s os.Signal) bool {
+	switch s {
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
+		return true
+	}
+	return false
 }
 
 // WithoutSync returns a store that writes as this one does, atomically

@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -227,6 +229,72 @@ func TestRunWarmsTheCgroupMoveOnceTheCgroupExists(t *testing.T) {
 		made := slices.Contains(at, "apply create cgroup/web")
 		if first != made {
 			t.Errorf("first run %v: warmed after %q", first, at)
+		}
+	}
+}
+
+// notifyWriter calls seen once when something written contains want.
+type notifyWriter struct {
+	mu   sync.Mutex
+	want string
+	seen chan struct{}
+	done bool
+}
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done && strings.Contains(string(p), w.want) {
+		w.done = true
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+// A Ctrl-C while hutch run waits for another hutch to finish with the
+// container ends the wait: nothing is made, and the lock the wait would
+// have taken is released once the other hutch lets go.
+func TestRunStopsWaitingForTheLockOnCtrlC(t *testing.T) {
+	e, fg := newRunEnv(t)
+	c := web("web").container(e.root)
+	held, err := e.r.Store.Lock("web", true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &notifyWriter{want: "waiting", seen: make(chan struct{})}
+	e.r.Out = w
+	sigs := make(chan os.Signal, 1)
+	res := make(chan error, 1)
+	go func() {
+		_, err := e.r.Run(context.Background(), c, RunOptions{Signals: sigs})
+		res <- err
+	}()
+	select {
+	case <-w.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("hutch run never said it waits for the lock")
+	}
+	sigs <- syscall.SIGINT
+	select {
+	case err := <-res:
+		if err == nil || !strings.Contains(err.Error(), "interrupt") {
+			t.Errorf("run interrupted while waiting: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a Ctrl-C did not end the wait for the lock")
+	}
+	if fg.calls != 0 || len(e.host.mutations()) != 0 {
+		t.Errorf("an interrupted run made %v (%d foreground calls)", e.host.mutations(), fg.calls)
+	}
+	held.Unlock()
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		l, err := e.r.Store.Lock("web", true, nil)
+		if err == nil {
+			l.Unlock()
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the lock stays taken after the interrupted wait: %v", err)
 		}
 	}
 }
