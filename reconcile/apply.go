@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -384,6 +385,11 @@ func (x *execution) run(ctx context.Context, p *plan.Plan) error {
 		}
 		n.waits = append(n.waits, downByID[n.ch.ID]...)
 	}
+	if c := waitCycle(nodes); c != "" {
+		// Only records edited by hand can say so (plan.Order refuses a
+		// cycle among the changes themselves): nothing would ever start.
+		return fmt.Errorf("%w among the recorded resources: %s", plan.ErrCycle, c)
+	}
 	sem := make(chan struct{}, x.r.parallel())
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
@@ -417,6 +423,51 @@ func (x *execution) run(ctx context.Context, p *plan.Plan) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// waitCycle returns the IDs of steps that wait for each other in a circle
+// ("a -> b -> a"), or "" when there is none.
+func waitCycle(nodes []*node) string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[*node]int{}
+	var path []*node
+	var found string
+	var visit func(n *node) bool
+	visit = func(n *node) bool {
+		color[n] = grey
+		path = append(path, n)
+		for _, m := range n.waits {
+			switch color[m] {
+			case grey:
+				var ids []string
+				for i := len(path) - 1; i >= 0; i-- {
+					ids = append([]string{path[i].ch.ID}, ids...)
+					if path[i] == m {
+						break
+					}
+				}
+				found = strings.Join(append(ids, m.ch.ID), " -> ")
+				return true
+			case white:
+				if visit(m) {
+					return true
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		color[n] = black
+		return false
+	}
+	for _, n := range nodes {
+		if color[n] == white && visit(n) {
+			return found
+		}
+	}
+	return ""
 }
 
 // doomed is the value a teardown step deletes: what the store records hutch

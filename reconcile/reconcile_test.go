@@ -504,3 +504,24 @@ func TestPruneOfARenamedContainerFreesItsNamesFirst(t *testing.T) {
 		t.Errorf("new container's state has %d records", len(st.Resources))
 	}
 }
+
+// waitCycle finds steps that wait for each other (only records edited by
+// hand can make them; run refuses them instead of waiting for ever).
+func TestWaitCycle(t *testing.T) {
+	mk := func(id string) *node { return &node{ch: &plan.Change{ID: id}} }
+	a, b, c := mk("a"), mk("b"), mk("c")
+	a.waits = []*node{b}
+	b.waits = []*node{c}
+	if got := waitCycle([]*node{a, b, c}); got != "" {
+		t.Errorf("a chain: %q", got)
+	}
+	c.waits = []*node{a}
+	if got := waitCycle([]*node{a, b, c}); got != "a -> b -> c -> a" {
+		t.Errorf("a circle: %q", got)
+	}
+	self := mk("self")
+	self.waits = []*node{self}
+	if got := waitCycle([]*node{self}); got != "self -> self" {
+		t.Errorf("a step waiting for itself: %q", got)
+	}
+}

@@ -586,7 +586,15 @@ func (v *VethDriver) DeleteCarried(ctx context.Context, r plan.Resource) error {
 	// Subscribe before looking, so that a removal between the two is seen.
 	updates := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
-	defer close(done)
+	defer func() {
+		close(done)
+		// The library's reader blocks on a full channel: drain it until
+		// the reader ends (it closes the channel).
+		go func() {
+			for range updates {
+			}
+		}()
+	}()
 	tv := unix.NsecToTimeval(carriedWait.Nanoseconds())
 	if err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{ReceiveTimeout: &tv}); err != nil {
 		return v.Delete(ctx, r)
