@@ -254,8 +254,6 @@ type execution struct {
 	total   int
 	n       map[plan.Action]*atomic.Int64
 	outMu   sync.Mutex
-	// stepDone, when set, is called after each step that succeeded.
-	stepDone func(*plan.Change)
 }
 
 // unitRun is one container's part of an execution.
@@ -560,9 +558,6 @@ func (x *execution) step(ctx context.Context, n *node) error {
 		return err
 	}
 	x.done.Add(1)
-	if x.stepDone != nil {
-		x.stepDone(c)
-	}
 	switch {
 	case c.Half == plan.HalfDelete:
 		x.print("- %s (replace: deleted, %s)", name(c.ID), ms(took))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"syscall"
 	"time"
 
@@ -119,30 +118,10 @@ func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, 
 	}
 	fmt.Fprintln(r.Out)
 
-	x := r.newRun(false)
-	// A process driver that can make the first move into a cgroup cheaper
-	// does so as soon as the cgroup exists (see WarmCgroupMoves of
-	// drivers/process), while the other steps run: at once when it exists
-	// already, else once the cgroup's create ends.
-	if w, ok := d.(interface{ WarmCgroupMoves() }); ok {
-		warm := func() { go w.WarmCgroupMoves() }
-		made := func(ch *plan.Change) bool {
-			return ch.Kind == plan.KindCgroup && (ch.Action == plan.Create || ch.Action == plan.Replace)
-		}
-		if !slices.ContainsFunc(rest, made) {
-			warm()
-		} else {
-			x.stepDone = func(ch *plan.Change) {
-				if made(ch) && !teardown(ch) {
-					warm()
-				}
-			}
-		}
-	}
-
 	// Every step, the process's too, is recorded pending in one write
 	// before the first starts; then all steps but the process run as
 	// Apply runs them.
+	x := r.newRun(false)
 	if err := x.prepare(res); err != nil {
 		return -1, err
 	}

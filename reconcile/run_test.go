@@ -199,40 +199,6 @@ func TestRunRemoveLeavesALockedContainer(t *testing.T) {
 	}
 }
 
-// warmForeground is fakeForeground with WarmCgroupMoves: it reports the
-// host's mutations at the moment it was called.
-type warmForeground struct {
-	*fakeForeground
-	warmed chan []string
-}
-
-func (w *warmForeground) WarmCgroupMoves() { w.warmed <- w.h.mutations() }
-
-// The first cgroup move is warmed once the cgroup's create has ended, or at
-// once when the cgroup is there already.
-func TestRunWarmsTheCgroupMoveOnceTheCgroupExists(t *testing.T) {
-	e, fg := newRunEnv(t)
-	w := &warmForeground{fakeForeground: fg, warmed: make(chan []string, 4)}
-	e.r.Drivers[plan.KindProcess] = w
-	c := web("web").container(e.root)
-	for _, first := range []bool{true, false} {
-		e.host.reset()
-		if _, err := e.r.Run(context.Background(), c, RunOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		var at []string
-		select {
-		case at = <-w.warmed:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("first run %v: the cgroup move was never warmed", first)
-		}
-		made := slices.Contains(at, "apply create cgroup/web")
-		if first != made {
-			t.Errorf("first run %v: warmed after %q", first, at)
-		}
-	}
-}
-
 // notifyWriter calls seen once when something written contains want.
 type notifyWriter struct {
 	mu   sync.Mutex

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -315,76 +314,4 @@ func writeQuick(path string, v any) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-// WarmCgroupMoves moves the calling process into the cgroup it is already
-// in (writes 0 to its own cgroup.procs), which changes nothing, and returns
-// when the kernel has done so. Every write to a cgroup.procs file takes
-// cgroup_threadgroup_rwsem for writing, and the first such write after a
-// quiet period waits for an RCU grace period (rcu_sync_enter: the lock's
-// readers, every fork and exit, must leave their fast path first): 8-12 ms
-// on this 2-CPU machine, on the path of every container start, where the
-// container's init waits for it to be placed in its cgroup. A write that
-// comes within a grace period after another one's end does not wait.
-// reconcile.Run calls this in the background once the container's cgroup
-// exists, so that the wait overlaps the rest of the steps, the start of the
-// init and its Go runtime. (Not before: the write holds cgroup_mutex while
-// it waits, and a mkdir of the cgroup would wait with it.) It is an
-// optimisation only: errors are ignored.
-func (d *Driver) WarmCgroupMoves() {
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return
-	}
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	// The first hierarchy of the list that is mounted: the lock is global,
-	// any one will do.
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		f := strings.SplitN(line, ":", 3)
-		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
-			continue
-		}
-		mnt := cgroupMount(string(mi), f[1])
-		if mnt == "" {
-			continue
-		}
-		os.WriteFile(filepath.Join(mnt, f[2], "cgroup.procs"), []byte("0"), 0)
-		return
-	}
-}
-
-// cgroupMount finds in mountinfo text where the hierarchy of controllers
-// (a /proc/self/cgroup field: "" for cgroup2, "cpu,cpuacct", "name=systemd")
-// is mounted with its root at "/", or "".
-func cgroupMount(mountinfo, controllers string) string {
-	for _, line := range strings.Split(mountinfo, "\n") {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		pf, qf := strings.Fields(pre), strings.Fields(post)
-		if len(pf) < 5 || len(qf) < 3 || pf[3] != "/" {
-			continue
-		}
-		switch {
-		case controllers == "" && qf[0] == "cgroup2":
-			return pf[4]
-		case controllers != "" && qf[0] == "cgroup":
-			opts := strings.Split(qf[2], ",")
-			all := true
-			for _, c := range strings.Split(controllers, ",") {
-				if !slices.Contains(opts, c) {
-					all = false
-				}
-			}
-			if all {
-				return pf[4]
-			}
-		}
-	}
-	return ""
 }

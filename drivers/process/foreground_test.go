@@ -45,28 +45,6 @@ func TestExitStatusIsAShells(t *testing.T) {
 	}
 }
 
-func TestCgroupMount(t *testing.T) {
-	const mi = `25 30 0:23 / /sys rw,nosuid shared:7 - sysfs sysfs rw
-33 25 0:28 / /sys/fs/cgroup ro shared:9 - tmpfs tmpfs ro,mode=755
-34 33 0:29 / /sys/fs/cgroup/unified rw shared:10 - cgroup2 cgroup2 rw,nsdelegate
-38 33 0:33 / /sys/fs/cgroup/cpu,cpuacct rw shared:14 - cgroup cgroup rw,cpu,cpuacct
-39 33 0:34 /docker /sys/fs/cgroup/pids rw shared:15 - cgroup cgroup rw,pids
-40 33 0:35 / /sys/fs/cgroup/systemd rw shared:16 - cgroup cgroup rw,xattr,name=systemd
-41 33 0:36 / /sys/fs/cgroup/memory rw shared:17 - cgroup cgroup rw,memory`
-	for controllers, want := range map[string]string{
-		"":             "/sys/fs/cgroup/unified",
-		"cpu,cpuacct":  "/sys/fs/cgroup/cpu,cpuacct",
-		"memory":       "/sys/fs/cgroup/memory",
-		"name=systemd": "/sys/fs/cgroup/systemd",
-		"pids":         "", // mounted from a subfolder: its paths do not start at the mount
-		"blkio":        "",
-	} {
-		if got := cgroupMount(mi, controllers); got != want {
-			t.Errorf("%q: %q, want %q", controllers, got, want)
-		}
-	}
-}
-
 // TestForeground runs a container as a child of the test: its streams are
 // the ones given, its exit code is returned, and while it runs the bundle
 // names the test process as its supervisor, so Observe sees it running.
@@ -227,5 +205,56 @@ func TestForegroundSurvivesAnUpdate(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("hutch run did not end after a SIGTERM")
+	}
+}
+
+// TestForegroundJoinsItsCgroups: an init started from Go is in the
+// container's cgroup in every hierarchy, as the host sees it
+// (/proc/PID/cgroup): born in the cgroup2 folder, moved into each v1
+// hierarchy by itself (selfjoin.c). Also after the cgroup was killed
+// through cgroup.kill, which makes the kernel kill a child born into it
+// (it is then started again the old way).
+func TestForegroundJoinsItsCgroups(t *testing.T) {
+	c := newContainer(t, []string{"/bin/sh", "-c", "read x; exit 0"}, containerOpts{})
+	for round := 0; round < 2; round++ {
+		in, inw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cgroups string
+		code, err := c.d.Foreground(context.Background(), c.proc, in, nil, os.Stderr, nil, func() error {
+			b, err := os.ReadFile("/proc/" + itoa(c.state().PID) + "/cgroup")
+			cgroups = string(b)
+			inw.Close()
+			return err
+		})
+		in.Close()
+		if err != nil || code != 0 {
+			t.Fatalf("round %d: %d, %v", round, code, err)
+		}
+		lines := strings.Split(strings.TrimSpace(cgroups), "\n")
+		joined := 0
+		for _, l := range lines {
+			f := strings.SplitN(l, ":", 3)
+			if len(f) != 3 || f[1] == "name=systemd" {
+				continue
+			}
+			for _, want := range []string{"memory", "cpu", "pids", ""} {
+				if f[1] == want || strings.Contains(","+f[1]+",", ","+want+",") && want != "" {
+					if f[2] != "/"+c.cgPath {
+						t.Errorf("round %d: %s: in %s, want /%s", round, l, f[2], c.cgPath)
+					}
+					joined++
+				}
+			}
+		}
+		if joined < 2 {
+			t.Errorf("round %d: /proc/PID/cgroup names too few of the container's hierarchies:\n%s", round, cgroups)
+		}
+		if round == 0 {
+			if err := c.cg.KillAll(c.cgPath); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

@@ -499,43 +499,100 @@ func startInitStdio(bundle string, cg CgroupJoiner, cgPath string, stdin io.Read
 		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
 	defer exe.Close()
-	syncR, syncW, err := os.Pipe()
+	join, err := openCgroupJoin(cg, cgPath, attr.Cloneflags&unix.CLONE_NEWUSER != 0)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	defer join.close()
+	into := join != nil && join.v2dir != nil
+	for {
+		cmd, bornDead, err := launchInit(spec, attr, netnsPath, bundle, exe, join, into, cg, cgPath, stdin, stdout, stderr)
+		if bornDead && into {
+			// The kernel killed it at birth (see sup_start_init in
+			// supervisor.c): again, without CLONE_INTO_CGROUP.
+			into = false
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", name, err)
+		}
+		return cmd, nil
+	}
+}
+
+// launchInit is one try of startInitStdio: it starts the init and puts it
+// in the cgroup (join, when not nil: born in the cgroup2 folder when into,
+// moving itself into the v1 hierarchies; else AddProcess), releases it and
+// waits until it has executed the workload. bornDead says that it was
+// killed by SIGKILL before it ran (with into: the kernel's doing).
+func launchInit(spec *specs.Spec, attr *syscall.SysProcAttr, netnsPath, bundle string, exe *os.File, join *cgroupJoin, into bool,
+	cg CgroupJoiner, cgPath string, stdin io.Reader, stdout, stderr io.Writer) (*exec.Cmd, bool, error) {
+	name := filepath.Base(bundle)
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return nil, false, err
 	}
 	defer syncW.Close()
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		syncR.Close()
-		return nil, fmt.Errorf("container %s: %w", name, err)
+		return nil, false, err
 	}
 	defer errR.Close()
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		syncR.Close()
 		errW.Close()
-		return nil, fmt.Errorf("container %s: %w", name, err)
+		return nil, false, err
+	}
+	files := []*os.File{exe, syncR, errW, cfgR}
+	env := []string{envStage + "=" + stageInit, envBundle + "=" + bundle}
+	var helloR, helloW *os.File
+	a := *attr
+	if join != nil {
+		if helloR, helloW, err = os.Pipe(); err != nil {
+			syncR.Close()
+			errW.Close()
+			cfgR.Close()
+			cfgW.Close()
+			return nil, false, err
+		}
+		defer helloR.Close()
+		var v string
+		files, v = join.files(files, helloW)
+		env = append(env, "_HUTCH_JOIN="+v)
+		if into {
+			a.UseCgroupFD, a.CgroupFD = true, int(join.v2dir.Fd())
+		}
 	}
 	cmd := &exec.Cmd{
-		// fd 3 in the child is the memfd: exec it through /proc/self/fd.
+		// fd 3 in the child is the sealed binary: exec it through /proc/self/fd.
 		Path:        fmt.Sprintf("/proc/self/fd/%d", initFdExe),
 		Args:        []string{"hutch-init", name},
-		Env:         []string{envStage + "=" + stageInit, envBundle + "=" + bundle},
+		Env:         env,
 		Dir:         "/",
-		ExtraFiles:  []*os.File{exe, syncR, errW, cfgR},
+		ExtraFiles:  files,
 		Stdin:       stdin,
 		Stdout:      stdout,
 		Stderr:      stderr,
-		SysProcAttr: attr,
+		SysProcAttr: &a,
 		WaitDelay:   2 * time.Second,
 	}
 	err = startInNetns(cmd, netnsPath)
 	syncR.Close()
 	errW.Close()
 	cfgR.Close()
+	if helloW != nil {
+		helloW.Close()
+	}
 	if err != nil {
 		cfgW.Close()
-		return nil, fmt.Errorf("container %s: start init: %w", name, err)
+		if into {
+			// clone3 without CLONE_INTO_CGROUP (Linux 5.3 to 5.6: E2BIG)
+			// or refusing it: again, with the pid written.
+			return nil, true, fmt.Errorf("start init: %w", err)
+		}
+		return nil, false, fmt.Errorf("start init: %w", err)
 	}
 	// The config can be larger than a pipe's buffer: write it while the
 	// init reads, and close the pipe at the end.
@@ -543,28 +600,49 @@ func startInitStdio(bundle string, cg CgroupJoiner, cgPath string, stdin io.Read
 		json.NewEncoder(cfgW).Encode(spec)
 		cfgW.Close()
 	}()
-	abort := func(err error) (*exec.Cmd, error) {
+	abort := func(err error) (*exec.Cmd, bool, error) {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, fmt.Errorf("container %s: %w", name, err)
+		return nil, false, err
 	}
-	if cg != nil && cgPath != "" {
+	if helloR != nil {
+		var b [1]byte
+		if n, _ := helloR.Read(b[:]); n != 1 {
+			// Ended before selfjoin.c ran: see how.
+			cmd.Wait()
+			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if into && ws.Signaled() && ws.Signal() == unix.SIGKILL {
+				return nil, true, errors.New("start init: killed at its birth")
+			}
+			msg, _ := io.ReadAll(errR)
+			return nil, false, fmt.Errorf("start init: it ended before it ran (%v) %s", cmd.ProcessState, msg)
+		}
+	}
+	switch {
+	case join == nil && cg != nil && cgPath != "":
 		if err := cg.AddProcess(cgPath, cmd.Process.Pid); err != nil {
 			return abort(err)
 		}
+	case join != nil && !into && join.v2procs != "":
+		if err := os.WriteFile(join.v2procs, []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+			return abort(fmt.Errorf("cgroup: %w", err))
+		}
 	}
-	if _, err := syncW.Write([]byte{1}); err != nil {
-		return abort(fmt.Errorf("release init: %w", err))
-	}
+	// A child that failed to join (selfjoin.c) has closed the sync pipe:
+	// the write fails, and the error pipe says why.
+	_, werr := syncW.Write([]byte{1})
 	msg, err := io.ReadAll(errR)
 	if err != nil {
 		return abort(fmt.Errorf("read init's error pipe: %w", err))
 	}
 	if len(msg) > 0 {
 		cmd.Wait()
-		return nil, errors.New(string(msg))
+		return nil, false, errors.New(string(msg))
 	}
-	return cmd, nil
+	if werr != nil {
+		return abort(fmt.Errorf("release init: %w", werr))
+	}
+	return cmd, false, nil
 }
 
 // startInNetns starts cmd from a thread that was moved into the network
