@@ -4,7 +4,6 @@ package process
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -93,7 +92,7 @@ func (d *Driver) Foreground(ctx context.Context, p *plan.Process, stdin io.Reade
 	}
 	// supervisor.json first: from the moment process.json names this
 	// process, Stop must find the cgroup to empty.
-	if err := writeQuick(filepath.Join(p.Bundle, configFile), &supervisorConfig{Process: *p, Cgroup: f.cgPath}); err != nil {
+	if err := writeJSON(filepath.Join(p.Bundle, configFile), &supervisorConfig{Process: *p, Cgroup: f.cgPath}); err != nil {
 		return -1, fmt.Errorf("container %s: %w", p.Container, err)
 	}
 	f.state = State{Container: p.Container, Status: StatusCreated, Digest: p.Digest, SupervisorPID: os.Getpid(), SupervisorStart: self, Foreground: true}
@@ -194,7 +193,7 @@ type foreground struct {
 }
 
 func (f *foreground) save() error {
-	if err := writeQuick(filepath.Join(f.p.Bundle, stateFile), &f.state); err != nil {
+	if err := writeJSON(filepath.Join(f.p.Bundle, stateFile), &f.state); err != nil {
 		return fmt.Errorf("container %s: %w", f.p.Container, err)
 	}
 	return nil
@@ -294,24 +293,4 @@ func ending(sig unix.Signal) bool {
 		}
 	}
 	return false
-}
-
-// writeQuick writes v as JSON to path atomically (a temporary file renamed
-// over it) but without fsync(2): these files must outlive the hutch process
-// (a kill -9), not the machine, which takes the process with it.
-func writeQuick(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -178,8 +178,16 @@ func TestForegroundSurvivesAnUpdate(t *testing.T) {
 	}()
 	b := make([]byte, 6)
 	r.Read(b)
-	st := c.state()
+	// process.json names the process once Foreground has seen it run,
+	// which may be just after it printed.
+	var st *State
+	waitFor(t, "process.json to name the running process", func() bool {
+		st = c.state()
+		return st.PID > 0
+	})
 	if !st.Foreground || !st.Alive() {
+		sigs <- unix.SIGTERM // end it: the cleanup's stop would signal this test
+		<-res
 		t.Fatalf("state while it runs: %+v", st)
 	}
 	after := *c.proc
@@ -190,6 +198,10 @@ func TestForegroundSurvivesAnUpdate(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond) // a forwarded signal would have ended it by now
 	if _, err := os.Stat("/proc/" + itoa(st.PID)); err != nil || !c.state().Alive() {
+		if err == nil {
+			sigs <- unix.SIGTERM
+			<-res
+		}
 		t.Fatalf("the container ended after an update in place: %v", err)
 	}
 	var conf supervisorConfig

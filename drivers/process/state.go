@@ -120,21 +120,14 @@ func writeJSON(path string, v any) error {
 }
 
 // writeAtomic writes b to path atomically: a temporary file in the same
-// folder, fsync, then rename(2) over the old one, so a reader sees either
-// the old or the new content, never half of one.
+// folder, then rename(2) over the old one, so a reader sees either the old
+// or the new content, never half of one. No fsync(2): the driver's files
+// (process.json, supervisor.json and .conf, the stop file) describe
+// processes, which do not outlive the machine; they must outlive a killed
+// hutch or supervisor, which the page cache sees to.
 func writeAtomic(path string, b []byte) error {
 	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := os.WriteFile(tmp, b, 0o600)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
