@@ -36,15 +36,17 @@ type fakeHost struct {
 }
 
 func newFakeHost(t *testing.T) *fakeHost {
-	return &fakeHost{
-		dir:  t.TempDir(),
-		fail: map[string]error{},
-		force: map[plan.Kind][]string{
-			plan.KindRootfs:  {"*"},
-			plan.KindProcess: {"*"},
-			plan.KindNetns:   {"*"},
-			plan.KindVeth:    {"peer.name", "netns"},
-		},
+	return &fakeHost{dir: t.TempDir(), fail: map[string]error{}, force: fakeForce()}
+}
+
+// fakeForce lists the fields that force a replace, per kind, on the fake
+// host.
+func fakeForce() map[plan.Kind][]string {
+	return map[plan.Kind][]string{
+		plan.KindRootfs:  {"*"},
+		plan.KindProcess: {"*"},
+		plan.KindNetns:   {"*"},
+		plan.KindVeth:    {"peer.name", "netns"},
 	}
 }
 

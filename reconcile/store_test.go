@@ -195,7 +195,9 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper only")
 	}
 	root, hostDir := os.Getenv("HUTCH_HELPER_ROOT"), os.Getenv("HUTCH_HELPER_HOST")
-	h := &fakeHost{dir: hostDir, fail: map[string]error{}, force: newFakeHost(t).force}
+	// Not newFakeHost: its t.TempDir would outlive this process, which
+	// ends with os.Exit.
+	h := &fakeHost{dir: hostDir, fail: map[string]error{}, force: fakeForce()}
 	opts := plan.DefaultOptions()
 	opts.StateRoot = root
 	fault, err := FaultFromEnv()
