@@ -55,7 +55,9 @@ Every step is recorded in the state store before it starts, so a run that
 is killed leaves nothing 'hutch delete -f FILE' cannot find (its process is
 killed by its pid and cgroup). A container whose process already runs
 (under 'hutch apply' or another 'hutch run') is an error, and nothing
-changes. Exit status 125 means hutch run itself failed.`,
+changes. Exit status 125 means hutch run itself failed (also when the
+process succeeded and --rm could not remove everything; when the process
+failed, its status wins and the removal's error is printed).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// From the start: a Ctrl-C while the container is being made
@@ -68,6 +70,11 @@ changes. Exit status 125 means hutch run itself failed.`,
 				out = cmd.ErrOrStderr()
 			}
 			code, err := runOne(cmd, file, rm, out, sigs)
+			if err != nil && code > 0 {
+				// The process ran and failed, and --rm's removal failed
+				// too: both are said, the status is the workload's.
+				return &exitError{code: code, err: fmt.Errorf("run: %w", err)}
+			}
 			if err != nil {
 				return &exitError{code: runFailed, err: fmt.Errorf("run: %w", err)}
 			}
