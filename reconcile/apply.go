@@ -159,7 +159,6 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 			u.lock.Unlock()
 		}
 	}()
-	var changes []*plan.Change
 	for i, n := range names {
 		if i > 0 && names[i-1] == n {
 			continue
@@ -191,6 +190,25 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 			errs = append(errs, err)
 			continue
 		}
+	}
+	deleted, derrs := r.deleteUnits(ctx, units)
+	if err := errors.Join(append(errs, derrs...)...); err != nil {
+		return err
+	}
+	if len(units) > 0 {
+		fmt.Fprintf(r.Out, "Delete complete in %s: %d deleted.\n", ms(time.Since(start)), deleted)
+	}
+	return nil
+}
+
+// deleteUnits deletes every resource the states of the locked units record,
+// in one run in reverse dependency order, carrying on past errors; each
+// unit whose steps all succeeded then loses its folder and its lock file.
+// It returns how many resources it deleted and every error.
+func (r *Reconciler) deleteUnits(ctx context.Context, units []*unit) (int64, []error) {
+	var errs []error
+	var changes []*plan.Change
+	for _, u := range units {
 		for _, rec := range u.state.Resources {
 			res, err := rec.Resource()
 			if err != nil {
@@ -204,11 +222,11 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 	}
 	p, err := plan.NewPlan(changes)
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return 0, append(errs, err)
 	}
 	x := r.newRun(true)
 	if err := x.prepare(&Result{Plan: p, units: units}); err != nil {
-		return errors.Join(append(errs, err)...)
+		return 0, append(errs, err)
 	}
 	if err := x.run(ctx, p); err != nil {
 		errs = append(errs, err)
@@ -234,13 +252,7 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 		}
 		fmt.Fprintf(r.Out, "container %s: deleted\n", u.name)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	if len(units) > 0 {
-		fmt.Fprintf(r.Out, "Delete complete in %s: %d deleted.\n", ms(time.Since(start)), x.n[plan.Delete].Load())
-	}
-	return nil
+	return x.n[plan.Delete].Load(), errs
 }
 
 // execution is one run of a plan's steps.

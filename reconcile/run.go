@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
@@ -204,54 +205,26 @@ func (r *Reconciler) remove(ctx context.Context, name string) error {
 	} else if err != nil {
 		return err
 	}
-	var changes []*plan.Change
-	var errs []error
-	for _, rec := range u.state.Resources {
+	// An ended process leaves nothing a step need remove: its files go
+	// with the folder.
+	u.state.Resources = slices.DeleteFunc(u.state.Resources, func(rec Record) bool {
+		if rec.Kind != plan.KindProcess {
+			return false
+		}
 		res, err := rec.Resource()
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return false
 		}
-		if rec.Kind == plan.KindProcess {
-			if d, err := r.driver(plan.KindProcess); err == nil {
-				if got, err := d.Observe(ctx, res); err == nil && absent(got) {
-					continue
-				}
-			}
+		d, err := r.driver(plan.KindProcess)
+		if err != nil {
+			return false
 		}
-		ch := &plan.Change{ID: rec.ID, Kind: rec.Kind, Action: plan.Delete, Before: res}
-		u.changes = append(u.changes, ch)
-		changes = append(changes, ch)
+		got, err := d.Observe(ctx, res)
+		return err == nil && absent(got)
+	})
+	if _, errs := r.deleteUnits(ctx, []*unit{u}); len(errs) > 0 {
+		return errors.Join(errs...) // the store keeps what is left, for hutch delete
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	p, err := plan.NewPlan(changes)
-	if err != nil {
-		return err
-	}
-	x := r.newRun(true)
-	if err := x.prepare(&Result{Plan: p, units: []*unit{u}}); err != nil {
-		return err
-	}
-	if err := x.run(ctx, p); err != nil {
-		errs = append(errs, err)
-	}
-	if cr := x.units[name]; cr != nil {
-		if err := cr.saver.flush(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err // the store keeps what is left, for hutch delete
-	}
-	if err := r.Store.Remove(name); err != nil {
-		return err
-	}
-	if err := u.lock.remove(); err != nil {
-		return err
-	}
-	fmt.Fprintf(r.Out, "container %s: deleted\n", name)
 	return nil
 }
 
