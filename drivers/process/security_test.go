@@ -52,6 +52,25 @@ func main() {
 		fmt.Printf("mount=%s\n", errno(e))
 		_, _, e = syscall.Syscall6(syscall.SYS_KEXEC_LOAD, 0, 0, 0, 0, 0, 0)
 		fmt.Printf("kexec_load=%s\n", errno(e))
+		// Docker's profile allows these domains (one conditional rule each),
+		// and no other: AF_VSOCK (40) is refused.
+		for _, f := range []struct {
+			name   string
+			domain int
+			typ    int
+		}{{"inet", 2, 1}, {"inet6", 10, 2}, {"netlink", 16, 3}, {"packet", 17, 3}, {"vsock", 40, 1}} {
+			fd, _, e := syscall.RawSyscall(syscall.SYS_SOCKET, uintptr(f.domain), uintptr(f.typ), 0)
+			if e == 0 {
+				syscall.Close(int(fd))
+			}
+			fmt.Printf("socket_%s=%s\n", f.name, errno(e))
+		}
+		// personality: 0 (query), 8 and 0xffffffff are allowed; 0x0040000
+		// (ADDR_NO_RANDOMIZE) is not.
+		for _, p := range []uintptr{0, 8, 0xffffffff, 0x0040000} {
+			_, _, e = syscall.RawSyscall(syscall.SYS_PERSONALITY, p, 0, 0)
+			fmt.Printf("personality_%#x=%s\n", p, errno(e))
+		}
 	case "openw":
 		_, err := syscall.Open(os.Args[2], syscall.O_WRONLY, 0)
 		fmt.Printf("openw=%v\n", err)
@@ -107,9 +126,11 @@ func TestSeccompDefaultProfile(t *testing.T) {
 	c := newContainer(t, []string{"httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"}, containerOpts{rootfs: withProbe(t)})
 	c.start()
 	got := c.mustExec("probe", "syscalls")
-	for _, want := range []string{"keyctl=1\n", "unshare=1\n", "mount=1\n", "kexec_load=1\n"} {
+	for _, want := range []string{"keyctl=1\n", "unshare=1\n", "mount=1\n", "kexec_load=1\n",
+		"socket_inet=ok\n", "socket_inet6=ok\n", "socket_netlink=ok\n", "socket_packet=ok\n", "socket_vsock=1\n",
+		"personality_0x0=ok\n", "personality_0x8=ok\n", "personality_0xffffffff=ok\n", "personality_0x40000=1\n"} {
 		if !strings.Contains(got, want) {
-			t.Errorf("probe says\n%swant %q (EPERM)", got, want)
+			t.Errorf("probe says\n%swant %q (1 is EPERM)", got, want)
 		}
 	}
 	// An ordinary workload runs under the filter: httpd answers.

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -34,36 +33,6 @@ func TestCheckRlimits(t *testing.T) {
 	if err := CheckRlimits(spec(specs.POSIXRlimit{Type: "RLIMIT_BOGUS"}, specs.POSIXRlimit{Type: "RLIMIT_CORE", Soft: 2, Hard: 1})); err == nil ||
 		!strings.Contains(err.Error(), "RLIMIT_BOGUS: unknown type") || !strings.Contains(err.Error(), "soft limit 2 above the hard limit 1") {
 		t.Errorf("bad rlimits: %v", err)
-	}
-}
-
-func TestCompileSeccomp(t *testing.T) {
-	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: dockerCaps}}}
-	def, err := seccomp.GetDefaultProfile(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := compileSeccomp(def)
-	if err != nil {
-		t.Fatalf("Docker's default profile: %v", err)
-	}
-	if len(prog) < 100 || len(prog) > 4096 {
-		t.Errorf("%d instructions", len(prog))
-	}
-	// The final instruction returns the default action: ERRNO(EPERM).
-	if last := prog[len(prog)-1]; last.Code != 0x06 || last.K != unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM) {
-		t.Errorf("last instruction %+v", last)
-	}
-	bad := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{
-		Names: []string{"clone"}, Action: specs.ActAllow,
-		Args: []specs.LinuxSeccompArg{{Index: 0, Value: 3, ValueTwo: 1, Op: specs.OpMaskedEqual}},
-	}}}
-	if _, err := compileSeccomp(bad); err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Errorf("an unsupported masked compare: %v", err)
-	}
-	unknown := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"no_such_syscall"}, Action: specs.ActErrno}}}
-	if prog, err := compileSeccomp(unknown); err != nil || prog[len(prog)-1].K != unix.SECCOMP_RET_ALLOW {
-		t.Errorf("unknown names are skipped: %v", err)
 	}
 }
 
