@@ -322,6 +322,8 @@ func DecodeResource(kind Kind, data []byte) (Resource, error) {
 		r = &Cgroup{}
 	case KindProcess:
 		r = &Process{}
+	case KindBridge:
+		r = &Bridge{}
 	default:
 		return nil, fmt.Errorf("decode resource: unknown kind %q", kind)
 	}
