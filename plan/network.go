@@ -24,3 +24,61 @@ func (b *Bridge) Deps() []string { return nil }
 
 // BridgeID is the resource ID of the bridge called name.
 func BridgeID(name string) string { return "bridge/" + name }
+
+// KindNftRule is the kind of one nftables rule in hutch's table.
+const KindNftRule Kind = "nftrule"
+
+// NftTable is the nftables table that holds every rule hutch makes, in the
+// inet family (IPv4 and IPv6): `nft list table inet hutch`. Its base chains
+// are made with the first rule that needs them, and the table goes with the
+// last rule.
+const NftTable = "hutch"
+
+// The base chains of hutch's table: NftPostrouting is a nat chain at the
+// postrouting hook (source NAT priority, 100); NftForward a filter chain at
+// the forward hook (priority 0, policy accept).
+const (
+	NftPostrouting = "postrouting"
+	NftForward     = "forward"
+)
+
+// The verdicts an NftRule can end in.
+const (
+	NftMasquerade = "masquerade"
+	NftAccept     = "accept"
+	NftDrop       = "drop"
+)
+
+// NftRule is one rule in a base chain of hutch's table. Every match that is
+// set must hold for the verdict to apply. The rule carries its ID as the
+// rule's user data (NFTA_RULE_USERDATA), which is how hutch finds it again.
+type NftRule struct {
+	Network string `json:"network"`
+	// Name is unique among hutch's rules ("labnet/masquerade").
+	Name  string `json:"name"`
+	Chain string `json:"chain"`
+	// Src is a prefix the source address must be in (its family decides
+	// whether the rule matches IPv4 or IPv6).
+	Src string `json:"src,omitempty"`
+	// IIf and OIf name the input and output interface; NotIIf and NotOIf
+	// an interface the packet must not come in or go out by. IIfPrefix
+	// matches input interfaces whose name starts with it (nft's "hutch-*").
+	IIf       string `json:"iif,omitempty"`
+	IIfPrefix string `json:"iifPrefix,omitempty"`
+	NotIIf    string `json:"notIif,omitempty"`
+	OIf       string `json:"oif,omitempty"`
+	NotOIf    string `json:"notOif,omitempty"`
+	Verdict   string `json:"verdict"`
+	// Differs is set only in an observed value, for a rule whose
+	// expressions are not the wanted ones (changed by hand) or that the
+	// kernel holds more than once.
+	Differs bool `json:"differs,omitempty"`
+}
+
+func (r *NftRule) ID() string     { return NftRuleID(r.Name) }
+func (r *NftRule) Kind() Kind     { return KindNftRule }
+func (r *NftRule) Owner() string  { return r.Network }
+func (r *NftRule) Deps() []string { return nil }
+
+// NftRuleID is the resource ID of hutch's nftables rule called name.
+func NftRuleID(name string) string { return "nftrule/" + name }

@@ -324,6 +324,8 @@ func DecodeResource(kind Kind, data []byte) (Resource, error) {
 		r = &Process{}
 	case KindBridge:
 		r = &Bridge{}
+	case KindNftRule:
+		r = &NftRule{}
 	default:
 		return nil, fmt.Errorf("decode resource: unknown kind %q", kind)
 	}

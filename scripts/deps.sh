@@ -3,7 +3,7 @@
 # Debian packages through apt-get and Go modules through the module proxy.
 set -euo pipefail
 PKGS="ca-certificates git make gcc iproute2 curl python3 procps psmisc busybox-static"
-PKGS+=" runc crun"
+PKGS+=" runc crun nftables"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=" $p"

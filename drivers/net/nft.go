@@ -1,0 +1,424 @@
+//go:build linux
+
+package net
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+
+	"hutch/plan"
+)
+
+// NftDriver manages hutch's nftables rules (plan.KindNftRule) in the table
+// `inet hutch` of the host's network namespace, through nf_tables netlink
+// messages (github.com/google/nftables): no nft binary is needed.
+//
+// Each rule carries the comment "hutch:" and its resource ID in its user
+// data (NFTA_RULE_USERDATA, in nft's own comment encoding, so `nft list
+// table inet hutch` shows it), which is how it is found again: hutch never touches a rule,
+// chain or table but its own. Changes go to the kernel as one nf_tables
+// transaction (a batch), so a rule is never seen half replaced.
+type NftDriver struct {
+	d *Driver
+	// netns is the network namespace to work in: "" for the host's, else
+	// the path of a namespace file (tests use their own namespace).
+	netns string
+}
+
+// Nft is the reconcile driver of plan.KindNftRule.
+func (d *Driver) Nft() *NftDriver { return &NftDriver{d: d} }
+
+// Kind is plan.KindNftRule.
+func (n *NftDriver) Kind() plan.Kind { return plan.KindNftRule }
+
+// nftComment is the comment that marks the rule with resource ID id.
+func nftComment(id string) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, markPrefix+id)
+}
+
+// ruleID returns the ID in a rule's comment, "" when it has none of hutch's.
+func ruleID(r *nftables.Rule) string {
+	c, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+	id, ok := strings.CutPrefix(c, markPrefix)
+	if !ok {
+		return ""
+	}
+	return id
+}
+
+func asNftRule(r plan.Resource) (*plan.NftRule, error) {
+	rule, ok := r.(*plan.NftRule)
+	if !ok || rule == nil {
+		return nil, fmt.Errorf("nftables driver: resource %T is not a *plan.NftRule", r)
+	}
+	return rule, nil
+}
+
+var nftTable = &nftables.Table{Family: nftables.TableFamilyINet, Name: plan.NftTable}
+
+// nftChain is the base chain called name in hutch's table, as it is made.
+func nftChain(name string) (*nftables.Chain, error) {
+	accept := nftables.ChainPolicyAccept
+	switch name {
+	case plan.NftPostrouting:
+		return &nftables.Chain{Name: name, Table: nftTable, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource}, nil
+	case plan.NftForward:
+		return &nftables.Chain{Name: name, Table: nftTable, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept}, nil
+	}
+	return nil, fmt.Errorf("no chain %q in table inet %s", name, plan.NftTable)
+}
+
+// ifname is an interface name as the kernel compares it: IFNAMSIZ bytes,
+// NUL-padded. A prefix is compared without the padding.
+func ifname(name string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return b
+}
+
+// nftExprs builds the rule's expressions: each match loads a value into
+// register 1 and compares it, and the verdict ends the rule.
+func nftExprs(r *plan.NftRule) ([]expr.Any, error) {
+	var e []expr.Any
+	meta := func(key expr.MetaKey, op expr.CmpOp, data []byte) {
+		e = append(e, &expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: data})
+	}
+	if r.Src != "" {
+		p, err := netip.ParsePrefix(r.Src)
+		if err != nil {
+			return nil, fmt.Errorf("nftables rule %s: src: %w", r.Name, err)
+		}
+		p = p.Masked()
+		proto, off := byte(unix.NFPROTO_IPV4), uint32(12) // struct iphdr's saddr
+		if p.Addr().Is6() {
+			proto, off = unix.NFPROTO_IPV6, 8 // struct ipv6hdr's saddr
+		}
+		addr := p.Addr().AsSlice()
+		mask := netipMask(p)
+		meta(expr.MetaKeyNFPROTO, expr.CmpOpEq, []byte{proto})
+		e = append(e,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(addr))},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(addr)), Mask: mask, Xor: make([]byte, len(addr))},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr})
+	}
+	if r.IIf != "" {
+		meta(expr.MetaKeyIIFNAME, expr.CmpOpEq, ifname(r.IIf))
+	}
+	if r.IIfPrefix != "" {
+		meta(expr.MetaKeyIIFNAME, expr.CmpOpEq, []byte(r.IIfPrefix))
+	}
+	if r.NotIIf != "" {
+		meta(expr.MetaKeyIIFNAME, expr.CmpOpNeq, ifname(r.NotIIf))
+	}
+	if r.OIf != "" {
+		meta(expr.MetaKeyOIFNAME, expr.CmpOpEq, ifname(r.OIf))
+	}
+	if r.NotOIf != "" {
+		meta(expr.MetaKeyOIFNAME, expr.CmpOpNeq, ifname(r.NotOIf))
+	}
+	switch r.Verdict {
+	case plan.NftMasquerade:
+		if r.Chain != plan.NftPostrouting {
+			return nil, fmt.Errorf("nftables rule %s: masquerade only in chain %s", r.Name, plan.NftPostrouting)
+		}
+		e = append(e, &expr.Masq{})
+	case plan.NftAccept:
+		e = append(e, &expr.Verdict{Kind: expr.VerdictAccept})
+	case plan.NftDrop:
+		e = append(e, &expr.Verdict{Kind: expr.VerdictDrop})
+	default:
+		return nil, fmt.Errorf("nftables rule %s: unknown verdict %q", r.Name, r.Verdict)
+	}
+	return e, nil
+}
+
+func netipMask(p netip.Prefix) []byte {
+	n := p.Addr().BitLen() / 8
+	m := make([]byte, n)
+	for i := range p.Bits() {
+		m[i/8] |= 0x80 >> (i % 8)
+	}
+	return m
+}
+
+// nftConn opens an nf_tables netlink connection in the driver's
+// namespace. It is a lasting connection, dialled here: the socket is made
+// while the namespace file is open (a connection dialled later, at Flush,
+// would enter whatever the descriptor number names by then).
+func (n *NftDriver) nftConn() (*nftables.Conn, error) {
+	if n.netns == "" {
+		return nftables.New(nftables.AsLasting())
+	}
+	f, err := os.Open(n.netns)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(int(f.Fd())))
+}
+
+// lockNetns takes an exclusive flock on the namespace's own nsfs inode
+// (every open of /proc/PID/ns/net of one namespace is the same inode), so
+// that two hutch processes never interleave "is the table empty?" and
+// "delete the table" with each other's rules. It needs no file of its own
+// on the host.
+func (n *NftDriver) lockNetns() (func(), error) {
+	path := n.netns
+	if path == "" {
+		path = "/proc/self/ns/net"
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// ours returns the rules of chain that carry the user data of id, or none
+// when the table or chain does not exist.
+func ours(c *nftables.Conn, chain *nftables.Chain, id string) ([]*nftables.Rule, error) {
+	rules, err := c.GetRules(nftTable, chain)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list chain inet %s %s: %w", plan.NftTable, chain.Name, err)
+	}
+	var out []*nftables.Rule
+	for _, r := range rules {
+		if ruleID(r) == id {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// sameExprs says whether the kernel's expressions are the wanted ones,
+// compared in their netlink encoding.
+func sameExprs(got, want []expr.Any) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		g, err1 := expr.Marshal(byte(nftables.TableFamilyINet), got[i])
+		w, err2 := expr.Marshal(byte(nftables.TableFamilyINet), want[i])
+		if err1 != nil || err2 != nil || !bytes.Equal(g, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// Observe finds the rule by its user data (NFT_MSG_GETRULE dump of its
+// chain): nil when there is none; Differs set when the kernel's rule is
+// not the one wanted (changed by hand, or more than one).
+func (n *NftDriver) Observe(ctx context.Context, want plan.Resource) (plan.Resource, error) {
+	w, err := asNftRule(want)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := nftChain(w.Chain)
+	if err != nil {
+		return nil, err
+	}
+	exprs, err := nftExprs(w)
+	if err != nil {
+		return nil, err
+	}
+	c, err := n.nftConn()
+	if err != nil {
+		return nil, fmt.Errorf("nftables rule %s: %w", w.Name, err)
+	}
+	defer c.CloseLasting()
+	rules, err := ours(c, chain, w.ID())
+	if err != nil || len(rules) == 0 {
+		return nil, err
+	}
+	got := *w
+	got.Differs = len(rules) > 1 || !sameExprs(rules[0].Exprs, exprs)
+	return &got, nil
+}
+
+// Diff: a rule that differs is replaced in place (one transaction deletes
+// the kernel's and adds the wanted one).
+func (n *NftDriver) Diff(got, want plan.Resource) (fields, forceReplace []string) {
+	g, err1 := asNftRule(got)
+	w, err2 := asNftRule(want)
+	if err1 != nil || err2 != nil {
+		return []string{"type"}, []string{"type"}
+	}
+	if g.Differs || g.Chain != w.Chain {
+		fields = append(fields, "rule")
+	}
+	return fields, nil
+}
+
+// Apply makes the table and the rule's chain when missing and puts the
+// rule in place of any rule carrying its ID, in one transaction.
+func (n *NftDriver) Apply(ctx context.Context, ch *plan.Change) error {
+	w, err := asNftRule(ch.After)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	chain, err := nftChain(w.Chain)
+	if err != nil {
+		return err
+	}
+	exprs, err := nftExprs(w)
+	if err != nil {
+		return err
+	}
+	unlock, err := n.lockNetns()
+	if err != nil {
+		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
+	}
+	defer unlock()
+	c, err := n.nftConn()
+	if err != nil {
+		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
+	}
+	defer c.CloseLasting()
+	old, err := ours(c, chain, w.ID())
+	if err != nil {
+		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
+	}
+	if len(old) == 1 && sameExprs(old[0].Exprs, exprs) {
+		return nil
+	}
+	c.AddTable(nftTable)
+	c.AddChain(chain)
+	for _, r := range old {
+		if err := c.DelRule(r); err != nil {
+			return fmt.Errorf("nftables rule %s: delete handle %d: %w", w.Name, r.Handle, err)
+		}
+	}
+	c.AddRule(&nftables.Rule{Table: nftTable, Chain: chain, Exprs: exprs, UserData: nftComment(w.ID())})
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables rule %s: add to chain inet %s %s: %w", w.Name, plan.NftTable, w.Chain, err)
+	}
+	return nil
+}
+
+// Delete removes every rule carrying the rule's ID; when that leaves
+// hutch's table without rules, the table goes too (with its chains), so
+// that `nft list ruleset` is as it was before hutch.
+func (n *NftDriver) Delete(ctx context.Context, r plan.Resource) error {
+	w, err := asNftRule(r)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	chain, err := nftChain(w.Chain)
+	if err != nil {
+		return err
+	}
+	unlock, err := n.lockNetns()
+	if err != nil {
+		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
+	}
+	defer unlock()
+	c, err := n.nftConn()
+	if err != nil {
+		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
+	}
+	defer c.CloseLasting()
+	old, err := ours(c, chain, w.ID())
+	if err != nil {
+		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
+	}
+	for _, r := range old {
+		if err := c.DelRule(r); err != nil {
+			return fmt.Errorf("nftables rule %s: delete handle %d: %w", w.Name, r.Handle, err)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables rule %s: delete: %w", w.Name, err)
+	}
+	return n.dropEmptyTable(c)
+}
+
+// dropEmptyTable deletes hutch's table when none of its chains holds a
+// rule. The caller holds the namespace's lock.
+func (n *NftDriver) dropEmptyTable(c *nftables.Conn) error {
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return fmt.Errorf("nftables table inet %s: list chains: %w", plan.NftTable, err)
+	}
+	found := false
+	for _, ch := range chains {
+		if ch.Table.Name != plan.NftTable {
+			continue
+		}
+		found = true
+		rules, err := c.GetRules(nftTable, ch)
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("nftables table inet %s: list chain %s: %w", plan.NftTable, ch.Name, err)
+		}
+		if len(rules) > 0 {
+			return nil
+		}
+	}
+	if !found {
+		if t, err := c.ListTableOfFamily(plan.NftTable, nftables.TableFamilyINet); err != nil || t == nil {
+			return nil // no table
+		}
+	}
+	c.DelTable(nftTable)
+	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("nftables table inet %s: delete: %w", plan.NftTable, err)
+	}
+	return nil
+}
+
+// NftRules lists the rules of hutch's table as the kernel holds them: per
+// chain, the ID in each rule's comment ("" for a rule without one), for
+// inspect and the tests.
+func (n *NftDriver) NftRules() (map[string][]string, error) {
+	c, err := n.nftConn()
+	if err != nil {
+		return nil, err
+	}
+	defer c.CloseLasting()
+	out := map[string][]string{}
+	for _, name := range []string{plan.NftPostrouting, plan.NftForward} {
+		chain, _ := nftChain(name)
+		rules, err := c.GetRules(nftTable, chain)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rules {
+			out[name] = append(out[name], ruleID(r))
+		}
+	}
+	return out, nil
+}
