@@ -93,12 +93,21 @@ type Veth struct {
 	Host      LinkEnd `json:"host"`
 	Peer      LinkEnd `json:"peer"`
 	Netns     string  `json:"netns"`
+	// Bridge is the bridge the host end is a port of (IFLA_MASTER, `ip
+	// link set H master BR`), "" for none: a container attached to a
+	// hutch network.
+	Bridge string `json:"bridge,omitempty"`
 }
 
-func (v *Veth) ID() string     { return VethID(v.Host.Name) }
-func (v *Veth) Kind() Kind     { return KindVeth }
-func (v *Veth) Owner() string  { return v.Container }
-func (v *Veth) Deps() []string { return []string{NetnsID(v.Netns)} }
+func (v *Veth) ID() string    { return VethID(v.Host.Name) }
+func (v *Veth) Kind() Kind    { return KindVeth }
+func (v *Veth) Owner() string { return v.Container }
+func (v *Veth) Deps() []string {
+	if v.Bridge != "" {
+		return []string{NetnsID(v.Netns), BridgeID(v.Bridge)}
+	}
+	return []string{NetnsID(v.Netns)}
+}
 
 // CarriedBy: the peer end lives in Netns, and goes with it, taking the host end along.
 func (v *Veth) CarriedBy() []string { return []string{NetnsID(v.Netns)} }

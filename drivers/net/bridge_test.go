@@ -171,3 +171,62 @@ func mustRun(t *testing.T, args ...string) {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
+
+// Two containers' veths plugged into one bridge reach each other: the
+// kernel lists both host ends as the bridge's ports and a ping crosses.
+// Unplugged by hand, a veth is shown as drift and plugged in again.
+func TestVethOnBridge(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	b := &plan.Bridge{Network: "labnet", Name: testutil.Name("hbr")}
+	t.Cleanup(func() { delLink(t, "", b.Name) })
+	if err := d.Bridge().Apply(ctx, create(b)); err != nil {
+		t.Fatal(err)
+	}
+	var veths []*plan.Veth
+	for i, addr := range []string{"10.77.0.2/24", "10.77.0.3/24"} {
+		ns := mustNetns(t, d, "c"+strconv.Itoa(i))
+		v := &plan.Veth{Container: ns.Container, Host: plan.LinkEnd{Name: testutil.Name("hv")}, Peer: plan.LinkEnd{Name: "eth0"}, Netns: ns.Name, Bridge: b.Name}
+		t.Cleanup(func() { delLink(t, "", v.Host.Name) })
+		if err := d.Veth().Apply(ctx, create(v)); err != nil {
+			t.Fatal(err)
+		}
+		mustRun(t, "nsenter", "--net="+d.netnsPath(ns.Name), "ip", "addr", "add", addr, "dev", "eth0")
+		mustRun(t, "nsenter", "--net="+d.netnsPath(ns.Name), "ip", "link", "set", "eth0", "up")
+		veths = append(veths, v)
+	}
+	ports, err := d.BridgePorts(b.Name)
+	if err != nil || len(ports) != 2 {
+		t.Fatalf("bridge ports %v, %v", ports, err)
+	}
+	mustRun(t, "nsenter", "--net="+d.netnsPath(veths[0].Netns), "busybox", "ping", "-c", "1", "-W", "2", "10.77.0.3")
+
+	v := veths[1]
+	got, err := d.Veth().Observe(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := d.Veth().Diff(got, v); len(f) != 0 {
+		t.Errorf("a plugged veth: diff %v", f)
+	}
+	mustRun(t, "ip", "link", "set", v.Host.Name, "nomaster")
+	got, _ = d.Veth().Observe(ctx, v)
+	if f, replace := d.Veth().Diff(got, v); strings.Join(f, ",") != "bridge" || len(replace) != 0 {
+		t.Errorf("unplugged by hand: fields %v replace %v", f, replace)
+	}
+	if err := d.Veth().Apply(ctx, &plan.Change{ID: v.ID(), Kind: v.Kind(), Action: plan.Update, Before: got, After: v}); err != nil {
+		t.Fatal(err)
+	}
+	if ports, _ := d.BridgePorts(b.Name); len(ports) != 2 {
+		t.Errorf("after repair the bridge has ports %v", ports)
+	}
+	// A veth is never plugged into a bridge hutch did not make.
+	theirs := testutil.Name("hbx")
+	mustRun(t, "ip", "link", "add", theirs, "type", "bridge")
+	t.Cleanup(func() { delLink(t, "", theirs) })
+	w := *v
+	w.Bridge = theirs
+	if err := d.Veth().Apply(ctx, &plan.Change{ID: w.ID(), Kind: w.Kind(), Action: plan.Update, Before: v, After: &w}); !errors.Is(err, ErrNotOwned) {
+		t.Errorf("plug into someone else's bridge: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -75,6 +76,15 @@ func (v *VethDriver) Observe(ctx context.Context, want plan.Resource) (plan.Reso
 	}
 	c, _ := owner(l)
 	got := &plan.Veth{Container: c, Host: end(l)}
+	if m := l.Attrs().MasterIndex; m != 0 {
+		br, err := host.linkByIndex(m)
+		if err != nil {
+			return nil, fmt.Errorf("veth %s: read master %d: %w", w.Host.Name, m, err)
+		}
+		if br != nil {
+			got.Bridge = br.Attrs().Name
+		}
+	}
 
 	ph, netns, err := v.d.peerHandle(host, l, w.Netns)
 	if err != nil {
@@ -297,6 +307,9 @@ func (v *VethDriver) Diff(got, want plan.Resource) (fields, forceReplace []strin
 	if g.Container != w.Container {
 		fields = append(fields, "container")
 	}
+	if g.Bridge != w.Bridge {
+		fields = append(fields, "bridge")
+	}
 	for _, e := range []struct {
 		side string
 		g, w plan.LinkEnd
@@ -399,6 +412,38 @@ func (v *VethDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	}
 	if err := converge(ph, peer, w.Container, w.Peer.MTU, peerMAC); err != nil {
 		return fmt.Errorf("veth %s: peer %s%s: %w", w.Host.Name, w.Peer.Name, in(w.Netns), err)
+	}
+	return attach(host, l, w)
+}
+
+// attach makes the host end a port of the wanted bridge (RTM_NEWLINK with
+// IFLA_MASTER), or of none, when it is not already. The bridge must be
+// hutch's: a veth is never plugged into someone else's switch.
+func attach(host *handle, l netlink.Link, w *plan.Veth) error {
+	if w.Bridge == "" {
+		if l.Attrs().MasterIndex == 0 {
+			return nil
+		}
+		if err := host.LinkSetNoMaster(l); err != nil {
+			return fmt.Errorf("veth %s: set nomaster: %w", w.Host.Name, err)
+		}
+		return nil
+	}
+	br, err := host.link(w.Bridge)
+	if err != nil {
+		return fmt.Errorf("veth %s: bridge %s: %w", w.Host.Name, w.Bridge, err)
+	}
+	if br == nil {
+		return fmt.Errorf("veth %s: bridge %s: %w", w.Host.Name, w.Bridge, unix.ENODEV)
+	}
+	if _, ok := br.(*netlink.Bridge); !ok || !strings.HasPrefix(br.Attrs().Alias, netMarkPrefix) {
+		return fmt.Errorf("veth %s: bridge %s: %w", w.Host.Name, w.Bridge, ErrNotOwned)
+	}
+	if l.Attrs().MasterIndex == br.Attrs().Index {
+		return nil
+	}
+	if err := host.LinkSetMasterByIndex(l, br.Attrs().Index); err != nil {
+		return fmt.Errorf("veth %s: set master %s: %w", w.Host.Name, w.Bridge, err)
 	}
 	return nil
 }
