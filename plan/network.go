@@ -82,3 +82,42 @@ func (r *NftRule) Deps() []string { return nil }
 
 // NftRuleID is the resource ID of hutch's nftables rule called name.
 func NftRuleID(name string) string { return "nftrule/" + name }
+
+// KindSysctl is the kind of one kernel parameter of a network namespace.
+const KindSysctl Kind = "sysctl"
+
+// Sysctl is a network namespace's kernel parameter (/proc/sys/net/...),
+// Key in sysctl's dotted form ("net.ipv4.ip_forward"): a container's own
+// (Netns its namespace) or the host's (HostNetns, set for the hutch
+// networks that need forwarding). hutch keeps the value it found before
+// the first change and writes it back when the last owner that wanted the
+// parameter is deleted.
+type Sysctl struct {
+	// Holder is the container or network that wants the value.
+	Holder string `json:"holder"`
+	Netns  string `json:"netns"`
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	// Needs are the resources that must exist first (the netns).
+	Needs []string `json:"needs,omitempty"`
+}
+
+func (s *Sysctl) ID() string {
+	if s.Netns == HostNetns {
+		// One resource per owner: each network that needs forwarding holds
+		// the host's parameter, and the last one restores it.
+		return "sysctl/host/" + s.Key + "/" + s.Holder
+	}
+	return "sysctl/" + s.Netns + "/" + s.Key
+}
+func (s *Sysctl) Kind() Kind     { return KindSysctl }
+func (s *Sysctl) Owner() string  { return s.Holder }
+func (s *Sysctl) Deps() []string { return s.Needs }
+
+// CarriedBy: a namespace's parameter goes with the namespace.
+func (s *Sysctl) CarriedBy() []string {
+	if s.Netns == HostNetns {
+		return nil
+	}
+	return []string{NetnsID(s.Netns)}
+}

@@ -335,6 +335,8 @@ func DecodeResource(kind Kind, data []byte) (Resource, error) {
 		r = &Bridge{}
 	case KindNftRule:
 		r = &NftRule{}
+	case KindSysctl:
+		r = &Sysctl{}
 	default:
 		return nil, fmt.Errorf("decode resource: unknown kind %q", kind)
 	}
