@@ -121,3 +121,31 @@ func (s *Sysctl) CarriedBy() []string {
 	}
 	return []string{NetnsID(s.Netns)}
 }
+
+// KindFile is the kind of a file hutch keeps in a container's bundle and
+// bind-mounts into it.
+const KindFile Kind = "file"
+
+// File is a file of a container's bundle that hutch writes and the
+// container sees through a bind mount in its config.json (Name "hosts" at
+// /etc/hosts, "resolv.conf" at /etc/resolv.conf). It is rewritten in place
+// when its content changes, so the running container sees the new content
+// without a restart (the bind mount holds the inode, which a rename would
+// replace).
+type File struct {
+	Container string `json:"container"`
+	Name      string `json:"name"`
+	Content   string `json:"content"`
+	// Needs are the resources that must exist first (the rootfs, whose
+	// step makes the bundle folder).
+	Needs []string `json:"needs,omitempty"`
+}
+
+func (f *File) ID() string     { return "file/" + f.Container + "/" + f.Name }
+func (f *File) Kind() Kind     { return KindFile }
+func (f *File) Owner() string  { return f.Container }
+func (f *File) Deps() []string { return f.Needs }
+
+// BundleFiles are the names a File may have, with the path each is
+// mounted at inside the container.
+var BundleFiles = map[string]string{"hosts": "/etc/hosts", "resolv.conf": "/etc/resolv.conf"}

@@ -337,6 +337,8 @@ func DecodeResource(kind Kind, data []byte) (Resource, error) {
 		r = &NftRule{}
 	case KindSysctl:
 		r = &Sysctl{}
+	case KindFile:
+		r = &File{}
 	default:
 		return nil, fmt.Errorf("decode resource: unknown kind %q", kind)
 	}
