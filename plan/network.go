@@ -149,3 +149,37 @@ func (f *File) Deps() []string { return f.Needs }
 // BundleFiles are the names a File may have, with the path each is
 // mounted at inside the container.
 var BundleFiles = map[string]string{"hosts": "/etc/hosts", "resolv.conf": "/etc/resolv.conf"}
+
+// KindLink is the kind of a veth pair between two containers.
+const KindLink Kind = "link"
+
+// LinkEndpoint is one end of a Link: the interface Name in the network
+// namespace Netns. MAC and MTU are zero when the kernel may choose.
+type LinkEndpoint struct {
+	Netns string `json:"netns"`
+	Name  string `json:"name"`
+	MAC   string `json:"mac,omitempty"`
+	MTU   int    `json:"mtu,omitempty"`
+	// Down is set only in an observed value, for an end that is not up.
+	Down bool `json:"down,omitempty"`
+}
+
+// Link is a veth pair straight between two containers' network namespaces
+// (a `kind: Link` document, containerlab's links): no end on the host.
+type Link struct {
+	// Name is the Link document's name, which owns it.
+	Name string       `json:"name"`
+	A    LinkEndpoint `json:"a"`
+	B    LinkEndpoint `json:"b"`
+}
+
+func (l *Link) ID() string     { return LinkID(l.Name) }
+func (l *Link) Kind() Kind     { return KindLink }
+func (l *Link) Owner() string  { return l.Name }
+func (l *Link) Deps() []string { return []string{NetnsID(l.A.Netns), NetnsID(l.B.Netns)} }
+
+// CarriedBy: the pair goes with either namespace.
+func (l *Link) CarriedBy() []string { return l.Deps() }
+
+// LinkID is the resource ID of the link called name.
+func LinkID(name string) string { return "link/" + name }

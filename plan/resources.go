@@ -339,6 +339,8 @@ func DecodeResource(kind Kind, data []byte) (Resource, error) {
 		r = &Sysctl{}
 	case KindFile:
 		r = &File{}
+	case KindLink:
+		r = &Link{}
 	default:
 		return nil, fmt.Errorf("decode resource: unknown kind %q", kind)
 	}
