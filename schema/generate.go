@@ -16,23 +16,41 @@ import (
 
 // Generate builds the JSON Schema of the manifest from spec's Go types: the
 // yaml tags give the property names, the validate tags the constraints and
-// typesSource (the text of spec/types.go) the descriptions, from the doc
-// comments of the types and fields.
-func Generate(typesSource []byte) ([]byte, error) {
-	docs, err := docComments(typesSource)
-	if err != nil {
-		return nil, err
+// sources (the text of spec/types.go and spec/network.go) the
+// descriptions, from the doc comments of the types and fields. A document
+// is checked against the type its kind names.
+func Generate(sources ...[]byte) ([]byte, error) {
+	docs := map[string]string{}
+	for _, src := range sources {
+		d, err := docComments(src)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range d {
+			docs[k] = v
+		}
 	}
 	g := &generator{docs: docs, defs: map[string]any{}}
-	root := g.object(reflect.TypeOf(spec.Container{}))
+	byKind := func(kind string, t reflect.Type) map[string]any {
+		return map[string]any{
+			"if":   map[string]any{"properties": map[string]any{"kind": map[string]any{"const": kind}}, "required": []string{"kind"}},
+			"then": g.ref(t),
+		}
+	}
+	others := []string{spec.KindNetwork, spec.KindLink}
 	schema := map[string]any{
 		"$schema":     "https://json-schema.org/draft/2020-12/schema",
 		"title":       "hutch manifest (" + spec.APIVersion + ")",
-		"description": "One kind: Container document of a hutch manifest. A file may hold several documents separated by ---; each is validated on its own. Generated from hutch's spec package by `go test ./schema -update`; hutch validate checks more than this schema can (unique names and addresses across documents, subnets, routes, ranges).",
+		"description": "One document of a hutch manifest: kind Container, Network or Link. A file may hold several documents separated by ---; each is validated on its own. Generated from hutch's spec package by `go test ./schema -update`; hutch validate checks more than this schema can (unique names and addresses across documents, subnets, routes, ranges, networks and containers that links and interfaces name).",
 		"$defs":       g.defs,
-	}
-	for k, v := range root {
-		schema[k] = v
+		"allOf": []any{
+			byKind(spec.KindNetwork, reflect.TypeOf(spec.NetworkDoc{})),
+			byKind(spec.KindLink, reflect.TypeOf(spec.LinkDoc{})),
+			map[string]any{
+				"if":   map[string]any{"properties": map[string]any{"kind": map[string]any{"enum": others}}, "required": []string{"kind"}},
+				"else": g.ref(reflect.TypeOf(spec.Container{})),
+			},
+		},
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -163,6 +181,12 @@ func (g *generator) value(t reflect.Type, tags, inner []string) map[string]any {
 			if v, ok := strings.CutPrefix(tg, "min="); ok {
 				s["minItems"] = atoi(v)
 			}
+			if v, ok := strings.CutPrefix(tg, "max="); ok {
+				s["maxItems"] = atoi(v)
+			}
+			if v, ok := strings.CutPrefix(tg, "len="); ok {
+				s["minItems"], s["maxItems"] = atoi(v), atoi(v)
+			}
 		}
 		return s
 	case reflect.Map:
@@ -281,6 +305,8 @@ var ruleSchemas = map[string]ruleSchema{
 	"netnsname":  {true, map[string]any{"pattern": `^[A-Za-z0-9_.-]{1,64}$`}},
 	"ifname":     {true, map[string]any{"pattern": `^[^/:\s]+$`, "minLength": 1, "maxLength": spec.IFNAMSIZ - 1}},
 	"cidr_addr":  {false, map[string]any{"pattern": `^[0-9A-Fa-f:.]+/[0-9]{1,3}$`}},
+	"cidr":       {false, map[string]any{"pattern": `^[0-9A-Fa-f:.]+/[0-9]{1,3}$`}},
+	"sysctl":     {true, map[string]any{"pattern": `^net\.[A-Za-z0-9_.-]+$`}},
 	"routedst":   {false, map[string]any{"pattern": `^(default|[0-9A-Fa-f:.]+/[0-9]{1,3})$`}},
 	"memory":     {true, map[string]any{"pattern": "^" + memoryPattern + "$", "minimum": 0}},
 	"memoryswap": {true, map[string]any{"pattern": "^(-1|" + memoryPattern + ")$", "minimum": -1}},

@@ -24,11 +24,15 @@ var update = flag.Bool("update", false, "regenerate hutch.schema.json from spec'
 // TestGenerated: hutch.schema.json is what Generate makes of spec's types
 // today (`go test ./schema -update` regenerates it).
 func TestGenerated(t *testing.T) {
-	src, err := os.ReadFile("../spec/types.go")
-	if err != nil {
-		t.Fatal(err)
+	var srcs [][]byte
+	for _, f := range []string{"../spec/types.go", "../spec/network.go"} {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, src)
 	}
-	got, err := Generate(src)
+	got, err := Generate(srcs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +43,7 @@ func TestGenerated(t *testing.T) {
 		return
 	}
 	if !bytes.Equal(got, JSON) {
-		t.Fatal("hutch.schema.json is out of date with spec/types.go: run go test ./schema -update")
+		t.Fatal("hutch.schema.json is out of date with spec/types.go and spec/network.go: run go test ./schema -update")
 	}
 }
 
@@ -118,7 +122,10 @@ func TestFields(t *testing.T) {
 			}
 		}
 	}
-	walk(reflect.TypeOf(spec.Container{}), s, "")
+	for _, doc := range []any{spec.Container{}, spec.NetworkDoc{}, spec.LinkDoc{}} {
+		rt := reflect.TypeOf(doc)
+		walk(rt, map[string]any{"$ref": "#/$defs/" + rt.Name()}, rt.Name())
+	}
 	if len(seen) < 20 {
 		t.Errorf("walked %d struct types, expected the whole manifest", len(seen))
 	}
@@ -267,6 +274,10 @@ func TestDocs(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeOf(spec.Container{}), "", 0)
+	// A network's and a link's fields are described in docs/labs.md's
+	// reference as well as in docs/manifest.md.
+	walk(reflect.TypeOf(spec.NetworkDoc{}), "", 0)
+	walk(reflect.TypeOf(spec.LinkDoc{}), "", 0)
 	for _, s := range []string{"52428800", "powers of 1024", "Mi"} {
 		if !strings.Contains(doc, s) {
 			t.Errorf("docs/manifest.md does not say %q about memory units", s)

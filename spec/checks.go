@@ -20,9 +20,10 @@ func crossChecks(m *Manifest) Errors {
 	errs = append(errs, checkAddresses(m)...)
 	errs = append(errs, checkHostPorts(m)...)
 	errs = append(errs, checkMACs(m)...)
+	errs = append(errs, labChecks(m)...)
 	for _, c := range m.Containers {
 		errs = append(errs, checkVethSubnets(c)...)
-		errs = append(errs, checkRoutes(c)...)
+		errs = append(errs, checkRoutes(m, c)...)
 		errs = append(errs, checkPorts(c)...)
 		errs = append(errs, checkResources(c)...)
 		errs = append(errs, checkMounts(c)...)
@@ -300,7 +301,7 @@ func checkVethSubnets(c *Container) Errors {
 // RTM_NEWROUTE with "Nexthop has invalid gateway" otherwise); dev names one
 // of the container's interfaces; a default route without a gateway names
 // its device.
-func checkRoutes(c *Container) Errors {
+func checkRoutes(m *Manifest, c *Container) Errors {
 	n := c.Spec.Network
 	if n == nil {
 		return nil
@@ -310,13 +311,41 @@ func checkRoutes(c *Container) Errors {
 	for i, itf := range n.Interfaces {
 		inside[itf.Name] = i
 	}
-	own := containerAddresses(c)
+	for k, name := range linkEnds(m, c) {
+		inside[name] = len(n.Interfaces) + k
+	}
+	// The container's subnets: its addresses, its link ends' addresses,
+	// and the subnets of the networks it is on (an address there may come
+	// from the network's pool).
+	own := append(containerAddresses(c), linkAddresses(m, c)...)
+	for i, itf := range n.Interfaces {
+		if net := m.network(itf.Network); net != nil {
+			for _, s := range net.Spec.Subnets {
+				if p, ok := subnetOf(s); ok {
+					own = append(own, addrAt{prefix: p, at: place{c, fmt.Sprintf("spec.network.interfaces[%d].network", i)}, veth: i})
+				}
+			}
+		}
+	}
 	defaults := map[bool]string{} // family (is4) -> path of the default route
 	for i, itf := range n.Interfaces {
 		if !itf.DefaultRoute {
 			continue
 		}
 		path := fmt.Sprintf("spec.network.interfaces[%d].defaultRoute", i)
+		if itf.Network != "" {
+			// Through the network's gateways: one route per subnet.
+			if net := m.network(itf.Network); net != nil {
+				for _, s := range net.Spec.Subnets {
+					if p, ok := subnetOf(s); ok {
+						if _, dup := defaults[p.Addr().Is4()]; !dup {
+							defaults[p.Addr().Is4()] = path
+						}
+					}
+				}
+			}
+			continue
+		}
 		found := false
 		for _, h := range own {
 			if h.host && h.veth == i {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,8 +46,10 @@ func Load(sources []string, stdin io.Reader) (*Manifest, error) {
 				errs = append(errs, &Error{File: f, Msg: err.Error()})
 				continue
 			}
-			cs, ferrs := Parse(f, data)
-			m.Containers = append(m.Containers, cs...)
+			fm, ferrs := ParseManifest(f, data)
+			m.Containers = append(m.Containers, fm.Containers...)
+			m.Networks = append(m.Networks, fm.Networks...)
+			m.Links = append(m.Links, fm.Links...)
 			errs = append(errs, ferrs...)
 		}
 	}
@@ -88,10 +91,17 @@ func expand(src string) ([]string, error) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// Parse decodes the documents of one file's content. file names the file in
-// errors and in each Container's Source.
+// Parse decodes the container documents of one file's content (see
+// ParseManifest).
 func Parse(file string, data []byte) ([]*Container, Errors) {
-	var out []*Container
+	m, errs := ParseManifest(file, data)
+	return m.Containers, errs
+}
+
+// ParseManifest decodes the documents of one file's content, of every
+// kind. file names the file in errors and in each document's Source.
+func ParseManifest(file string, data []byte) (*Manifest, Errors) {
+	out := &Manifest{}
 	var errs Errors
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for doc := 0; ; doc++ {
@@ -120,23 +130,41 @@ func Parse(file string, data []byte) ([]*Container, Errors) {
 		if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 			continue // an empty document, e.g. after a trailing ---
 		}
-		c := &Container{Source: Source{File: file, Doc: doc, Line: root.Line, pos: map[string]Pos{}}}
-		d := &decoder{file: file, doc: doc, pos: c.Source.pos}
+		src := Source{File: file, Doc: doc, Line: root.Line, pos: map[string]Pos{}}
+		d := &decoder{file: file, doc: doc, pos: src.pos}
 		if root.Kind != yaml.MappingNode {
 			d.errorf(root, "", "expected a mapping with apiVersion, kind, metadata and spec, got %s", describe(root))
 			errs = append(errs, d.errs...)
 			continue
 		}
-		if !d.checkKind(root) {
+		kind, ok := d.checkKind(root)
+		if !ok {
 			errs = append(errs, d.errs...)
 			continue
 		}
-		d.decode(root, reflect.ValueOf(c).Elem(), "")
+		var v any
+		switch kind {
+		case KindNetwork:
+			n := &NetworkDoc{Source: src}
+			out.Networks = append(out.Networks, n)
+			v = n
+		case KindLink:
+			l := &LinkDoc{Source: src}
+			out.Links = append(out.Links, l)
+			v = l
+		default:
+			c := &Container{Source: src}
+			out.Containers = append(out.Containers, c)
+			v = c
+		}
+		d.decode(root, reflect.ValueOf(v).Elem(), "")
 		errs = append(errs, d.errs...)
-		out = append(out, c)
 	}
 	return out, errs
 }
+
+// kinds are the document kinds hutch reads.
+var kinds = []string{KindContainer, KindNetwork, KindLink}
 
 type decoder struct {
 	file string
@@ -151,7 +179,7 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 
 // checkKind reads apiVersion and kind before the rest, so that a document of
 // another kind is reported as such rather than as a pile of unknown fields.
-func (d *decoder) checkKind(root *yaml.Node) bool {
+func (d *decoder) checkKind(root *yaml.Node) (string, bool) {
 	var apiVersion, kind *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		switch root.Content[i].Value {
@@ -169,14 +197,16 @@ func (d *decoder) checkKind(root *yaml.Node) bool {
 		d.errorf(apiVersion, "apiVersion", "unknown apiVersion %q (expected %q)", apiVersion.Value, APIVersion)
 		ok = false
 	}
+	expected := strings.Join(kinds[:len(kinds)-1], ", ") + " or " + kinds[len(kinds)-1]
 	if kind == nil {
-		d.errorf(root, "kind", "missing (expected %q)", KindContainer)
-		ok = false
-	} else if kind.Value != KindContainer {
-		d.errorf(kind, "kind", "unknown kind %q (expected %q)", kind.Value, KindContainer)
-		ok = false
+		d.errorf(root, "kind", "missing (expected %s)", expected)
+		return "", false
 	}
-	return ok
+	if !slices.Contains(kinds, kind.Value) {
+		d.errorf(kind, "kind", "unknown kind %q (expected %s)", kind.Value, expected)
+		return "", false
+	}
+	return kind.Value, ok
 }
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {

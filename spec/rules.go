@@ -43,6 +43,7 @@ var rules = map[string]rule{
 	"seccomp":    {checkSeccomp, expectSeccomp},
 	"capability": {checkCapability, expectCapability},
 	"capdrop":    {checkCapDrop, expectCapDrop},
+	"sysctl":     {checkSysctl, expectSysctl},
 }
 
 const (

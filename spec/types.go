@@ -6,10 +6,12 @@ const APIVersion = "hutch/v1alpha1"
 // KindContainer is the kind of a container document.
 const KindContainer = "Container"
 
-// Manifest is everything read from the -f arguments: the container documents
-// in the order they were read.
+// Manifest is everything read from the -f arguments: the documents of each
+// kind in the order they were read.
 type Manifest struct {
 	Containers []*Container
+	Networks   []*NetworkDoc
+	Links      []*LinkDoc
 }
 
 // Container is one `kind: Container` document: the YAML shape users write.
@@ -62,6 +64,10 @@ type ContainerSpec struct {
 	RestartPolicy *RestartPolicy `yaml:"restartPolicy,omitempty"`
 	// Logs says how the process's stdout and stderr are kept.
 	Logs *Logs `yaml:"logs,omitempty"`
+	// Sysctls are kernel parameters of the container's network namespace
+	// (net.*, from the list of those the kernel keeps per namespace), set
+	// before the process starts: net.ipv4.ip_forward: "1" makes a router.
+	Sysctls map[string]string `yaml:"sysctls,omitempty" validate:"dive,keys,sysctl,endkeys,max=255"`
 }
 
 // Rootfs is the recipe of the root filesystem, built from host files.
@@ -171,22 +177,29 @@ type Port struct {
 }
 
 // Interface is a veth pair: Name is the end inside the container, Host the
-// end left on the host.
+// end left on the host, or the end plugged into the bridge of Network.
 type Interface struct {
 	// Name is the interface's name inside the container: at most 15 bytes
 	// (the kernel's IFNAMSIZ), no '/', ':' or whitespace, not lo.
 	Name string `yaml:"name" validate:"required,ifname"`
 	// Addresses are IPv4 or IPv6 addresses with their prefix length, such
-	// as 172.16.0.2/24, in the subnet of the host end's address.
+	// as 172.16.0.2/24, in the subnet of the host end's address or of the
+	// network. On a network they are optional: without one of a subnet's
+	// family the container gets the lowest free address of that subnet,
+	// kept for it across applies.
 	Addresses []string `yaml:"addresses,omitempty" validate:"dive,cidr_addr"`
 	// MTU of both ends (default the kernel's, 1500).
 	MTU int `yaml:"mtu,omitempty" validate:"omitempty,min=68,max=65535"`
 	// MAC is the container end's hardware address (default random).
 	MAC string `yaml:"mac,omitempty" validate:"omitempty,mac"`
-	// Host is the end left on the host.
-	Host HostEnd `yaml:"host"`
+	// Host is the end left on the host (not with Network).
+	Host HostEnd `yaml:"host,omitempty"`
+	// Network is the name of a `kind: Network` to attach to (not with
+	// Host): the other end is plugged into its bridge, with a name hutch
+	// chooses.
+	Network string `yaml:"network,omitempty" validate:"omitempty,dnslabel"`
 	// DefaultRoute adds a default route inside the container via the host
-	// end's first address of each family.
+	// end's first address of each family, or the network's gateways.
 	DefaultRoute bool `yaml:"defaultRoute,omitempty"`
 }
 
@@ -194,7 +207,7 @@ type Interface struct {
 type HostEnd struct {
 	// Name is the interface's name on the host, unique among all
 	// documents: at most 15 bytes, no '/', ':' or whitespace.
-	Name string `yaml:"name" validate:"required,ifname"`
+	Name string `yaml:"name" validate:"omitempty,ifname"`
 	// Addresses are the host end's addresses with their prefix length,
 	// such as 172.16.0.1/24.
 	Addresses []string `yaml:"addresses,omitempty" validate:"dive,cidr_addr"`

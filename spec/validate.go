@@ -24,7 +24,17 @@ func Validate(m *Manifest) error {
 	}
 	var errs Errors
 	v := validatorInstance()
+	var docs []document
 	for _, c := range m.Containers {
+		docs = append(docs, c)
+	}
+	for _, n := range m.Networks {
+		docs = append(docs, n)
+	}
+	for _, l := range m.Links {
+		docs = append(docs, l)
+	}
+	for _, c := range docs {
 		err := v.Struct(c)
 		if err == nil {
 			continue
@@ -133,24 +143,33 @@ func validatorInstance() *validator.Validate {
 }
 
 // errorAt is an error at a field path of the container's document.
-func (c *Container) errorAt(path, msg string) *Error {
-	p := c.Source.Pos(path)
-	return &Error{File: c.Source.File, Line: p.Line, Col: p.Col, Path: path, Msg: msg, doc: c.Source.Doc}
+func (c *Container) errorAt(path, msg string) *Error { return c.Source.errorAt(path, msg) }
+func (c *Container) written(path string) bool        { return c.Source.written(path) }
+
+func (s Source) errorAt(path, msg string) *Error {
+	p := s.Pos(path)
+	return &Error{File: s.File, Line: p.Line, Col: p.Col, Path: path, Msg: msg, doc: s.Doc}
 }
 
 // written reports whether the document holds a value at path. A
-// container built in Go rather than loaded has no positions: all its
+// document built in Go rather than loaded has no positions: all its
 // fields count as written.
-func (c *Container) written(path string) bool {
-	if c.Source.pos == nil {
+func (s Source) written(path string) bool {
+	if s.pos == nil {
 		return true
 	}
-	_, ok := c.Source.pos[path]
+	_, ok := s.pos[path]
 	return ok
 }
 
+// document is a decoded document of any kind, for errors at its fields.
+type document interface {
+	errorAt(path, msg string) *Error
+	written(path string) bool
+}
+
 // fieldError turns one validator error into an Error at the field's place.
-func fieldError(c *Container, fe validator.FieldError) *Error {
+func fieldError(c document, fe validator.FieldError) *Error {
 	path := yamlPath(fe.Namespace())
 	what, expected := describeFieldError(fe, structField(fe.StructNamespace()))
 	if !c.written(path) {
@@ -266,6 +285,12 @@ func describeFieldError(fe validator.FieldError, f reflect.StructField) (what, e
 			return fmt.Sprintf("%q is %d characters", val, len(fmt.Sprint(val))), "at most " + fe.Param()
 		}
 		return fmt.Sprintf("%v is out of range", val), rangeOf(tags)
+	case "len":
+		if fe.Kind() == reflect.Slice {
+			return plural(strconv.Itoa(reflect.ValueOf(val).Len()), "item"), "exactly " + fe.Param()
+		}
+	case "cidr":
+		return fmt.Sprintf("%q is not a prefix", val), "an address prefix with its length such as 10.89.0.0/24 or fd89::/64"
 	case "ip":
 		return fmt.Sprintf("%q is not an IP address", val), "IPv4 such as 172.16.0.1 or IPv6 such as fd00::1"
 	case "mac":
