@@ -16,10 +16,11 @@ import (
 	"hutch/spec"
 )
 
-// Desired is what the host should hold for a manifest: its containers, sorted
-// by name.
+// Desired is what the host should hold for a manifest: its containers, and
+// its networks and links, each sorted by name.
 type Desired struct {
 	Containers []*Container
+	Units      []*Unit
 }
 
 // Container is one container's desired state: the OCI runtime-spec
@@ -49,6 +50,9 @@ func (d *Desired) Resources() []Resource {
 	for _, c := range d.Containers {
 		rs = append(rs, c.Resources...)
 	}
+	for _, u := range d.Units {
+		rs = append(rs, u.Resources...)
+	}
 	return rs
 }
 
@@ -74,8 +78,20 @@ func (d *Desired) Container(name string) *Container {
 func Build(m *spec.Manifest, o Options) (*Desired, error) {
 	d := &Desired{}
 	owner := map[string]string{} // resource ID -> container
+	lab, err := buildLab(m, o)
+	if err != nil {
+		return nil, err
+	}
+	if d.Units, err = lab.buildUnits(m); err != nil {
+		return nil, err
+	}
+	for _, u := range d.Units {
+		for _, r := range u.Resources {
+			owner[r.ID()] = u.Name
+		}
+	}
 	for _, sc := range m.Containers {
-		c, err := buildContainer(sc, o)
+		c, err := buildContainer(sc, o, lab)
 		if err != nil {
 			return nil, fmt.Errorf("container %s: %w", sc.Metadata.Name, err)
 		}
@@ -138,7 +154,7 @@ func defaulted(c *spec.Container) *spec.Container {
 	return &cp
 }
 
-func buildContainer(in *spec.Container, o Options) (*Container, error) {
+func buildContainer(in *spec.Container, o Options, lab *lab) (*Container, error) {
 	sc := defaulted(in)
 	name := sc.Metadata.Name
 	c := &Container{Name: name, Source: Source{File: sc.Source.File, Doc: sc.Source.Doc}}
@@ -147,7 +163,7 @@ func buildContainer(in *spec.Container, o Options) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	net, err := buildNetwork(sc)
+	net, err := buildNetwork(sc, lab)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +174,7 @@ func buildContainer(in *spec.Container, o Options) (*Container, error) {
 	if c.Spec, err = buildOCI(sc, o, cg); err != nil {
 		return nil, err
 	}
+	net = append(net, lab.containerFiles(sc, o, c.Spec, rootfs)...)
 	proc, err := buildProcess(sc, o, c.Spec, rootfs)
 	if err != nil {
 		return nil, err
@@ -233,7 +250,7 @@ func buildRootfs(sc *spec.Container, o Options) (*Rootfs, error) {
 // both ends, the manifest's routes and the default routes of interfaces that
 // ask for one. No network block means no host resources: the container gets a
 // new, empty network namespace from the runtime.
-func buildNetwork(sc *spec.Container) ([]Resource, error) {
+func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 	n := sc.Spec.Network
 	if n == nil {
 		return nil, nil
@@ -265,8 +282,26 @@ func buildNetwork(sc *spec.Container) ([]Resource, error) {
 			Peer:      LinkEnd{Name: it.Name, MAC: strings.ToLower(it.MAC), MTU: it.MTU},
 			Netns:     n.Namespace,
 		}
+		addrList := it.Addresses
+		var onNet *labNet
+		if it.Network != "" {
+			// Plugged into a network's bridge: hutch names the host end;
+			// the addresses are the static ones and IPAM's.
+			if onNet = lab.nets[it.Network]; onNet == nil {
+				return nil, fmt.Errorf("%s.network: no network %q in the manifest", path, it.Network)
+			}
+			v.Host.Name = spec.AttachName(name, it.Name)
+			v.Bridge = onNet.bridge
+			if it.MTU == 0 {
+				v.Host.MTU, v.Peer.MTU = onNet.doc.Spec.MTU, onNet.doc.Spec.MTU
+			}
+			addrList = nil
+			for _, p := range lab.addrs[name+"/"+it.Name] {
+				addrList = append(addrList, p.String())
+			}
+		}
 		veths = append(veths, v)
-		for j, a := range it.Addresses {
+		for j, a := range addrList {
 			p, err := netip.ParsePrefix(a)
 			if err != nil {
 				return nil, fmt.Errorf("%s.addresses[%d]: %w", path, j, err)
@@ -290,7 +325,32 @@ func buildNetwork(sc *spec.Container) ([]Resource, error) {
 				first[fam] = p
 			}
 		}
+		if onNet != nil {
+			// The default routes go via the network's gateways.
+			for k, gw := range onNet.gateways {
+				fam := 0
+				if gw.Is6() {
+					fam = 1
+				}
+				first[fam] = netip.PrefixFrom(gw, onNet.subnets[k].Bits())
+			}
+		}
 		hostFirst[it.Name] = first
+	}
+	// The container's ends of links: their addresses, and the routes that
+	// go through them.
+	ends := map[string]string{} // interface -> link ID
+	for _, le := range lab.linkEnds(name) {
+		ends[le.e.Interface] = le.id
+		for _, a := range le.e.Addresses {
+			p, err := netip.ParsePrefix(a)
+			if err != nil {
+				return nil, fmt.Errorf("link %s: %s: %w", le.id, a, err)
+			}
+			ad := &Address{Container: name, Netns: n.Namespace, Link: le.e.Interface, CIDR: p.String(), Veth: le.id}
+			addrs = append(addrs, ad)
+			inside = append(inside, ifAddr{iface: le.e.Interface, veth: le.id, prefix: p, id: ad.ID()})
+		}
 	}
 	// reach finds the container-side address whose subnet holds gw, on dev
 	// when dev is given.
@@ -308,7 +368,7 @@ func buildNetwork(sc *spec.Container) ([]Resource, error) {
 				return veths[i].ID()
 			}
 		}
-		return ""
+		return ends[dev]
 	}
 	for i, rt := range n.Routes {
 		path := fmt.Sprintf("spec.network.routes[%d]", i)

@@ -19,6 +19,13 @@ type Options struct {
 	// the manifest. Build is pure and never reads them itself: the caller
 	// reads every path of SeccompPaths first.
 	SeccompProfiles map[string][]byte
+	// Leases are the addresses containers hold on networks from earlier
+	// applies (the caller reads them from the state store): IPAM keeps them.
+	Leases []Lease
+	// ResolvConf is the host's resolver configuration (its nameserver
+	// lines), for the /etc/resolv.conf of containers on a network with
+	// NAT; the caller reads it.
+	ResolvConf string
 }
 
 // DefaultOptions are the paths hutch uses when nothing overrides them.

@@ -50,6 +50,9 @@ func (r *Reconciler) Apply(ctx context.Context, want []*Container, o ApplyOption
 		}
 	}
 	r.trace("apply: locked and loaded %d containers at %s", len(units), ms(time.Since(start)))
+	if err := r.stillUsed(units); err != nil {
+		return fmt.Errorf("prune: %w\nnothing was changed", err)
+	}
 	res, err := r.observe(ctx, units)
 	r.trace("apply: observed at %s", ms(time.Since(start)))
 	if err != nil {
@@ -191,6 +194,9 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 			continue
 		}
 	}
+	if err := r.stillUsed(units); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
 	deleted, derrs := r.deleteUnits(ctx, units)
 	if err := errors.Join(append(errs, derrs...)...); err != nil {
 		return err
@@ -308,6 +314,7 @@ func (x *execution) prepare(res *Result) error {
 		}
 		if u.want != nil {
 			st.Manifest = u.want.Source
+			st.Kind = u.want.Kind
 		}
 		sv := newSaver(x.r.Store, st)
 		err := sv.sync(func(st *State) error {
@@ -350,6 +357,7 @@ func (x *execution) run(ctx context.Context, p *plan.Plan) error {
 	down := map[string]*node{} // owner|id -> teardown step
 	downByID := map[string][]*node{}
 	up := map[string]*node{}
+	upByID := map[string]*node{}
 	for _, c := range p.Changes {
 		if c.Action == plan.NoOp {
 			continue
@@ -361,7 +369,27 @@ func (x *execution) run(ctx context.Context, p *plan.Plan) error {
 			downByID[c.ID] = append(downByID[c.ID], n)
 		} else {
 			up[n.owner+"|"+c.ID] = n
+			upByID[c.ID] = n
 		}
+	}
+	// A dependency of another unit's (a container's veth on a network's
+	// bridge, a link between two containers' namespaces) is found by its
+	// ID alone: IDs of shared objects are unique host-wide.
+	downOf := func(owner, id string) (*node, bool) {
+		if m, ok := down[owner+"|"+id]; ok {
+			return m, true
+		}
+		if ms := downByID[id]; len(ms) == 1 {
+			return ms[0], true
+		}
+		return nil, false
+	}
+	upOf := func(owner, id string) (*node, bool) {
+		if m, ok := up[owner+"|"+id]; ok {
+			return m, true
+		}
+		m, ok := upByID[id]
+		return m, ok
 	}
 	x.total = len(nodes)
 	for _, n := range nodes {
@@ -371,7 +399,7 @@ func (x *execution) run(ctx context.Context, p *plan.Plan) error {
 			r := x.doomed(n)
 			carriers := plan.CarriedBy(r)
 			for _, d := range r.Deps() {
-				m, ok := down[n.owner+"|"+d]
+				m, ok := downOf(n.owner, d)
 				switch {
 				case !ok:
 				case slices.Contains(carriers, d):
@@ -384,7 +412,7 @@ func (x *execution) run(ctx context.Context, p *plan.Plan) error {
 			continue
 		}
 		for _, d := range n.ch.After.Deps() {
-			if m, ok := up[n.owner+"|"+d]; ok {
+			if m, ok := upOf(n.owner, d); ok {
 				n.waits = append(n.waits, m)
 			}
 		}

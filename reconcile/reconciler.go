@@ -24,6 +24,9 @@ type Container struct {
 	Resources []plan.Resource
 	Config    []byte
 	Source    Source
+	// Kind is "" for a container, spec.KindNetwork or spec.KindLink for
+	// the units of a lab, which have no config.json and no process.
+	Kind string
 }
 
 // Reconciler observes the host through its drivers, diffs it against the
@@ -186,7 +189,7 @@ func (r *Reconciler) parallel() int {
 
 // shared are the kinds whose IDs name host-wide objects (a netns or
 // interface name, an address on a link), which two containers cannot both own.
-var shared = []plan.Kind{plan.KindNetns, plan.KindVeth, plan.KindAddress, plan.KindRoute}
+var shared = []plan.Kind{plan.KindNetns, plan.KindVeth, plan.KindAddress, plan.KindRoute, plan.KindBridge, plan.KindNftRule, plan.KindLink}
 
 // conflicts reports desired resources that the store records as another
 // container's: hutch owns them, but not for this container.

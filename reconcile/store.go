@@ -54,8 +54,10 @@ func (r *Record) Resource() (plan.Resource, error) {
 // State is a container's state.json: where it came from and every host
 // object hutch made for it, sorted by ID.
 type State struct {
-	Version   int      `json:"version"`
-	Container string   `json:"container"`
+	Version   int    `json:"version"`
+	Container string `json:"container"`
+	// Kind is "" for a container, Network or Link for a lab's units.
+	Kind      string   `json:"kind,omitempty"`
 	Manifest  Source   `json:"manifest"`
 	Resources []Record `json:"resources"`
 }

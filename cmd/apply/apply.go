@@ -171,6 +171,14 @@ func containers(d *plan.Desired) ([]*reconcile.Container, error) {
 			Source:    src,
 		})
 	}
+	for _, u := range d.Units {
+		src, ok := digests[u.Source.File]
+		if !ok {
+			src = source(u.Source.File)
+			digests[u.Source.File] = src
+		}
+		out = append(out, &reconcile.Container{Name: u.Name, Resources: u.Resources, Source: src, Kind: u.Kind})
+	}
 	return out, nil
 }
 

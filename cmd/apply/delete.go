@@ -69,6 +69,14 @@ looks like an orphan too. Run it with the --root that made them.`,
 				for _, c := range m.Containers {
 					names = append(names, c.Metadata.Name)
 				}
+				// A lab's networks and links go in the same run, after
+				// the containers on them.
+				for _, n := range m.Networks {
+					names = append(names, n.Metadata.Name)
+				}
+				for _, l := range m.Links {
+					names = append(names, l.Metadata.Name)
+				}
 				if err := r.Delete(ctx(cmd), names, true); err != nil {
 					errs = append(errs, err)
 				}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"path/filepath"
+
 	cgroupdrv "hutch/drivers/cgroup"
 	fsdrv "hutch/drivers/fs"
 	netdrv "hutch/drivers/net"
@@ -26,6 +28,11 @@ func newDrivers(o plan.Options) (map[plan.Kind]reconcile.Driver, error) {
 	register(net.Veth())
 	register(net.Address())
 	register(net.Route())
+	register(net.Bridge())
+	register(net.Link())
+	register(net.Nft())
+	register(net.Sysctl(filepath.Join(o.StateRoot, "sysctl")))
+	register(fsdrv.NewFileDriver(o.StateRoot))
 	register(processdrv.New(o.StateRoot, cg))
 	return ds, nil
 }

@@ -107,6 +107,9 @@ func loadDesired(files []string, o plan.Options) (*spec.Manifest, *plan.Desired,
 		}
 		o.SeccompProfiles[path] = b
 	}
+	if o, err = labOptions(m, o); err != nil {
+		return nil, nil, err
+	}
 	d, err := plan.Build(m, o)
 	if err != nil {
 		return nil, nil, fmt.Errorf("build: %w", err)

@@ -1,0 +1,147 @@
+package reconcile
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"hutch/plan"
+)
+
+// Leases reads, from every container's state, the addresses it holds on
+// hutch networks: an address recorded on the inside end of a veth whose
+// host end is a port of a network's bridge. bridges maps bridge names to
+// network names; veths on other bridges are left out. plan.Build's IPAM
+// gives each container its lease again, and never gives it to another.
+func (s *Store) Leases(bridges map[string]string) ([]plan.Lease, error) {
+	names, err := s.Containers()
+	if err != nil {
+		return nil, err
+	}
+	var out []plan.Lease
+	for _, n := range names {
+		st, err := s.Load(n)
+		if err != nil || st.Kind != "" {
+			continue
+		}
+		type end struct{ network, netns, iface string }
+		var ends []end
+		var addrs []*plan.Address
+		for _, rec := range st.Resources {
+			r, err := rec.Resource()
+			if err != nil {
+				continue
+			}
+			switch r := r.(type) {
+			case *plan.Veth:
+				if net, ok := bridges[r.Bridge]; ok && r.Bridge != "" {
+					ends = append(ends, end{net, r.Netns, r.Peer.Name})
+				}
+			case *plan.Address:
+				addrs = append(addrs, r)
+			}
+		}
+		for _, e := range ends {
+			for _, a := range addrs {
+				if a.Netns != e.netns || a.Link != e.iface {
+					continue
+				}
+				p, err := netip.ParsePrefix(a.CIDR)
+				if err != nil {
+					continue
+				}
+				out = append(out, plan.Lease{Network: e.network, Container: n, Interface: e.iface, Addr: p})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Container != out[j].Container {
+			return out[i].Container < out[j].Container
+		}
+		return out[i].Addr.Addr().Less(out[j].Addr.Addr())
+	})
+	return out, nil
+}
+
+// Bridges maps the bridge of every network the store records to the
+// network's name.
+func (s *Store) Bridges() (map[string]string, error) {
+	names, err := s.Containers()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, n := range names {
+		st, err := s.Load(n)
+		if err != nil || st.Kind == "" {
+			continue
+		}
+		for _, rec := range st.Resources {
+			if rec.Kind != plan.KindBridge {
+				continue
+			}
+			if r, err := rec.Resource(); err == nil {
+				out[r.(*plan.Bridge).Name] = n
+			}
+		}
+	}
+	return out, nil
+}
+
+// stillUsed refuses to delete a network that a container not deleted in
+// the same run is still plugged into: the bridge would go from under it.
+// (A link whose container is deleted goes with the namespace, by the
+// kernel; its record stays, and the next apply of both makes it again.)
+func (r *Reconciler) stillUsed(units []*unit) error {
+	deleting := map[string]bool{}
+	bridges := map[string]string{} // bridge -> network being deleted
+	for _, u := range units {
+		deleting[u.name] = true
+		if u.state == nil || u.want != nil {
+			continue
+		}
+		for _, rec := range u.state.Resources {
+			if rec.Kind != plan.KindBridge {
+				continue
+			}
+			if res, err := rec.Resource(); err == nil {
+				bridges[res.(*plan.Bridge).Name] = u.name
+			}
+		}
+	}
+	if len(bridges) == 0 {
+		return nil
+	}
+	names, err := r.Store.Containers()
+	if err != nil {
+		return err
+	}
+	var msgs []string
+	for _, n := range names {
+		if deleting[n] {
+			continue
+		}
+		st, err := r.Store.Load(n)
+		if err != nil {
+			continue
+		}
+		for _, rec := range st.Resources {
+			if rec.Kind != plan.KindVeth {
+				continue
+			}
+			res, err := rec.Resource()
+			if err != nil {
+				continue
+			}
+			if net, ok := bridges[res.(*plan.Veth).Bridge]; ok {
+				msgs = append(msgs, fmt.Sprintf("network %s: container %s is still on it (delete it first, or both together)", net, n))
+			}
+		}
+	}
+	if len(msgs) > 0 {
+		sort.Strings(msgs)
+		return fmt.Errorf("%s", strings.Join(msgs, "\n"))
+	}
+	return nil
+}
