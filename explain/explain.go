@@ -85,6 +85,10 @@ func Explain(c *plan.Change, ctr *plan.Container, h Host) Step {
 	if c.Action == plan.Update {
 		return update(c, h)
 	}
+	if k, sh, ok := labUp(c.After, h); ok {
+		s.Kernel, s.Shell = k, sh
+		return s
+	}
 	switch r := c.After.(type) {
 	case *plan.Rootfs:
 		s.Kernel = "files copied into a content-addressed layer, then mount(2) of an overlay (lowerdir=layer, upperdir, workdir) at " + path.Join(r.Bundle, "rootfs")
@@ -204,6 +208,9 @@ func vethUp(r *plan.Veth) []string {
 	}
 	add += " type veth peer name " + r.Peer.Name + " netns " + r.Netns
 	out := []string{add, "ip link set " + r.Host.Name + " alias hutch:" + r.Container + " up"}
+	if r.Bridge != "" {
+		out = append(out, "ip link set "+r.Host.Name+" master "+r.Bridge)
+	}
 	if r.Host.MAC != "" {
 		out = append(out, "ip link set "+r.Host.Name+" address "+r.Host.MAC)
 	}
@@ -337,6 +344,9 @@ func cgroupLimits(r *plan.Cgroup, h Host) []string {
 
 // teardown explains the delete of r.
 func teardown(r plan.Resource, h Host) (string, []string) {
+	if k, sh, ok := labTeardown(r); ok {
+		return k, sh
+	}
 	switch r := r.(type) {
 	case *plan.Rootfs:
 		return "umount2(2) of the overlay, then the container's folder removed", []string{"umount " + path.Join(r.Bundle, "rootfs"), "rm -rf " + r.Bundle}
