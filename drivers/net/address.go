@@ -78,8 +78,15 @@ func (a *AddressDriver) Observe(ctx context.Context, want plan.Resource) (plan.R
 		}
 	}
 	if found == nil {
-		// Apply would add it: it must not be another link's already.
-		return nil, heldElsewhere(h, w, p.Addr(), l)
+		// Apply would add it: it must not be another link's already, and
+		// on the host its subnet must not be routed elsewhere.
+		if err := heldElsewhere(h, w, p.Addr(), l); err != nil {
+			return nil, err
+		}
+		if w.Netns == plan.HostNetns {
+			return nil, routedElsewhere(h, w, p, l)
+		}
+		return nil, nil
 	}
 	got := *w
 	ones, _ := found.Mask.Size()
@@ -147,6 +154,45 @@ func heldElsewhere(h *handle, w *plan.Address, ip netip.Addr, l netlink.Link) er
 		ones, _ := ka.Mask.Size()
 		return fmt.Errorf("address %s on %s: %s/%d is already on link %s in %s: %w (its alias is %q)",
 			w.CIDR, w.Link, ip, ones, other.Attrs().Name, where, ErrNotOwned, other.Attrs().Alias)
+	}
+	return nil
+}
+
+// routedElsewhere returns an ErrNotOwned error when the host's main table
+// already routes part of the address's subnet (not a default route) through
+// a link hutch does not own: adding the address would make a second
+// connected route, and the host would reach only one side (`ip route`
+// shows the one already there).
+func routedElsewhere(h *handle, w *plan.Address, p netip.Prefix, l netlink.Link) error {
+	routes, err := h.routes(family(p.Addr()), unix.RT_TABLE_MAIN)
+	if err != nil {
+		return fmt.Errorf("address %s on %s: list routes: %w", w.CIDR, w.Link, err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil || r.LinkIndex == 0 || (l != nil && r.LinkIndex == l.Attrs().Index) {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		dst, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok || ones == 0 {
+			continue
+		}
+		rp := netip.PrefixFrom(dst.Unmap(), ones)
+		if !rp.Overlaps(p.Masked()) {
+			continue
+		}
+		other, err := h.linkByIndex(r.LinkIndex)
+		if err != nil {
+			return fmt.Errorf("address %s on %s: link %d: %w", w.CIDR, w.Link, r.LinkIndex, err)
+		}
+		if other == nil {
+			continue
+		}
+		if _, ours := owner(other); ours {
+			continue
+		}
+		return fmt.Errorf("address %s on %s: the host already routes %s through link %s: %w (choose a subnet that overlaps no route of `ip route`)",
+			w.CIDR, w.Link, rp, other.Attrs().Name, ErrNotOwned)
 	}
 	return nil
 }

@@ -314,3 +314,30 @@ func mustAddr(t testing.TB, cidr string) *netlink.Addr {
 	}
 	return a
 }
+
+// A host address whose subnet the host already routes through a link that
+// is not hutch's is a conflict before anything is made: the host would
+// have two connected routes and reach only one side.
+func TestAddressSubnetRoutedElsewhere(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	ns := mustNetns(t, d, "web")
+	v := mustVeth(t, d, ns)
+	h4, _, _, _ := subnet()
+	foreign := testutil.Name("hx")
+	mustRun(t, "ip", "link", "add", foreign, "type", "veth", "peer", "name", testutil.Name("hx"))
+	t.Cleanup(func() { delLink(t, "", foreign) })
+	mustRun(t, "ip", "link", "set", foreign, "up")
+	wider := netip.PrefixFrom(netip.MustParsePrefix(h4).Addr(), 29).Masked().String()
+	mustRun(t, "ip", "route", "add", wider, "dev", foreign)
+	a := &plan.Address{Container: "web", Link: v.Host.Name, CIDR: h4, Veth: v.ID()}
+	_, err := d.Address().Observe(ctx, a)
+	if !errors.Is(err, ErrNotOwned) || !strings.Contains(err.Error(), wider) || !strings.Contains(err.Error(), foreign) {
+		t.Fatalf("Observe with the subnet routed through %s: %v", foreign, err)
+	}
+	// Once the route is gone, the address is free to make.
+	mustRun(t, "ip", "route", "del", wider, "dev", foreign)
+	if got, err := d.Address().Observe(ctx, a); err != nil || got != nil {
+		t.Errorf("without the route: %v, %v", got, err)
+	}
+}
