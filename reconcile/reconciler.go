@@ -173,6 +173,9 @@ func (r *Reconciler) observe(ctx context.Context, units []*unit) (*Result, error
 	for _, u := range units {
 		all = append(all, u.changes...)
 	}
+	// A unit's resource may be bound to another unit's (an address on a
+	// link end to the link): cascade over all of them.
+	cascade(all)
 	p, err := plan.NewPlan(all)
 	if err != nil {
 		return nil, err
@@ -387,7 +390,8 @@ func bound(dep, dependent plan.Kind) bool {
 	switch dep {
 	case plan.KindNetns:
 		return true
-	case plan.KindVeth:
+	case plan.KindVeth, plan.KindLink, plan.KindBridge:
+		// An address or route goes with its link.
 		return dependent == plan.KindAddress || dependent == plan.KindRoute
 	case plan.KindAddress:
 		return dependent == plan.KindRoute

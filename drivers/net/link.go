@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -40,54 +41,100 @@ func asLink(r plan.Resource) (*plan.Link, error) {
 	return l, nil
 }
 
-// ends opens both namespaces and finds the pair: nil ends when there is
-// none. An end of the wanted name that is not this link's (another kind
-// of link, another mark, not the other end's peer) is an ErrNotOwned
-// error. A namespace that is gone is errNoNetns.
-func (ld *LinkDriver) ends(w *plan.Link) (ha, hb *handle, a, b netlink.Link, err error) {
-	if ha, err = ld.d.handle(w.A.Netns); err != nil {
-		return nil, nil, nil, nil, err
+// pair is what ends found: a handle in each namespace and the two ends
+// of the link, or nil ends; stale are ends that carry this link's mark
+// but are not paired with each other: the rest of a pair whose other
+// namespace is being torn down (the kernel removes the pair when that
+// namespace's cleanup runs, a moment after its bind mount goes).
+type pair struct {
+	ha, hb *handle
+	a, b   netlink.Link
+	stale  []staleEnd
+}
+
+type staleEnd struct {
+	h *handle
+	l netlink.Link
+}
+
+func (p *pair) Close() {
+	p.ha.Close()
+	p.hb.Close()
+}
+
+// ends opens both namespaces and finds the pair. An end of the wanted name
+// that is not this link's (another kind of link, another mark) is an
+// ErrNotOwned error. A namespace that is gone is errNoNetns.
+func (ld *LinkDriver) ends(w *plan.Link) (*pair, error) {
+	ha, err := ld.d.handle(w.A.Netns)
+	if err != nil {
+		return nil, err
 	}
-	if hb, err = ld.d.handle(w.B.Netns); err != nil {
+	hb, err := ld.d.handle(w.B.Netns)
+	if err != nil {
 		ha.Close()
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
-	fail := func(err error) (*handle, *handle, netlink.Link, netlink.Link, error) {
-		ha.Close()
-		hb.Close()
-		return nil, nil, nil, nil, err
+	p := &pair{ha: ha, hb: hb}
+	fail := func(err error) (*pair, error) {
+		p.Close()
+		return nil, err
 	}
-	if a, err = ha.link(w.A.Name); err != nil {
+	if p.a, err = ha.link(w.A.Name); err != nil {
 		return fail(err)
 	}
-	if b, err = hb.link(w.B.Name); err != nil {
+	if p.b, err = hb.link(w.B.Name); err != nil {
 		return fail(err)
 	}
-	for _, e := range []struct {
-		l         netlink.Link
+	// The kernel takes no alias when it makes a pair; hutch's group, which
+	// it does take for the end it makes first, proves a pair stopped
+	// before its marks, and that end proves its peer.
+	proven := func(l netlink.Link) bool {
+		return l != nil && (l.Attrs().Alias == linkMark(w.Name) || l.Attrs().Alias == "" && l.Attrs().Group == bridgeGroup)
+	}
+	paired := func(l, other netlink.Link) bool {
+		return other != nil && l.Attrs().ParentIndex == other.Attrs().Index && l.Attrs().NetNsID >= 0
+	}
+	ends := []struct {
+		h         *handle
+		l         *netlink.Link
 		end, peer plan.LinkEndpoint
 		other     netlink.Link
-	}{{a, w.A, w.B, b}, {b, w.B, w.A, a}} {
-		if e.l == nil {
+	}{{ha, &p.a, w.A, w.B, p.b}, {hb, &p.b, w.B, w.A, p.a}}
+	for _, e := range ends {
+		l := *e.l
+		if l == nil {
 			continue
 		}
-		if _, ok := e.l.(*netlink.Veth); !ok {
-			return fail(fmt.Errorf("%s%s: %w (it is a %s link)", e.end.Name, in(e.end.Netns), ErrNotOwned, e.l.Type()))
+		if _, ok := l.(*netlink.Veth); !ok {
+			return fail(fmt.Errorf("%s%s: %w (it is a %s link)", e.end.Name, in(e.end.Netns), ErrNotOwned, l.Type()))
 		}
-		// The kernel takes no alias when it makes a pair; hutch's group,
-		// which it does take for the end it makes first, proves a pair
-		// stopped before its marks, and that end proves its peer.
-		proven := func(l netlink.Link) bool {
-			return l != nil && (l.Attrs().Alias == linkMark(w.Name) || l.Attrs().Alias == "" && l.Attrs().Group == bridgeGroup)
-		}
-		if al := e.l.Attrs().Alias; !proven(e.l) && !(al == "" && proven(e.other)) {
+		if al := l.Attrs().Alias; !proven(l) && !(al == "" && proven(e.other) && paired(l, e.other)) {
 			return fail(fmt.Errorf("%s%s: %w (its alias is %q, hutch marks this link %q)", e.end.Name, in(e.end.Netns), ErrNotOwned, al, linkMark(w.Name)))
 		}
-		if e.other == nil || e.l.Attrs().ParentIndex != e.other.Attrs().Index || e.l.Attrs().NetNsID < 0 {
-			return fail(fmt.Errorf("%s%s: %w (its peer is not %s%s)", e.end.Name, in(e.end.Netns), ErrNotOwned, e.peer.Name, in(e.peer.Netns)))
+	}
+	for _, e := range ends {
+		if l := *e.l; l != nil && !paired(l, e.other) {
+			// This link's end, without its peer: going, with the other
+			// namespace, or left by an interrupted delete.
+			p.stale = append(p.stale, staleEnd{e.h, l})
 		}
 	}
-	return ha, hb, a, b, nil
+	if len(p.stale) > 0 {
+		p.a, p.b = nil, nil
+	}
+	return p, nil
+}
+
+// dropStale removes the stale ends, whose pair the kernel is removing or
+// an interrupted delete left, so that the link can be made again.
+func (p *pair) dropStale(name string) error {
+	for _, s := range p.stale {
+		if err := s.h.LinkDel(s.l); err != nil && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("link %s: delete the rest of the old pair, %s%s: %w", name, s.l.Attrs().Name, in(s.h.netns), err)
+		}
+	}
+	return nil
 }
 
 // Observe reads both ends (RTM_GETLINK in each namespace): nil when the
@@ -97,15 +144,15 @@ func (ld *LinkDriver) Observe(ctx context.Context, want plan.Resource) (plan.Res
 	if err != nil {
 		return nil, err
 	}
-	ha, hb, a, b, err := ld.ends(w)
+	p, err := ld.ends(w)
 	if errors.Is(err, errNoNetns) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("link %s: %w", w.Name, err)
 	}
-	defer ha.Close()
-	defer hb.Close()
+	defer p.Close()
+	a, b := p.a, p.b
 	if a == nil || b == nil {
 		return nil, nil
 	}
@@ -170,12 +217,15 @@ func (ld *LinkDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	if err != nil {
 		return fmt.Errorf("link %s: %w", w.Name, err)
 	}
-	ha, hb, a, b, err := ld.ends(w)
+	p, err := ld.ends(w)
 	if err != nil {
 		return fmt.Errorf("link %s: %w", w.Name, err)
 	}
-	defer ha.Close()
-	defer hb.Close()
+	defer p.Close()
+	if err := p.dropStale(w.Name); err != nil {
+		return err
+	}
+	ha, hb, a, b := p.ha, p.hb, p.a, p.b
 	if a == nil && b == nil {
 		f, err := openNetns(ld.d.netnsPath(w.B.Netns))
 		if err != nil {
@@ -209,28 +259,98 @@ func (ld *LinkDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	return nil
 }
 
-// Delete removes the pair (RTM_DELLINK on one end takes the other along).
-// It succeeds when the pair or either namespace is gone, and refuses ends
-// that are not this link's.
+// Delete removes the pair (RTM_DELLINK on one end takes the other along),
+// and what is left of a pair whose other namespace went. It succeeds when
+// the pair is gone, and refuses ends that are not this link's.
 func (ld *LinkDriver) Delete(ctx context.Context, r plan.Resource) error {
 	w, err := asLink(r)
 	if err != nil {
 		return err
 	}
-	ha, hb, a, _, err := ld.ends(w)
-	if errors.Is(err, errNoNetns) {
-		return nil
-	}
-	if err != nil {
+	var leftovers []staleEnd
+	p, err := ld.ends(w)
+	switch {
+	case errors.Is(err, errNoNetns):
+		// One namespace is gone: what is left is the other end.
+		leftovers, err = ld.survivor(w)
+		if err != nil {
+			return fmt.Errorf("link %s: delete: %w", w.Name, err)
+		}
+		for _, s := range leftovers {
+			defer s.h.Close()
+		}
+	case err != nil:
 		return fmt.Errorf("link %s: delete: %w", w.Name, err)
+	default:
+		defer p.Close()
+		if err := p.dropStale(w.Name); err != nil {
+			return err
+		}
+		if p.a != nil {
+			leftovers = append(leftovers, staleEnd{p.ha, p.a})
+		}
 	}
-	defer ha.Close()
-	defer hb.Close()
-	if a == nil {
-		return nil
-	}
-	if err := ha.LinkDel(a); err != nil && !errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("link %s: delete: %w", w.Name, err)
+	for _, s := range leftovers {
+		if err := s.h.LinkDel(s.l); err != nil && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("link %s: delete %s%s: %w", w.Name, s.l.Attrs().Name, in(s.h.netns), err)
+		}
 	}
 	return nil
+}
+
+// survivor returns the end of the link in whichever namespace is still
+// mounted, when it carries this link's mark.
+func (ld *LinkDriver) survivor(w *plan.Link) ([]staleEnd, error) {
+	var out []staleEnd
+	for _, e := range []plan.LinkEndpoint{w.A, w.B} {
+		h, err := ld.d.handle(e.Netns)
+		if errors.Is(err, errNoNetns) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		l, err := h.link(e.Name)
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+		if l == nil || l.Attrs().Alias != linkMark(w.Name) {
+			h.Close()
+			continue
+		}
+		out = append(out, staleEnd{h, l})
+	}
+	return out, nil
+}
+
+// DeleteCarried is Delete after one of the link's namespaces was torn down
+// in the same run: the kernel removes the pair when that namespace's
+// cleanup runs, a moment later. It waits, within carriedWait, for the end
+// in the other namespace to go, and then removes what is left, so that
+// nothing of the pair outlives the step that says it is gone.
+func (ld *LinkDriver) DeleteCarried(ctx context.Context, r plan.Resource) error {
+	w, err := asLink(r)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(carriedWait)
+	for time.Now().Before(deadline) {
+		left, err := ld.survivor(w)
+		if err != nil {
+			return ld.Delete(ctx, r)
+		}
+		for _, s := range left {
+			s.h.Close()
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return ld.Delete(ctx, r)
 }
