@@ -119,27 +119,39 @@ func (b *BridgeDriver) Diff(got, want plan.Resource) (fields, forceReplace []str
 	return fields, nil
 }
 
+// open finds the bridge a change or delete is about, on a host handle the
+// caller closes: nil when there is none, an error when it is not hutch's
+// for this network.
+func (b *BridgeDriver) open(ctx context.Context, r plan.Resource) (*plan.Bridge, *handle, *netlink.Bridge, error) {
+	w, err := asBridge(r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	h, err := b.d.handle(plan.HostNetns)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("bridge %s: %w", w.Name, err)
+	}
+	br, err := ownedBridge(h, w.Name, w.Network)
+	if err != nil {
+		h.Close()
+		return nil, nil, nil, err
+	}
+	return w, h, br, nil
+}
+
 // Apply creates the bridge when it is missing (RTM_NEWLINK with
 // IFLA_INFO_KIND "bridge", its MTU and hutch's group), marks it with its
 // network's alias, sets its MTU and brings it up. Every part is idempotent:
 // a bridge left half made by a killed apply is finished.
 func (b *BridgeDriver) Apply(ctx context.Context, ch *plan.Change) error {
-	w, err := asBridge(ch.After)
+	w, h, br, err := b.open(ctx, ch.After)
 	if err != nil {
 		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	h, err := b.d.handle(plan.HostNetns)
-	if err != nil {
-		return fmt.Errorf("bridge %s: %w", w.Name, err)
 	}
 	defer h.Close()
-	br, err := ownedBridge(h, w.Name, w.Network)
-	if err != nil {
-		return err
-	}
 	if br == nil {
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name = w.Name
@@ -177,21 +189,13 @@ func (b *BridgeDriver) Apply(ctx context.Context, ch *plan.Change) error {
 // It succeeds when the bridge is gone and refuses one hutch did not make
 // for this network.
 func (b *BridgeDriver) Delete(ctx context.Context, r plan.Resource) error {
-	w, err := asBridge(r)
+	w, h, br, err := b.open(ctx, r)
 	if err != nil {
 		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	h, err := b.d.handle(plan.HostNetns)
-	if err != nil {
-		return fmt.Errorf("bridge %s: %w", w.Name, err)
 	}
 	defer h.Close()
-	br, err := ownedBridge(h, w.Name, w.Network)
-	if err != nil || br == nil {
-		return err
+	if br == nil {
+		return nil
 	}
 	if err := h.LinkDel(br); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("bridge %s: delete: %w", w.Name, err)

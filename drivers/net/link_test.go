@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"hutch/plan"
 )
@@ -19,21 +18,7 @@ import (
 // from the kernel.
 func linkIn(t *testing.T, path, name string) netlink.Link {
 	t.Helper()
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	l, err := h.LinkByName(name)
-	if err != nil {
-		return nil
-	}
-	return l
+	return link(t, nsHandle(t, path), name)
 }
 
 // A link between two namespaces: both ends marked and up, the peer born in

@@ -285,28 +285,16 @@ func (n *NftDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	chain, err := nftChain(w.Chain)
-	if err != nil {
-		return err
-	}
 	exprs, err := nftExprs(w)
 	if err != nil {
 		return err
 	}
-	unlock, err := n.lockNetns()
+	t, err := n.begin(w)
 	if err != nil {
-		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
+		return err
 	}
-	defer unlock()
-	c, err := n.nftConn()
-	if err != nil {
-		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
-	}
-	defer c.CloseLasting()
-	old, err := ours(c, chain, w.ID())
-	if err != nil {
-		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
-	}
+	defer t.end()
+	c, chain, old := t.c, t.chain, t.old
 	if len(old) == 1 && sameExprs(old[0].Exprs, exprs) {
 		return nil
 	}
@@ -324,6 +312,45 @@ func (n *NftDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	return nil
 }
 
+// nftTxn is an open change of one rule: the namespace locked, a
+// connection, the rule's chain and the kernel's rules carrying its ID.
+type nftTxn struct {
+	c      *nftables.Conn
+	chain  *nftables.Chain
+	old    []*nftables.Rule
+	unlock func()
+}
+
+func (t *nftTxn) end() {
+	t.c.CloseLasting()
+	t.unlock()
+}
+
+// begin locks the namespace's rules, connects and finds the rule's
+// current copies.
+func (n *NftDriver) begin(w *plan.NftRule) (*nftTxn, error) {
+	chain, err := nftChain(w.Chain)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := n.lockNetns()
+	if err != nil {
+		return nil, fmt.Errorf("nftables rule %s: %w", w.Name, err)
+	}
+	c, err := n.nftConn()
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("nftables rule %s: %w", w.Name, err)
+	}
+	old, err := ours(c, chain, w.ID())
+	if err != nil {
+		c.CloseLasting()
+		unlock()
+		return nil, fmt.Errorf("nftables rule %s: %w", w.Name, err)
+	}
+	return &nftTxn{c: c, chain: chain, old: old, unlock: unlock}, nil
+}
+
 // Delete removes every rule carrying the rule's ID; when that leaves
 // hutch's table without rules, the table goes too (with its chains), so
 // that `nft list ruleset` is as it was before hutch.
@@ -335,24 +362,12 @@ func (n *NftDriver) Delete(ctx context.Context, r plan.Resource) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	chain, err := nftChain(w.Chain)
+	t, err := n.begin(w)
 	if err != nil {
 		return err
 	}
-	unlock, err := n.lockNetns()
-	if err != nil {
-		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
-	}
-	defer unlock()
-	c, err := n.nftConn()
-	if err != nil {
-		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
-	}
-	defer c.CloseLasting()
-	old, err := ours(c, chain, w.ID())
-	if err != nil {
-		return fmt.Errorf("nftables rule %s: %w", w.Name, err)
-	}
+	defer t.end()
+	c, old := t.c, t.old
 	for _, r := range old {
 		if err := c.DelRule(r); err != nil {
 			return fmt.Errorf("nftables rule %s: delete handle %d: %w", w.Name, r.Handle, err)
