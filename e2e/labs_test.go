@@ -161,6 +161,16 @@ func TestLabOnANetwork(t *testing.T) {
 	if out := w.apply(); !strings.Contains(out, "No changes") {
 		t.Errorf("second apply:\n%s", out)
 	}
+	// get lists the network after the containers, inspect reads it from the kernel.
+	get := w.must("get")
+	if !strings.Contains(get, "NETWORK") || !strings.Contains(get, w.names["labnet"]+"  "+w.bridge) ||
+		!strings.Contains(get, w.names["client"]+","+w.names["server"]) && !strings.Contains(get, w.names["server"]+","+w.names["client"]) {
+		t.Errorf("hutch get:\n%s", get)
+	}
+	insp := w.must("inspect", w.names["labnet"])
+	if !strings.Contains(insp, "Bridge "+w.bridge+" (up") || strings.Count(insp, "hutch") < 4 || !strings.Contains(insp, "\n    present\n") {
+		t.Errorf("hutch inspect of the network:\n%s", insp)
+	}
 	_, hosts := w.hutch(nil, "exec", w.names["client"], "--", "python3", "-c", "print(open('/etc/hosts').read())")
 	if !strings.Contains(hosts, server+"\t"+w.names["server"]) {
 		t.Errorf("the client's /etc/hosts:\n%s", hosts)
@@ -218,6 +228,9 @@ func TestLabRouter(t *testing.T) {
 	}
 	if out := w.apply(); !strings.Contains(out, "No changes") {
 		t.Errorf("second apply:\n%s", out)
+	}
+	if insp := w.must("inspect", w.names["client-router"]); strings.Count(insp, "alias hutch:link:"+w.names["client-router"]) != 2 {
+		t.Errorf("hutch inspect of a link:\n%s", insp)
 	}
 	// Drift: the router's forwarding turned off by hand is shown and repaired.
 	mustRun(t, "nsenter", "--net="+router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")

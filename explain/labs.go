@@ -20,8 +20,8 @@ func bridgeUp(r *plan.Bridge) (string, []string) {
 		[]string{add, "ip link set " + r.Name + " alias hutch:net:" + r.Network + " up"}
 }
 
-// nftMatch is the rule's matches as nft writes them.
-func nftMatch(r *plan.NftRule) string {
+// NftText is the rule as nft lists it: its matches and verdict.
+func NftText(r *plan.NftRule) string {
 	var parts []string
 	if r.Src != "" {
 		fam := "ip"
@@ -60,7 +60,7 @@ func nftChainLine(chain string) string {
 func nftUp(r *plan.NftRule) (string, []string) {
 	return "NFT_MSG_NEWTABLE inet hutch and NFT_MSG_NEWCHAIN " + r.Chain + " when missing, then NFT_MSG_NEWRULE with the comment hutch:" + r.ID() + ", in one nf_tables transaction",
 		[]string{"nft add table inet hutch", nftChainLine(r.Chain),
-			"nft add rule inet hutch " + r.Chain + " " + nftMatch(r) + ` comment '"hutch:` + r.ID() + `"'`}
+			"nft add rule inet hutch " + r.Chain + " " + NftText(r) + ` comment '"hutch:` + r.ID() + `"'`}
 }
 
 func sysctlIn(netns string) string {

@@ -131,7 +131,7 @@ func (r *Reconciler) lock(ctx context.Context, name string) (*Lock, error) {
 // settle writes the container's final state: every desired resource done,
 // and its config.json; each only when it differs from the file.
 func (r *Reconciler) settle(u *unit) error {
-	st := &State{Version: StateVersion, Container: u.name, Manifest: u.want.Source}
+	st := &State{Version: StateVersion, Container: u.name, Kind: u.want.Kind, Manifest: u.want.Source}
 	for _, res := range u.want.Resources {
 		if err := st.set(res, StatusDone); err != nil {
 			return err

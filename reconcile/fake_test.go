@@ -104,7 +104,7 @@ func (h *fakeHost) remove(id string) { os.Remove(h.path(id)) }
 func (h *fakeHost) drivers() map[plan.Kind]Driver {
 	m := map[plan.Kind]Driver{}
 	for _, k := range []plan.Kind{plan.KindRootfs, plan.KindNetns, plan.KindVeth, plan.KindAddress,
-		plan.KindRoute, plan.KindCgroup, plan.KindProcess} {
+		plan.KindRoute, plan.KindCgroup, plan.KindProcess, plan.KindBridge} {
 		m[k] = &fakeDriver{h: h, kind: k}
 	}
 	return m

@@ -59,6 +59,8 @@ first process). -o json gives the same as a JSON list.`,
 					return fmt.Errorf("get: %w", err)
 				}
 			}
+			// Networks and links are listed after the containers.
+			names, units := splitUnits(store, names)
 			proc := processdrv.New(o.StateRoot, nil)
 			cg, err := cgroupdrv.New("", o.CgroupParent)
 			if err != nil {
@@ -104,6 +106,9 @@ first process). -o json gives the same as a JSON list.`,
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.Name, r.State, pid, addrs, up, r.Restarts, r.OOMKills)
 				}
 				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if err := writeUnits(w, store, units); err != nil {
 					return err
 				}
 			}

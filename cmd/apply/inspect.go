@@ -83,6 +83,13 @@ it, inspect names the manifest line that set that limit, for example
 			if output != "human" && output != "json" {
 				return fmt.Errorf("inspect: -o %q: expected human or json", output)
 			}
+			if st, err := reconcile.NewStore(options()).Load(args[0]); err == nil && st.Kind != "" {
+				un, err := inspectUnit(st)
+				if err != nil {
+					return fmt.Errorf("inspect: %w", err)
+				}
+				return writeUnitInspection(cmd.OutOrStdout(), un, output == "json")
+			}
 			in, err := inspect(args[0])
 			if err != nil {
 				return fmt.Errorf("inspect: %w", err)

@@ -129,6 +129,7 @@ func (s *statsReader) read() ([]*containerStats, []error) {
 		if names, err = s.store.Containers(); err != nil {
 			return nil, []error{err}
 		}
+		names, _ = splitUnits(s.store, names) // networks and links have no cgroup
 	}
 	var rows []*containerStats
 	var errs []error

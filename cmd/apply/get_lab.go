@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"hutch/plan"
+	"hutch/reconcile"
+)
+
+// splitUnits separates the store's containers from its networks and links
+// (whose state.json names their kind), keeping the order of names.
+func splitUnits(store *reconcile.Store, names []string) (containers []string, units []*reconcile.State) {
+	for _, n := range names {
+		st, err := store.Load(n)
+		if err == nil && st.Kind != "" {
+			units = append(units, st)
+			continue
+		}
+		containers = append(containers, n)
+	}
+	return containers, units
+}
+
+// writeUnits prints the networks and links after the containers: a
+// network's bridge, gateways and the containers plugged into it, a link's
+// two ends.
+func writeUnits(w io.Writer, store *reconcile.Store, units []*reconcile.State) error {
+	if len(units) == 0 {
+		return nil
+	}
+	on := map[string][]string{} // bridge -> containers
+	if names, err := store.Containers(); err == nil {
+		for _, n := range names {
+			st, err := store.Load(n)
+			if err != nil || st.Kind != "" {
+				continue
+			}
+			for _, rec := range st.Resources {
+				if rec.Kind != plan.KindVeth {
+					continue
+				}
+				if r, err := rec.Resource(); err == nil && r.(*plan.Veth).Bridge != "" {
+					on[r.(*plan.Veth).Bridge] = append(on[r.(*plan.Veth).Bridge], n)
+				}
+			}
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var links []string
+	header := false
+	for _, st := range units {
+		var bridge string
+		var gws, ends []string
+		nat := "no"
+		for _, rec := range st.Resources {
+			r, err := rec.Resource()
+			if err != nil {
+				continue
+			}
+			switch r := r.(type) {
+			case *plan.Bridge:
+				bridge = r.Name
+			case *plan.Address:
+				gws = append(gws, r.CIDR)
+			case *plan.NftRule:
+				if r.Verdict == plan.NftMasquerade {
+					nat = "yes"
+				}
+			case *plan.Link:
+				ends = append(ends, r.A.Netns+"/"+r.A.Name+" <-> "+r.B.Netns+"/"+r.B.Name)
+			}
+		}
+		if st.Kind == "Link" {
+			links = append(links, fmt.Sprintf("%s\t%s", st.Container, strings.Join(ends, ", ")))
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "\nNETWORK\tBRIDGE\tGATEWAYS\tNAT\tCONTAINERS")
+			header = true
+		}
+		sort.Strings(on[bridge])
+		members := strings.Join(on[bridge], ",")
+		if members == "" {
+			members = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", st.Container, bridge, strings.Join(gws, ","), nat, members)
+	}
+	if len(links) > 0 {
+		fmt.Fprintln(tw, "\nLINK\tENDS (NETNS/INTERFACE)")
+		for _, l := range links {
+			fmt.Fprintln(tw, l)
+		}
+	}
+	return tw.Flush()
+}
