@@ -353,3 +353,28 @@ func TestLabSubnetRoutedElsewhere(t *testing.T) {
 	}
 	w.gone()
 }
+
+// A network whose state folder was lost is still found by hutch's marks
+// (the bridge's alias, the rules' comments, the records of the host's
+// parameters) and removed by delete --orphans, forwarding restored.
+func TestLabNetworkOrphanDeleted(t *testing.T) {
+	w := newLabWorld(t, "lab.yaml", func(s string) string {
+		return strings.Replace(s, "spec:\n  subnets:", "spec:\n  nat: true\n  subnets:", 1)
+	})
+	w.apply()
+	w.must("delete", w.names["client"], w.names["server"])
+	if err := os.RemoveAll(filepath.Join(w.root, "containers", w.names["labnet"])); err != nil {
+		t.Fatal(err)
+	}
+	if !linkExists(w.bridge) {
+		t.Fatalf("the bridge went with the state folder")
+	}
+	out := w.must("delete", "--orphans")
+	if !strings.Contains(out, w.names["labnet"]) {
+		t.Errorf("delete --orphans:\n%s", out)
+	}
+	w.gone()
+	if fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); string(fwd) != w.fwdBefore {
+		t.Errorf("ip_forward after delete --orphans: %s, before %s", fwd, w.fwdBefore)
+	}
+}

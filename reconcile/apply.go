@@ -190,7 +190,11 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 			units = units[:len(units)-1]
 			continue
 		} else if err != nil {
+			// Nothing of it is deleted: it keeps its records and its lock
+			// file, and the error says why.
 			errs = append(errs, err)
+			l.Unlock()
+			units = units[:len(units)-1]
 			continue
 		}
 	}

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 
@@ -26,10 +26,15 @@ import (
 // pair stopped before its marks: its peer is in a namespace marked for the
 // container and the two ends point at each other.
 
-// validContainer says whether name can be a container's name in a mark.
+// validContainer says whether name can be a container's (or network's)
+// name in a mark: a DNS label, as validation requires of every name. The
+// marks of networks and links ("hutch:net:NAME", "hutch:link:NAME") have a
+// colon, which no name has, so they are never taken for a container's.
 func validContainer(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
+	return dnsLabel.MatchString(name)
 }
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // Owned returns, as plan.Netns values the Delete of this driver accepts,
 // the named namespaces under NetnsDir whose loopback device carries the
