@@ -260,7 +260,7 @@ func (r *Reconciler) deleteUnits(ctx context.Context, units []*unit) (int64, []e
 		if err := u.lock.remove(); err != nil {
 			errs = append(errs, err)
 		}
-		fmt.Fprintf(r.Out, "container %s: deleted\n", u.name)
+		fmt.Fprintf(r.Out, "%s %s: deleted\n", unitWord(u.state), u.name)
 	}
 	return x.n[plan.Delete].Load(), errs
 }

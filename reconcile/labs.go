@@ -145,3 +145,11 @@ func (r *Reconciler) stillUsed(units []*unit) error {
 	}
 	return nil
 }
+
+// unitWord names what a unit is, for messages: container, network or link.
+func unitWord(st *State) string {
+	if st != nil && st.Kind != "" {
+		return strings.ToLower(st.Kind)
+	}
+	return "container"
+}
