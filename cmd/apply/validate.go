@@ -53,7 +53,14 @@ one is not (the errors on stderr).`,
 			if len(names) == 0 {
 				return fmt.Errorf("validate: the manifests hold no container")
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "valid: %s in %s (%s)\n", count(len(names), "container"),
+			what := count(len(names), "container")
+			if len(m.Networks) > 0 {
+				what += ", " + count(len(m.Networks), "network")
+			}
+			if len(m.Links) > 0 {
+				what += ", " + count(len(m.Links), "link")
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "valid: %s in %s (%s)\n", what,
 				count(len(fileSet(nil, m.Containers)), "file"), joinNames(names))
 			return nil
 		},
