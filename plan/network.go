@@ -37,9 +37,14 @@ const NftTable = "hutch"
 // The base chains of hutch's table: NftPostrouting is a nat chain at the
 // postrouting hook (source NAT priority, 100); NftForward a filter chain at
 // the forward hook (priority 0, policy accept).
+// NftPrerouting and NftOutput are nat chains at the prerouting and output
+// hooks (destination NAT priority, -100): published ports, for packets
+// that come in and for the host's own.
 const (
 	NftPostrouting = "postrouting"
 	NftForward     = "forward"
+	NftPrerouting  = "prerouting"
+	NftOutput      = "output"
 )
 
 // The verdicts an NftRule can end in.
@@ -47,6 +52,7 @@ const (
 	NftMasquerade = "masquerade"
 	NftAccept     = "accept"
 	NftDrop       = "drop"
+	NftDNAT       = "dnat"
 )
 
 // NftRule is one rule in a base chain of hutch's table. Every match that is
@@ -68,7 +74,21 @@ type NftRule struct {
 	NotIIf    string `json:"notIif,omitempty"`
 	OIf       string `json:"oif,omitempty"`
 	NotOIf    string `json:"notOif,omitempty"`
-	Verdict   string `json:"verdict"`
+	// Dst is an address the destination must be; LocalDst asks that it
+	// be one of the host's own (nft's `fib daddr type local`).
+	Dst      string `json:"dst,omitempty"`
+	LocalDst bool   `json:"localDst,omitempty"`
+	// Proto ("tcp" or "udp") and DPort match the layer-4 protocol and
+	// destination port.
+	Proto string `json:"proto,omitempty"`
+	DPort int    `json:"dport,omitempty"`
+	// DNATed matches packets of connections whose destination was
+	// rewritten (`ct status dnat`).
+	DNATed bool `json:"dnated,omitempty"`
+	// To is the new destination of a dnat verdict, "ADDR:PORT"
+	// ("[ADDR]:PORT" for IPv6).
+	To      string `json:"to,omitempty"`
+	Verdict string `json:"verdict"`
 	// Differs is set only in an observed value, for a rule whose
 	// expressions are not the wanted ones (changed by hand) or that the
 	// kernel holds more than once.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
@@ -76,9 +77,19 @@ func nftChain(name string) (*nftables.Chain, error) {
 	case plan.NftForward:
 		return &nftables.Chain{Name: name, Table: nftTable, Type: nftables.ChainTypeFilter,
 			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept}, nil
+	case plan.NftPrerouting:
+		return &nftables.Chain{Name: name, Table: nftTable, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest}, nil
+	case plan.NftOutput:
+		return &nftables.Chain{Name: name, Table: nftTable, Type: nftables.ChainTypeNAT,
+			Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest}, nil
 	}
 	return nil, fmt.Errorf("no chain %q in table inet %s", name, plan.NftTable)
 }
+
+// ipsDstNAT is IPS_DST_NAT of the conntrack status bits
+// (include/uapi/linux/netfilter/nf_conntrack_common.h).
+const ipsDstNAT = 1 << 5
 
 // ifname is an interface name as the kernel compares it: IFNAMSIZ bytes,
 // NUL-padded. A prefix is compared without the padding.
@@ -113,6 +124,55 @@ func nftExprs(r *plan.NftRule) ([]expr.Any, error) {
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(addr)), Mask: mask, Xor: make([]byte, len(addr))},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr})
 	}
+	if r.To != "" || r.Dst != "" {
+		// dnat and an address match need the family: meta nfproto.
+		a := r.Dst
+		if a == "" {
+			ap, err := netip.ParseAddrPort(r.To)
+			if err != nil {
+				return nil, fmt.Errorf("nftables rule %s: to: %w", r.Name, err)
+			}
+			a = ap.Addr().String()
+		}
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("nftables rule %s: dst: %w", r.Name, err)
+		}
+		proto, off := byte(unix.NFPROTO_IPV4), uint32(16) // struct iphdr's daddr
+		if ip.Is6() {
+			proto, off = unix.NFPROTO_IPV6, 24 // struct ipv6hdr's daddr
+		}
+		if r.Src == "" {
+			meta(expr.MetaKeyNFPROTO, expr.CmpOpEq, []byte{proto})
+		}
+		if r.Dst != "" {
+			e = append(e,
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(ip.AsSlice()))},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip.AsSlice()})
+		}
+	}
+	if r.LocalDst {
+		e = append(e, &expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
+	}
+	if r.Proto != "" {
+		l4 := map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP}[r.Proto]
+		if l4 == 0 {
+			return nil, fmt.Errorf("nftables rule %s: unknown protocol %q", r.Name, r.Proto)
+		}
+		meta(expr.MetaKeyL4PROTO, expr.CmpOpEq, []byte{l4})
+		if r.DPort != 0 {
+			e = append(e,
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(r.DPort))})
+		}
+	}
+	if r.DNATed {
+		e = append(e, &expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)})
+	}
 	if r.IIf != "" {
 		meta(expr.MetaKeyIIFNAME, expr.CmpOpEq, ifname(r.IIf))
 	}
@@ -134,6 +194,24 @@ func nftExprs(r *plan.NftRule) ([]expr.Any, error) {
 			return nil, fmt.Errorf("nftables rule %s: masquerade only in chain %s", r.Name, plan.NftPostrouting)
 		}
 		e = append(e, &expr.Masq{})
+	case plan.NftDNAT:
+		if r.Chain != plan.NftPrerouting && r.Chain != plan.NftOutput {
+			return nil, fmt.Errorf("nftables rule %s: dnat only in chains %s and %s", r.Name, plan.NftPrerouting, plan.NftOutput)
+		}
+		to, err := netip.ParseAddrPort(r.To)
+		if err != nil {
+			return nil, fmt.Errorf("nftables rule %s: to: %w", r.Name, err)
+		}
+		fam := uint32(unix.NFPROTO_IPV4)
+		if to.Addr().Is6() {
+			fam = unix.NFPROTO_IPV6
+		}
+		e = append(e,
+			&expr.Immediate{Register: 1, Data: to.Addr().AsSlice()},
+			&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(to.Port())},
+			// The kernel reports the max registers as the min ones: so are they
+			// written, and read back equal.
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam, RegAddrMin: 1, RegAddrMax: 1, RegProtoMin: 2, RegProtoMax: 2, Specified: true})
 	case plan.NftAccept:
 		e = append(e, &expr.Verdict{Kind: expr.VerdictAccept})
 	case plan.NftDrop:
@@ -422,7 +500,7 @@ func (n *NftDriver) NftRules() (map[string][]string, error) {
 	}
 	defer c.CloseLasting()
 	out := map[string][]string{}
-	for _, name := range []string{plan.NftPostrouting, plan.NftForward} {
+	for _, name := range []string{plan.NftPrerouting, plan.NftOutput, plan.NftPostrouting, plan.NftForward} {
 		chain, _ := nftChain(name)
 		rules, err := c.GetRules(nftTable, chain)
 		if errors.Is(err, unix.ENOENT) {

@@ -212,3 +212,100 @@ func TestNftMasqueradeTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Published-port rules for real: a dnat in prerouting carries a client's
+// connection to the router's own address on to a server behind it; one in
+// output does the same for the router's own connections, to its own
+// address and to 127.0.0.1 (with route_localnet and a masquerade of
+// loopback sources, as hutch's ports use them). All in the test's own
+// namespaces.
+func TestNftDNATTraffic(t *testing.T) {
+	n, router := nftDriver(t)
+	d := n.d
+	client := d.netnsPath(mustNetns(t, d, "nftclient").Name)
+	server := d.netnsPath(mustNetns(t, d, "nftserver").Name)
+	in := func(ns string, args ...string) {
+		t.Helper()
+		mustRun(t, append([]string{"nsenter", "--net=" + ns}, args...)...)
+	}
+	pair := func(a, aNs, aAddr, b, bNs, bAddr string) {
+		t.Helper()
+		mustRun(t, "ip", "link", "add", a, "type", "veth", "peer", "name", b)
+		t.Cleanup(func() { delLink(t, "", a) })
+		mustRun(t, "ip", "link", "set", a, "netns", aNs)
+		mustRun(t, "ip", "link", "set", b, "netns", bNs)
+		in(aNs, "ip", "addr", "add", aAddr, "dev", a)
+		in(aNs, "ip", "link", "set", a, "up")
+		in(bNs, "ip", "addr", "add", bAddr, "dev", b)
+		in(bNs, "ip", "link", "set", b, "up")
+	}
+	rIn, cEnd := testutil.Name("hnr"), testutil.Name("hnc")
+	rOut, sEnd := testutil.Name("hno"), testutil.Name("hns")
+	pair(rIn, router, "10.99.0.1/24", cEnd, client, "10.99.0.2/24")
+	pair(rOut, router, "10.98.0.1/24", sEnd, server, "10.98.0.2/24")
+	in(client, "ip", "route", "add", "default", "via", "10.99.0.1")
+	in(server, "ip", "route", "add", "default", "via", "10.98.0.1")
+	in(router, "ip", "link", "set", "lo", "up")
+	in(router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	in(router, "sysctl", "-q", "-w", "net.ipv4.conf."+rOut+".route_localnet=1")
+	ctx := context.Background()
+	rules := []*plan.NftRule{
+		{Network: "web", Name: "web/publish-in", Chain: plan.NftPrerouting, LocalDst: true, Proto: "tcp", DPort: 8080, To: "10.98.0.2:8099", Verdict: plan.NftDNAT},
+		{Network: "web", Name: "web/publish-out", Chain: plan.NftOutput, LocalDst: true, Proto: "tcp", DPort: 8080, To: "10.98.0.2:8099", Verdict: plan.NftDNAT},
+		{Network: "web", Name: "web/publish-lo", Chain: plan.NftPostrouting, Src: "127.0.0.0/8", DNATed: true, Verdict: plan.NftMasquerade},
+	}
+	for _, r := range rules {
+		if err := n.Apply(ctx, create(r)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := n.Observe(ctx, r)
+		if err != nil || got == nil {
+			t.Fatalf("%s: %v %v", r.Name, got, err)
+		}
+		if f, _ := n.Diff(got, r); len(f) != 0 {
+			t.Errorf("%s after apply: diff %v", r.Name, f)
+		}
+	}
+	list := nftIn(t, router, "list", "table", "inet", "hutch")
+	for _, want := range []string{
+		`type nat hook prerouting priority dstnat; policy accept;`,
+		`fib daddr type local tcp dport 8080 dnat ip to 10.98.0.2:8099 comment "hutch:nftrule/web/publish-in"`,
+		`type nat hook output priority -100; policy accept;`,
+		`ip saddr 127.0.0.0/8 ct status dnat masquerade comment "hutch:nftrule/web/publish-lo"`,
+	} {
+		if !strings.Contains(list, want) {
+			t.Errorf("nft list lacks %q:\n%s", want, list)
+		}
+	}
+	// One answer per connection: the server prints the port it was
+	// reached on, the client which address it dialled.
+	reach := func(from, addr string) bool {
+		t.Helper()
+		srv := exec.Command("nsenter", "--net="+server, "python3", "-c",
+			"import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('10.98.0.2', 8099))\ns.listen(1)\ns.settimeout(5)\nc,a=s.accept()\nc.sendall(b'hi')\nc.close()")
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Wait()
+		out, _ := exec.Command("nsenter", "--net="+from, "python3", "-c",
+			"import socket,time\nfor i in range(40):\n    try:\n        s=socket.create_connection(('"+addr+"', 8080), timeout=1); print(s.recv(2).decode()); break\n    except OSError: time.sleep(0.05)").CombinedOutput()
+		return strings.TrimSpace(string(out)) == "hi"
+	}
+	if !reach(client, "10.99.0.1") {
+		t.Errorf("a client's connection to the router's 10.99.0.1:8080 did not reach the server")
+	}
+	if !reach(router, "10.98.0.1") {
+		t.Errorf("the router's own connection to 10.98.0.1:8080 did not reach the server")
+	}
+	if !reach(router, "127.0.0.1") {
+		t.Errorf("the router's connection to 127.0.0.1:8080 did not reach the server")
+	}
+	for _, r := range rules {
+		if err := n.Delete(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := nftIn(t, router, "list", "ruleset"); after != "" {
+		t.Errorf("ruleset after delete:\n%s", after)
+	}
+}
