@@ -331,8 +331,15 @@ func (n *NftDriver) Observe(ctx context.Context, want plan.Resource) (plan.Resou
 	}
 	defer c.CloseLasting()
 	rules, err := ours(c, chain, w.ID())
-	if err != nil || len(rules) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	if len(rules) == 0 {
+		if w.Verdict == plan.NftDNAT && w.Chain == plan.NftPrerouting && w.DPort != 0 {
+			// Apply would publish the port: nothing else may hold it.
+			return nil, n.portFree(w)
+		}
+		return nil, nil
 	}
 	got := *w
 	got.Differs = len(rules) > 1 || !sameExprs(rules[0].Exprs, exprs)

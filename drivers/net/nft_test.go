@@ -4,8 +4,13 @@ package net
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	stdnet "net"
+	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -307,5 +312,33 @@ func TestNftDNATTraffic(t *testing.T) {
 	}
 	if after := nftIn(t, router, "list", "ruleset"); after != "" {
 		t.Errorf("ruleset after delete:\n%s", after)
+	}
+}
+
+// A published port is refused before anything is made when a socket of the
+// host is already bound to it (the error names its process) or when its
+// host address does not exist.
+func TestNftPortPreflight(t *testing.T) {
+	n, _ := nftDriver(t)
+	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*stdnet.TCPAddr).Port
+	r := &plan.NftRule{Network: "web", Name: "port/tcp/" + strconv.Itoa(port), Chain: plan.NftPrerouting, LocalDst: true, Proto: "tcp", DPort: port, To: "10.98.0.2:8000", Verdict: plan.NftDNAT}
+	_, err = n.Observe(context.Background(), r)
+	if !errors.Is(err, ErrNotOwned) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d (", os.Getpid())) || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d", port)) {
+		t.Errorf("a port bound on the host: %v", err)
+	}
+	// Published on another address of the host, the port is free.
+	r.Dst = "127.0.0.2"
+	if _, err := n.Observe(context.Background(), r); err == nil || !strings.Contains(err.Error(), "the host has no address 127.0.0.2") {
+		t.Errorf("an address the host does not have: %v", err)
+	}
+	ln.Close()
+	r.Dst = ""
+	if got, err := n.Observe(context.Background(), r); err != nil || got != nil {
+		t.Errorf("a free port: %v, %v", got, err)
 	}
 }

@@ -118,7 +118,9 @@ func (s *SysctlDriver) Observe(ctx context.Context, want plan.Resource) (plan.Re
 		return nil, err
 	}
 	v, err := s.read(w)
-	if errors.Is(err, errNoNetns) {
+	if errors.Is(err, errNoNetns) || errors.Is(err, fs.ErrNotExist) {
+		// The namespace, or the interface the parameter is of, is not
+		// there (yet).
 		return nil, nil
 	}
 	if err != nil {
@@ -216,8 +218,10 @@ func (s *SysctlDriver) Delete(ctx context.Context, r plan.Resource) error {
 	case err != nil:
 		return fmt.Errorf("sysctl %s%s: %w", w.Key, in(w.Netns), err)
 	default:
+		// A parameter of an interface that is gone (a veth deleted with its
+		// container) has nothing left to restore.
 		err := s.write(w, string(orig))
-		if err != nil && !errors.Is(err, errNoNetns) {
+		if err != nil && !errors.Is(err, errNoNetns) && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("sysctl %s%s: restore %s: %w", w.Key, in(w.Netns), orig, err)
 		}
 	}
