@@ -101,6 +101,7 @@ that the files no longer have.`,
 		if err != nil {
 			return nil, err
 		}
+		planOnly(r.Drivers, options())
 		res, err := r.Plan(c, want, reconcile.ApplyOptions{})
 		if err != nil {
 			return nil, err

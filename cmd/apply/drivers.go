@@ -37,6 +37,14 @@ func newDrivers(o plan.Options) (map[plan.Kind]reconcile.Driver, error) {
 	return ds, nil
 }
 
+// planOnly makes ds fit for `hutch plan`, which must write nothing: the
+// rootfs driver becomes a read-only one (it resolves as apply would but
+// keeps no resolution on disk). The other drivers only read when they
+// observe.
+func planOnly(ds map[plan.Kind]reconcile.Driver, o plan.Options) {
+	ds[plan.KindRootfs] = fsdrv.NewReadOnly(o.StateRoot)
+}
+
 // newCgroupJoiner is the cgroup driver a container's supervisor uses to
 // place its process, for cgroups made under parent (processdrv.Reexec).
 func newCgroupJoiner(parent string) (processdrv.CgroupJoiner, error) {

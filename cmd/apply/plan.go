@@ -35,7 +35,10 @@ func init() {
 		Short: "Show what apply would change on the host",
 		Long: `plan reads the manifests, validates them, builds the desired state and prints the
 changes that would make the host match it: + create, ~ update in place,
--/+ replace (delete, then create), - delete. Nothing is changed.
+-/+ replace (delete, then create), - delete. Nothing is changed and nothing
+is written, not even under --root, and no program a manifest names is run:
+a rootfs is resolved by reading (ELF headers, python's landmark files), so
+a manifest from someone else is safe to review with plan.
 
 Exit status: 0 when nothing would change, 2 when something would, 1 on error.
 Colour only on a terminal, and never when NO_COLOR is set.`,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"hutch/internal/testutil"
 	"hutch/plan"
 )
 
@@ -105,5 +107,66 @@ func TestExport(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(dir, "webserver", "rootfs", "tmp"))
 	if err != nil || fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
 		t.Errorf("rootfs/tmp: %v, %v; want drwxrwxrwt", fi.Mode(), err)
+	}
+}
+
+// TestPlanRunsNothingAndWritesNothing reviews manifests someone else wrote:
+// validate, plan, plan -o json and plan --explain (human, json, script) of
+// a manifest whose python is a script, of one whose binaries hold a script
+// named python-something (both scripts make a marker file when they run),
+// and of the web server, against a state root that does not exist yet. No
+// script runs and nothing appears under the state root.
+func TestPlanRunsNothingAndWritesNothing(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	script := fmt.Sprintf("#!/bin/sh\ntouch %s\nexec /usr/bin/python3 \"$@\"\n", marker)
+	for _, name := range []string{"python3", "python-tool"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manifest := func(file, rootfs string) string {
+		p := filepath.Join(dir, file)
+		y := fmt.Sprintf(`apiVersion: hutch/v1alpha1
+kind: Container
+metadata:
+  name: %s
+spec:
+  rootfs:
+%s
+  process:
+    args: [python3, -c, "print(1)"]
+`, testutil.Name("pr"), rootfs)
+		if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	manifests := []string{
+		manifest("python.yaml", "    python: "+filepath.Join(dir, "python3")),
+		manifest("binary.yaml", "    binaries: [/bin/sh, "+filepath.Join(dir, "python-tool")+"]\n    python: /usr/bin/python3"),
+		"../../manifests/webserver.yaml",
+	}
+	root := filepath.Join(t.TempDir(), "state")
+	for _, m := range manifests {
+		for _, args := range [][]string{
+			{"validate", "-f", m},
+			{"plan", "-f", m},
+			{"plan", "-f", m, "-o", "json"},
+			{"plan", "-f", m, "--explain"},
+			{"plan", "-f", m, "--explain", "-o", "json"},
+			{"plan", "-f", m, "--explain", "-o", "script"},
+		} {
+			code, _ := runCmd(t, append([]string{"--root", root}, args...)...)
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatalf("hutch %s (exit %d) ran the manifest's script", strings.Join(args, " "), code)
+			}
+			if _, err := os.Lstat(root); !os.IsNotExist(err) {
+				var made []string
+				filepath.Walk(root, func(p string, _ os.FileInfo, _ error) error { made = append(made, p); return nil })
+				t.Fatalf("hutch %s (exit %d) wrote under the state root: %v", strings.Join(args, " "), code, made)
+			}
+		}
 	}
 }

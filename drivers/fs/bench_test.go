@@ -19,7 +19,7 @@ import (
 //	go test -run '^$' -bench . -benchtime 5x ./drivers/fs
 //
 // ColdApply is what a first `hutch apply` pays: resolve the recipe (ELF
-// closures, python asked for its paths, every source stat'ed), write the
+// closures, python's folders read, every source stat'ed), write the
 // layer, syncfs, rename, mount. WriteTree and CpA copy the same files the
 // same way (no sync): hutch's parallel copy against `cp -a`.
 
@@ -130,8 +130,8 @@ func BenchmarkWarmApply(b *testing.B) {
 }
 
 // BenchmarkObserve is the cost of finding the digest again on every apply:
-// closures, the python answer (asked once per driver) and a stat of every
-// source file.
+// closures, python's folders and a stat of every source file (or the kept
+// resolution's check).
 func BenchmarkObserve(b *testing.B) {
 	testutil.RequireRoot(b)
 	sr := stateRoot(b)

@@ -38,6 +38,8 @@ type Driver struct {
 	builds map[string]*sync.Mutex
 	// quick keeps resolutions between commands (quick.go).
 	quick quickState
+	// readOnly is set by NewReadOnly: the driver writes nothing.
+	readOnly bool
 }
 
 // New returns the driver of the layer cache under stateRoot/layers.
@@ -46,6 +48,23 @@ func New(stateRoot string) *Driver {
 		trees: map[string]*tree{}, builds: map[string]*sync.Mutex{}}
 	d.res.cacheDir = filepath.Join(d.stateRoot, "cache")
 	return d
+}
+
+// NewReadOnly returns the driver `hutch plan` observes with: it resolves
+// recipes exactly as New's does (the same reading of the host, so the same
+// digest, and a kept resolution is used when it still holds), but it
+// writes nothing under stateRoot, not even a kept resolution, and its
+// Apply, Delete, Export and GC refuse. No driver runs a program of the
+// recipe (python.go): reviewing a manifest with plan is safe.
+func NewReadOnly(stateRoot string) *Driver {
+	d := New(stateRoot)
+	d.readOnly = true
+	return d
+}
+
+// errReadOnly is what a read-only driver's writing methods return.
+func (d *Driver) errReadOnly(container, op string) error {
+	return fmt.Errorf("rootfs %s: %s: the driver is read-only (hutch plan writes nothing)", container, op)
 }
 
 // Kind is plan.KindRootfs.
@@ -72,7 +91,8 @@ func pathsOf(rf *plan.Rootfs) overlayPaths {
 		upper: filepath.Join(o, "upper"), work: filepath.Join(o, "work"), record: filepath.Join(o, "layer")}
 }
 
-// resolve resolves a recipe on the host and returns its tree and digest.
+// resolve resolves a recipe on the host and returns its tree and digest;
+// a driver that may write keeps the resolution (quick.go).
 func (d *Driver) resolve(ctx context.Context, rf *plan.Rootfs) (*tree, string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -88,9 +108,9 @@ func (d *Driver) resolve(ctx context.Context, rf *plan.Rootfs) (*tree, string, e
 }
 
 // Digest resolves the recipe against the host as it is now (binaries on
-// PATH, ELF closures, the python interpreter's answer, every source file's
-// identity) and returns the digest of the layer it gives, "sha256:<hex>".
-// The python interpreter is asked once per Driver.
+// PATH, ELF closures, the python interpreter's standard library, every
+// source file's identity) and returns the digest of the layer it gives,
+// "sha256:<hex>".
 func (d *Driver) Digest(r *plan.Rootfs) (string, error) {
 	return d.digestOf(context.Background(), r)
 }
@@ -229,6 +249,9 @@ func (d *Driver) Apply(ctx context.Context, ch *plan.Change) error {
 	if err != nil {
 		return err
 	}
+	if d.readOnly {
+		return d.errReadOnly(rf.Container, "apply")
+	}
 	release, err := d.lockLayers(unix.LOCK_SH)
 	if err != nil {
 		return err
@@ -326,6 +349,9 @@ func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
 	if err != nil {
 		return err
 	}
+	if d.readOnly {
+		return d.errReadOnly(rf.Container, "delete")
+	}
 	p := pathsOf(rf)
 	var errs []error
 	if err := unmountAll(p.rootfs); err != nil {
@@ -366,6 +392,9 @@ func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
 // otherwise the recipe is written straight into dir, and the cache is left
 // as it was. Existing files in dir are replaced.
 func (d *Driver) Export(ctx context.Context, r *plan.Rootfs, dir string) error {
+	if d.readOnly {
+		return d.errReadOnly(r.Container, "export")
+	}
 	t, digest, err := d.resolve(ctx, r)
 	if err != nil {
 		return err
@@ -402,6 +431,12 @@ func (d *Driver) Export(ctx context.Context, r *plan.Rootfs, dir string) error {
 // container whose overlay is unmounted (after a reboot) keeps its layer
 // for its upper folder. It returns the digests of the removed layers.
 func (d *Driver) GC(inUse map[string]bool) (removed []string, err error) {
+	if d.readOnly {
+		return nil, fmt.Errorf("gc: the rootfs driver is read-only")
+	}
+	// Earlier versions of hutch kept python's answers here; nothing reads
+	// them now (python.go).
+	os.RemoveAll(filepath.Join(d.stateRoot, "cache", "python"))
 	if _, err := os.Stat(d.layersDir()); os.IsNotExist(err) {
 		return nil, nil // no cache yet: nothing to make
 	}

@@ -4,6 +4,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 
 	"hutch/plan"
 )
@@ -23,11 +24,14 @@ type RootfsFile struct {
 // Files resolves the recipe on the host as Apply would (binaries on PATH
 // and their ELF dependency closure, the python interpreter's standard
 // library, copies, inline files, folders) and lists the result, in the
-// order the layer is written. It reads the host and writes nothing.
+// order the layer is written. It reads the host, runs nothing and writes
+// nothing (not even a kept resolution).
 func (d *Driver) Files(ctx context.Context, r *plan.Rootfs) ([]RootfsFile, error) {
-	t, _, err := d.resolve(ctx, r)
+	d.mu.Lock()
+	t, err := d.res.resolve(ctx, r)
+	d.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("rootfs %s: %w", r.Container, err)
 	}
 	out := make([]RootfsFile, 0, len(t.entries))
 	for _, e := range t.entries {

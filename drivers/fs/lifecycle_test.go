@@ -328,18 +328,18 @@ func TestDeleteIdempotent(t *testing.T) {
 	}
 }
 
-// TestPythonThroughPyenvShim gives the python field the pyenv shim of this
-// machine: hutch runs it, learns the real interpreter and copies that.
-func TestPythonThroughPyenvShim(t *testing.T) {
+// TestPythonOfPyenvVersion gives the python field an interpreter of pyenv
+// (where pyenv keeps its versions on this machine): hutch reads where its
+// standard library is, and the copy runs in the rootfs.
+func TestPythonOfPyenvVersion(t *testing.T) {
 	testutil.RequireRoot(t)
-	if _, err := os.Stat("/root/.pyenv/shims/python3"); err != nil {
-		t.Skip("no pyenv shim on this host")
+	const py = "/root/.pyenv/versions/3.11.7/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skip("no pyenv python 3.11.7 on this host")
 	}
-	r := newResolver()
-	r.pathEnv = "/root/.pyenv/shims:/usr/local/bin:/usr/bin:/bin"
-	rf := &plan.Rootfs{Container: "t", Bundle: "/x", Python: "python3", Binaries: []string{"/bin/bash"},
+	rf := &plan.Rootfs{Container: "t", Bundle: "/x", Python: py, Binaries: []string{"/bin/bash"},
 		Dirs: []plan.Dir{{Path: "/proc", Mode: 0o555}}}
-	tr, err := r.resolve(context.Background(), rf)
+	tr, err := newResolver().resolve(context.Background(), rf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,9 +348,11 @@ func TestPythonThroughPyenvShim(t *testing.T) {
 		t.Fatal(err)
 	}
 	target, err := os.Readlink(filepath.Join(dir, "usr/bin/python3"))
-	if err != nil || !strings.HasPrefix(target, "/root/.pyenv/versions/") {
-		t.Fatalf("/usr/bin/python3 -> %q (%v), want the real interpreter", target, err)
+	if err != nil || target != py {
+		t.Fatalf("/usr/bin/python3 -> %q (%v), want %s", target, err, py)
 	}
-	out := chroot(t, dir, "python3", "-c", "import sys, json, http.server; print(sys.executable)")
-	t.Logf("python in the rootfs: %s", out)
+	out := chroot(t, dir, "python3", "-c", "import sys, json, http.server, ssl; print(sys.executable, sys.prefix)")
+	if !strings.Contains(out, "/root/.pyenv/versions/3.11.7") {
+		t.Fatalf("python in the rootfs says %q", out)
+	}
 }

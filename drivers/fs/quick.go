@@ -33,7 +33,8 @@ import (
 // driver keeps, under <stateRoot>/cache/resolved/<recipe key>, the digest
 // and the list of every path it depended on: each source file, folder and
 // symlink of the tree, every folder the ELF loader looked for a library in
-// and every file it read, the ld.so cache and configuration. The next
+// and every file it read, the ld.so cache and configuration, every landmark
+// and pyvenv.cfg the python reading looked for (python.go). The next
 // Observe lstat(2)s those paths (in parallel) and hashes what the kernel
 // says of each (device, inode, mode, owner, size, mtime and ctime in ns;
 // or that it is absent). When the hash is the kept one, nothing the
@@ -48,8 +49,9 @@ import (
 // ctime is older than the resolution's start by more than the timestamp
 // granularity of the file system; otherwise the next Observe resolves again.
 //
-// Not kept: recipes whose python is a script (a pyenv shim answers after
-// .python-version files anywhere) or whose paths hold a newline.
+// Not kept: recipes whose paths hold a newline. The kept files are written
+// only by a driver that may write (New): `hutch plan` (NewReadOnly) reads
+// them and writes none.
 
 const (
 	keptFormat = "hutch-resolved-1"
@@ -101,9 +103,8 @@ func (r *resolver) keptFile(key string) string {
 }
 
 // lookups hashes what the resolution found by name rather than by path:
-// binaries on PATH, and the python interpreter with its cache key (the
-// interpreter file and pyvenv.cfg). ok is false when the recipe cannot be
-// kept.
+// binaries and the python interpreter on PATH (the files they lead to are
+// witnesses). ok is false when the recipe cannot be kept.
 func (r *resolver) lookups(rf *plan.Rootfs) (sum []byte, ok bool) {
 	h := sha256.New()
 	for _, b := range rf.Binaries {
@@ -118,11 +119,7 @@ func (r *resolver) lookups(rf *plan.Rootfs) (sum []byte, ok bool) {
 		if err != nil {
 			return nil, false
 		}
-		k := pythonKey(p)
-		if k == "" {
-			return nil, false
-		}
-		fmt.Fprintf(h, "python %s %s\x00", p, k)
+		fmt.Fprintf(h, "python %s %s\x00", rf.Python, p)
 	}
 	return h.Sum(nil), true
 }
@@ -180,6 +177,9 @@ func (r *resolver) witnesses(t *tree) []string {
 			set[p] = true
 		}
 	}
+	for p := range r.probed {
+		set[p] = true
+	}
 	out := make([]string, 0, len(set))
 	for p := range set {
 		out = append(out, p)
@@ -193,7 +193,7 @@ func (r *resolver) witnesses(t *tree) []string {
 // resolution.
 func (d *Driver) keep(rf *plan.Rootfs, t *tree, digest string, start time.Time) {
 	r := d.res
-	if r.cacheDir == "" {
+	if r.cacheDir == "" || d.readOnly {
 		return
 	}
 	lk, ok := r.lookups(rf)

@@ -3,14 +3,11 @@
 package fs
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -270,12 +267,15 @@ type resolver struct {
 	ld       *loader
 	ldErr    error
 	pathEnv  string
-	pythons  map[string]*pythonInfo
+	pythons  map[string]*pythonInfo // by the name the recipe gives (python.go)
 	ldLoaded bool
+	// probed holds the paths the python reading looked at (landmarks,
+	// pyvenv.cfg), present or not: witnesses of a kept resolution.
+	probed map[string]bool
 	// ldCache and ldConf are the host files the loader reads.
 	ldCache, ldConf string
-	// cacheDir keeps python's answers between commands (pycache.go); ""
-	// keeps them only in memory.
+	// cacheDir keeps resolutions between commands (quick.go); "" keeps
+	// none.
 	cacheDir string
 }
 
@@ -284,7 +284,7 @@ func newResolver() *resolver {
 	if pe == "" {
 		pe = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	}
-	return &resolver{pathEnv: pe, pythons: map[string]*pythonInfo{},
+	return &resolver{pathEnv: pe, pythons: map[string]*pythonInfo{}, probed: map[string]bool{},
 		ldCache: "/etc/ld.so.cache", ldConf: "/etc/ld.so.conf"}
 }
 
@@ -319,6 +319,7 @@ func (r *resolver) lookPath(name string) (string, error) {
 // resolve makes the tree of a recipe, in this order: binaries with their
 // closures, the python interpreter and its standard library, copies, inline
 // files, folders. A later entry at the same path replaces an earlier one.
+// It only reads the host: no program of the recipe is run.
 func (r *resolver) resolve(ctx context.Context, rf *plan.Rootfs) (*tree, error) {
 	t := newTree()
 	for _, b := range rf.Binaries {
@@ -327,7 +328,7 @@ func (r *resolver) resolve(ctx context.Context, rf *plan.Rootfs) (*tree, error) 
 		}
 	}
 	if rf.Python != "" {
-		if err := r.addPython(ctx, t, rf.Python); err != nil {
+		if err := r.addPython(t, rf.Python); err != nil {
 			return nil, fmt.Errorf("python %s: %w", rf.Python, err)
 		}
 	}
@@ -375,8 +376,10 @@ func (r *resolver) addBinary(t *tree, name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(p); err != nil {
+	if fi, err := os.Stat(p); err != nil {
 		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", p)
 	}
 	if _, err := ld.read(p); errors.Is(err, errNotELF) {
 		return r.scriptError(p)
@@ -397,11 +400,16 @@ func (r *resolver) addBinary(t *tree, name string) error {
 
 // scriptError explains why a script cannot be a binary of the rootfs: the
 // container would need its interpreter, and a wrapper such as pyenv's shim
-// runs programs the container does not have.
+// runs programs the container does not have. It reads the script's #! line
+// and never runs it.
 func (r *resolver) scriptError(p string) error {
+	msg := notELF(p)
 	interp, arg := scriptInterp(p)
 	if interp == "" {
-		return fmt.Errorf("%s is neither an ELF executable nor a #! script", p)
+		return errors.New(msg)
+	}
+	if strings.HasPrefix(filepath.Base(p), "python") {
+		return fmt.Errorf("%s; for python, name the interpreter itself in the rootfs python field, which copies it with its standard library: %s", msg, r.pythonAdvice(p))
 	}
 	real := interp
 	if filepath.Base(interp) == "env" && arg != "" {
@@ -409,18 +417,8 @@ func (r *resolver) scriptError(p string) error {
 			real = q
 		}
 	}
-	msg := fmt.Sprintf("%s is a script run by %q (its #! line), not an ELF executable", p, strings.TrimSpace(interp+" "+arg))
-	base := filepath.Base(p)
-	if strings.HasPrefix(base, "python") {
-		if pi, err := r.queryPython(context.Background(), p); err == nil {
-			return fmt.Errorf("%s; it starts the python interpreter %s: name that one, or use the rootfs python field (%s), which copies the real interpreter and its standard library", msg, pi.Executable, base)
-		}
-		return fmt.Errorf("%s: use the rootfs python field, which asks the interpreter for its real executable and standard library", msg)
-	}
-	if real != p {
-		if q, err := filepath.EvalSymlinks(real); err == nil {
-			real = q
-		}
+	if q, err := filepath.EvalSymlinks(real); err == nil {
+		real = q
 	}
 	return fmt.Errorf("%s: list its interpreter %s as a binary and copy the script with copies", msg, real)
 }
@@ -451,57 +449,6 @@ func (r *resolver) addCopy(t *tree, c plan.Copy) error {
 	return nil
 }
 
-// pythonInfo is what the interpreter says about itself.
-type pythonInfo struct {
-	Executable string   `json:"executable"`
-	Stdlib     string   `json:"stdlib"`
-	PlatStdlib string   `json:"platstdlib"`
-	Dynload    []string `json:"dynload"`
-	Version    string   `json:"version"`
-}
-
-// pythonQuery prints where the interpreter lives. -E and -s keep PYTHON*
-// variables and the user's site folder out; it runs under python 2.7 too.
-const pythonQuery = `import sys, sysconfig, json
-p = sysconfig.get_paths()
-print(json.dumps({"executable": sys.executable, "stdlib": p["stdlib"], "platstdlib": p["platstdlib"],
- "dynload": [x for x in sys.path if x.endswith("lib-dynload")], "version": "%d.%d" % sys.version_info[:2]}))`
-
-// queryPython runs the interpreter (a pyenv shim is fine: it starts the real
-// one) and asks it for sys.executable and its standard library folders. The
-// answer is kept for the life of the driver.
-func (r *resolver) queryPython(ctx context.Context, name string) (*pythonInfo, error) {
-	if pi, ok := r.pythons[name]; ok {
-		return pi, nil
-	}
-	p, err := r.lookPath(name)
-	if err != nil {
-		return nil, err
-	}
-	key := pythonKey(p)
-	if pi := r.cachedPython(key); pi != nil {
-		r.pythons[name] = pi
-		return pi, nil
-	}
-	cmd := exec.CommandContext(ctx, p, "-E", "-s", "-c", pythonQuery)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("run %s -c 'import sys, sysconfig': %w: %s", p, err, strings.TrimSpace(stderr.String()))
-	}
-	pi := &pythonInfo{}
-	if err := json.Unmarshal(out, pi); err != nil {
-		return nil, fmt.Errorf("%s: read its answer %q: %w", p, out, err)
-	}
-	if !filepath.IsAbs(pi.Executable) || !filepath.IsAbs(pi.Stdlib) {
-		return nil, fmt.Errorf("%s: it gives no absolute sys.executable or stdlib folder (%q, %q)", p, pi.Executable, pi.Stdlib)
-	}
-	r.pythons[name] = pi
-	r.keepPython(key, pi)
-	return pi, nil
-}
-
 // stdlibSkip leaves out of the standard library what the interpreter does
 // not need to run programs: the regression tests, third-party packages, and
 // the build configuration of C extensions (config-3.11-*, with the static
@@ -526,8 +473,8 @@ func stdlibSkipFile(name string) bool {
 // addPython adds the real interpreter with its closure, its standard library
 // and the closures of its extension modules (lib-dynload), and makes the
 // name the recipe gives resolvable at /usr/bin/NAME.
-func (r *resolver) addPython(ctx context.Context, t *tree, name string) error {
-	pi, err := r.queryPython(ctx, name)
+func (r *resolver) addPython(t *tree, name string) error {
+	pi, err := r.findPython(name)
 	if err != nil {
 		return err
 	}
