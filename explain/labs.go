@@ -30,6 +30,28 @@ func NftText(r *plan.NftRule) string {
 		}
 		parts = append(parts, fam+" saddr "+r.Src)
 	}
+	if r.LocalSrc {
+		parts = append(parts, "fib saddr type local")
+	}
+	if r.Dst != "" {
+		fam := "ip"
+		if strings.Contains(r.Dst, ":") {
+			fam = "ip6"
+		}
+		parts = append(parts, fam+" daddr "+r.Dst)
+	}
+	if r.LocalDst {
+		parts = append(parts, "fib daddr type local")
+	}
+	if r.Proto != "" {
+		parts = append(parts, r.Proto)
+		if r.DPort != 0 {
+			parts[len(parts)-1] += " dport " + strconv.Itoa(r.DPort)
+		}
+	}
+	if r.DNATed {
+		parts = append(parts, "ct status dnat")
+	}
 	if r.IIfPrefix != "" {
 		parts = append(parts, `iifname "`+r.IIfPrefix+`*"`)
 	}
@@ -45,13 +67,24 @@ func NftText(r *plan.NftRule) string {
 	if r.NotOIf != "" {
 		parts = append(parts, `oifname != "`+r.NotOIf+`"`)
 	}
-	return strings.Join(append(parts, r.Verdict), " ")
+	verdict := r.Verdict
+	if r.To != "" {
+		verdict += " ip to " + r.To
+		if strings.Contains(r.To, "[") {
+			verdict = r.Verdict + " ip6 to " + r.To
+		}
+	}
+	return strings.Join(append(parts, verdict), " ")
 }
 
 func nftChainLine(chain string) string {
 	switch chain {
 	case plan.NftPostrouting:
 		return "nft add chain inet hutch postrouting '{ type nat hook postrouting priority srcnat; }'"
+	case plan.NftPrerouting:
+		return "nft add chain inet hutch prerouting '{ type nat hook prerouting priority dstnat; }'"
+	case plan.NftOutput:
+		return "nft add chain inet hutch output '{ type nat hook output priority -100; }'"
 	default:
 		return "nft add chain inet hutch forward '{ type filter hook forward priority filter; policy accept; }'"
 	}

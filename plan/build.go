@@ -256,11 +256,6 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 		return nil, nil
 	}
 	name := sc.Metadata.Name
-	if len(n.Ports) > 0 {
-		// Refused rather than dropped: a forward the user asked for and
-		// hutch silently left out would look like a network fault.
-		return nil, fmt.Errorf("spec.network.ports: port forwards are not supported yet (no resource kind or driver makes them)")
-	}
 	ns := &Netns{Container: name, Name: n.Namespace}
 	out := []Resource{ns}
 	var veths, addrs, routes []Resource
@@ -437,12 +432,32 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 				Dev: it.Name, Needs: sortedKeys(map[string]bool{veths[i].ID(): true, a.id: true})})
 		}
 	}
+	// Published ports go to the container's first IPv4 address.
+	var target portTarget
+	for i, it := range n.Interfaces {
+		for _, a := range inside {
+			if a.iface == it.Name && a.prefix.Addr().Is4() && !target.addr.IsValid() {
+				target = portTarget{addr: a.prefix, egress: veths[i].(*Veth).Host.Name, egressID: veths[i].ID()}
+				if b := veths[i].(*Veth).Bridge; b != "" {
+					target.egress, target.egressID = b, BridgeID(b)
+				}
+			}
+		}
+	}
+	for _, r := range routes {
+		target.routed = target.routed || r.(*Route).Dst == "0.0.0.0/0"
+	}
+	ports, err := buildPorts(sc, target)
+	if err != nil {
+		return nil, err
+	}
 	sortByID(veths)
 	sortByID(addrs)
 	sortByID(routes)
 	out = append(out, veths...)
 	out = append(out, addrs...)
 	out = append(out, routes...)
+	out = append(out, ports...)
 	return out, nil
 }
 

@@ -64,8 +64,6 @@ func TestBuildErrors(t *testing.T) {
 			"container a: defined twice (test.yaml doc 0 and test.yaml doc 1)"},
 		{"host interface shared", []string{doc("a", network), doc("b", strings.Replace(network, "ns1", "ns2", 1))},
 			"container b: veth/h0 already belongs to container a"},
-		{"port forwards", []string{doc("a", network, "    ports:\n      - {hostPort: 8080, containerPort: 80}")},
-			"container a: spec.network.ports: port forwards are not supported yet (no resource kind or driver makes them)"},
 		{"seccomp file not read", []string{doc("a", "  security:\n    seccomp: /etc/p.json")},
 			"container a: spec.security.seccomp: profile /etc/p.json was not read (the caller passes it in Options.SeccompProfiles)"},
 	} {

@@ -78,6 +78,9 @@ type NftRule struct {
 	// be one of the host's own (nft's `fib daddr type local`).
 	Dst      string `json:"dst,omitempty"`
 	LocalDst bool   `json:"localDst,omitempty"`
+	// LocalSrc asks that the source be one of the host's own addresses
+	// (`fib saddr type local`: 127.0.0.1 and every address of the host).
+	LocalSrc bool `json:"localSrc,omitempty"`
 	// Proto ("tcp" or "udp") and DPort match the layer-4 protocol and
 	// destination port.
 	Proto string `json:"proto,omitempty"`

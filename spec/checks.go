@@ -24,7 +24,7 @@ func crossChecks(m *Manifest) Errors {
 	for _, c := range m.Containers {
 		errs = append(errs, checkVethSubnets(c)...)
 		errs = append(errs, checkRoutes(m, c)...)
-		errs = append(errs, checkPorts(c)...)
+		errs = append(errs, checkPorts(m, c)...)
 		errs = append(errs, checkResources(c)...)
 		errs = append(errs, checkMounts(c)...)
 		errs = append(errs, checkRlimits(c)...)
@@ -423,19 +423,29 @@ func family(a netip.Addr) string {
 	return "IPv6"
 }
 
-// checkPorts: a port forward needs an address in the container to forward
-// to.
-func checkPorts(c *Container) Errors {
+// checkPorts: a port forward needs an IPv4 address in the container to
+// forward to: one of its interfaces' own, or one from a network with an
+// IPv4 subnet.
+func checkPorts(m *Manifest, c *Container) Errors {
 	n := c.Spec.Network
 	if n == nil || len(n.Ports) == 0 {
 		return nil
 	}
 	for _, a := range containerAddresses(c) {
-		if !a.host {
+		if !a.host && a.prefix.Addr().Is4() {
 			return nil
 		}
 	}
-	return Errors{c.errorAt("spec.network.ports", "a port forward needs an address in the container (expected an interface with addresses)")}
+	for _, itf := range n.Interfaces {
+		if net := m.network(itf.Network); net != nil {
+			for _, s := range net.Spec.Subnets {
+				if p, ok := subnetOf(s); ok && p.Addr().Is4() {
+					return nil
+				}
+			}
+		}
+	}
+	return Errors{c.errorAt("spec.network.ports", "a port forward needs an IPv4 address in the container (expected an interface with one, or on a network with an IPv4 subnet)")}
 }
 
 // checkHostPorts: one host port and protocol is forwarded to one container

@@ -31,6 +31,9 @@ type containerInfo struct {
 	// killer ended (the cgroup's oom_kill counter), an exec'd one included.
 	OOMKills uint64 `json:"oomKills"`
 	Manifest string `json:"manifest,omitempty"`
+	// Ports are the published ports, as docker ps writes them:
+	// "0.0.0.0:8080->8000/tcp".
+	Ports []string `json:"ports,omitempty"`
 }
 
 func init() {
@@ -91,7 +94,7 @@ first process). -o json gives the same as a JSON list.`,
 				}
 			} else {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSTATE\tPID\tADDRESSES\tUPTIME\tRESTARTS\tOOM KILLS")
+				fmt.Fprintln(tw, "NAME\tSTATE\tPID\tADDRESSES\tUPTIME\tRESTARTS\tOOM KILLS\tPORTS")
 				for _, r := range rows {
 					pid, addrs, up := "-", "-", "-"
 					if r.PID > 0 {
@@ -103,7 +106,11 @@ first process). -o json gives the same as a JSON list.`,
 					if r.Uptime != "" {
 						up = r.Uptime
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.Name, r.State, pid, addrs, up, r.Restarts, r.OOMKills)
+					ports := "-"
+					if len(r.Ports) > 0 {
+						ports = strings.Join(r.Ports, ",")
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.Name, r.State, pid, addrs, up, r.Restarts, r.OOMKills, ports)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -131,6 +138,7 @@ func info(store *reconcile.Store, proc *processdrv.Driver, name string) (contain
 		return row, err
 	}
 	row.Manifest = st.Manifest.Path
+	row.Ports = publishedPorts(st)
 	for _, rec := range st.Resources {
 		if rec.Kind != plan.KindAddress {
 			continue

@@ -97,3 +97,31 @@ func writeUnits(w io.Writer, store *reconcile.Store, units []*reconcile.State) e
 	}
 	return tw.Flush()
 }
+
+// publishedPorts are a container's published ports, from its recorded
+// prerouting dnat rules: "0.0.0.0:8080->8000/tcp" (the host address when
+// one is given).
+func publishedPorts(st *reconcile.State) []string {
+	var out []string
+	for _, rec := range st.Resources {
+		if rec.Kind != plan.KindNftRule {
+			continue
+		}
+		r, err := rec.Resource()
+		if err != nil {
+			continue
+		}
+		n := r.(*plan.NftRule)
+		if n.Verdict != plan.NftDNAT || n.Chain != plan.NftPrerouting {
+			continue
+		}
+		host := "0.0.0.0"
+		if n.Dst != "" {
+			host = n.Dst
+		}
+		to := n.To[strings.LastIndex(n.To, ":")+1:]
+		out = append(out, fmt.Sprintf("%s:%d->%s/%s", host, n.DPort, to, n.Proto))
+	}
+	sort.Strings(out)
+	return out
+}

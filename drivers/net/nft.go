@@ -151,6 +151,10 @@ func nftExprs(r *plan.NftRule) ([]expr.Any, error) {
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip.AsSlice()})
 		}
 	}
+	if r.LocalSrc {
+		e = append(e, &expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
+	}
 	if r.LocalDst {
 		e = append(e, &expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
@@ -464,35 +468,40 @@ func (n *NftDriver) Delete(ctx context.Context, r plan.Resource) error {
 	return n.dropEmptyTable(c)
 }
 
-// dropEmptyTable deletes hutch's table when none of its chains holds a
-// rule. The caller holds the namespace's lock.
+// dropEmptyTable deletes hutch's chains that hold no rule, and the table
+// when none is left, so that nothing of hutch's outlives its last rule.
+// The caller holds the namespace's lock.
 func (n *NftDriver) dropEmptyTable(c *nftables.Conn) error {
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return fmt.Errorf("nftables table inet %s: list chains: %w", plan.NftTable, err)
 	}
-	found := false
+	mine, kept := 0, 0
 	for _, ch := range chains {
 		if ch.Table.Name != plan.NftTable {
 			continue
 		}
-		found = true
+		mine++
 		rules, err := c.GetRules(nftTable, ch)
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("nftables table inet %s: list chain %s: %w", plan.NftTable, ch.Name, err)
 		}
 		if len(rules) > 0 {
-			return nil
+			kept++
+			continue
 		}
+		c.DelChain(&nftables.Chain{Name: ch.Name, Table: nftTable})
 	}
-	if !found {
+	if mine == 0 {
 		if t, err := c.ListTableOfFamily(plan.NftTable, nftables.TableFamilyINet); err != nil || t == nil {
 			return nil // no table
 		}
 	}
-	c.DelTable(nftTable)
+	if kept == 0 {
+		c.DelTable(nftTable)
+	}
 	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("nftables table inet %s: delete: %w", plan.NftTable, err)
+		return fmt.Errorf("nftables table inet %s: delete empty chains: %w", plan.NftTable, err)
 	}
 	return nil
 }

@@ -137,6 +137,19 @@ func (n *NftDriver) portFree(r *plan.NftRule) error {
 			return fmt.Errorf("port %s/%d: the host has no address %s (`ip addr` lists them): %w", r.Proto, r.DPort, want, ErrNotOwned)
 		}
 	}
+	// Another container's published port: its rule's name ends alike.
+	if _, suffix, ok := strings.Cut(r.Name, "/"); ok {
+		rules, err := n.NftRules()
+		if err != nil {
+			return fmt.Errorf("port %s/%d: %w", r.Proto, r.DPort, err)
+		}
+		for _, id := range rules[plan.NftPrerouting] {
+			owner, other, _ := strings.Cut(strings.TrimPrefix(id, "nftrule/"), "/")
+			if other == suffix && id != r.ID() {
+				return fmt.Errorf("port %s/%d: already published by container %s: %w", r.Proto, r.DPort, owner, ErrNotOwned)
+			}
+		}
+	}
 	socks, err := boundTo(r.Proto, r.DPort)
 	if err != nil {
 		return fmt.Errorf("port %s/%d: read the host's sockets: %w", r.Proto, r.DPort, err)
