@@ -45,6 +45,7 @@ type lab struct {
 	subnet   int    // 172.16.<subnet>.0/24
 	hostAddr string // 172.16.x.1
 	addr     string // 172.16.x.2, the container's
+	port     int    // the host port its 8000 is published on
 }
 
 func newLab(t *testing.T) *lab {
@@ -81,6 +82,11 @@ func (l *lab) write(path string, edit func(string) string) {
 	s = strings.ReplaceAll(s, "veth0", l.hostIf)
 	s = strings.ReplaceAll(s, "veth1", l.peerIf)
 	s = strings.ReplaceAll(s, "172.16.0.", fmt.Sprintf("172.16.%d.", l.subnet))
+	// The published port: one free on this host, so labs never meet.
+	if l.port == 0 {
+		l.port = testutil.FreePort(l.t)
+	}
+	s = strings.ReplaceAll(s, "hostPort: 8080", fmt.Sprintf("hostPort: %d", l.port))
 	// The seed's server does not set SO_REUSEADDR (socketserver.TCPServer's
 	// allow_reuse_address is off), so a server restarted in the same netns
 	// within TIME_WAIT (60 s) of a connection it closed cannot bind port

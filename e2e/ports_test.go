@@ -14,32 +14,13 @@ import (
 	"hutch/internal/testutil"
 )
 
-// freePort is a TCP and UDP port nothing on the host is bound to now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*stdnet.TCPAddr).Port
-		ln.Close()
-		if c, err := stdnet.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
 // publishing writes the lab's web server with its port 8000 published on
 // host port hostPort (tcp) and udpPort (udp, to the container's 9000).
 func (l *lab) publishing(hostPort, udpPort int) {
+	l.port = hostPort
 	l.write(l.manifest, func(s string) string {
-		return strings.Replace(s, "          addresses: ["+l.hostAddr+"/24]\n",
-			"          addresses: ["+l.hostAddr+"/24]\n    ports:\n"+
-				fmt.Sprintf("      - {hostPort: %d, containerPort: 8000}\n", hostPort)+
+		return strings.Replace(s, fmt.Sprintf("      - hostPort: %d\n        containerPort: 8000\n", hostPort),
+			fmt.Sprintf("      - {hostPort: %d, containerPort: 8000}\n", hostPort)+
 				fmt.Sprintf("      - {hostPort: %d, containerPort: 9000, protocol: udp}\n", udpPort), 1)
 	})
 }
@@ -69,7 +50,7 @@ func TestPublishedPorts(t *testing.T) {
 	l := newLab(t)
 	nftBefore, _ := run(t, "nft", "list", "ruleset")
 	fwdBefore, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-	port, udp := freePort(t), freePort(t)
+	port, udp := testutil.FreePort(t), testutil.FreePort(t)
 	l.publishing(port, udp)
 	l.apply()
 	l.serving()
@@ -141,7 +122,7 @@ func TestPublishedPorts(t *testing.T) {
 // with its owner named.
 func TestPublishedPortConflicts(t *testing.T) {
 	l := newLab(t)
-	port, udp := freePort(t), freePort(t)
+	port, udp := testutil.FreePort(t), testutil.FreePort(t)
 	ln, err := stdnet.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +139,7 @@ func TestPublishedPortConflicts(t *testing.T) {
 	// Published by another container.
 	l.apply()
 	other := newLab(t)
-	other.publishing(port, freePort(t))
+	other.publishing(port, testutil.FreePort(t))
 	if code, out := other.hutch(nil, "apply", "-f", other.manifest); code != 1 || !strings.Contains(out, "already published by container "+l.name) {
 		t.Errorf("a port another container publishes: exit %d\n%s", code, out)
 	}
@@ -168,8 +149,7 @@ func TestPublishedPortConflicts(t *testing.T) {
 	l.must("delete", "-f", l.manifest)
 	// A host address the host does not have.
 	l.write(l.manifest, func(s string) string {
-		return strings.Replace(s, "          addresses: ["+l.hostAddr+"/24]\n",
-			"          addresses: ["+l.hostAddr+"/24]\n    ports:\n"+fmt.Sprintf("      - {hostPort: %d, containerPort: 8000, hostIP: 127.1.2.3}\n", port), 1)
+		return strings.Replace(s, "        containerPort: 8000\n", "        containerPort: 8000\n        hostIP: 127.1.2.3\n", 1)
 	})
 	if code, out := l.hutch(nil, "apply", "-f", l.manifest); code != 1 || !strings.Contains(out, "the host has no address 127.1.2.3") {
 		t.Errorf("a host address the host does not have: exit %d\n%s", code, out)

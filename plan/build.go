@@ -183,6 +183,9 @@ func buildContainer(in *spec.Container, o Options, lab *lab) (*Container, error)
 	c.Resources = append(c.Resources, net...)
 	c.Resources = append(c.Resources, cg)
 	for _, r := range c.Resources {
+		if hostSide(r) {
+			continue // the process starts without them
+		}
 		proc.Needs = append(proc.Needs, r.ID())
 	}
 	sort.Strings(proc.Needs)
@@ -391,11 +394,19 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 		needs := map[string]bool{}
 		if gw.IsValid() {
 			a, ok := reach(gw, rt.Dev)
-			if !ok {
+			switch {
+			case ok:
+				r.Dev = a.iface
+				needs[a.veth], needs[a.id] = true, true
+			case linkLocalVia(gw, rt.Dev):
+				// An IPv6 link-local gateway (fe80::/10) is on the link of
+				// dev, which every IPv6 interface has its own fe80::/64
+				// on: the kernel takes it with the device named
+				// (RTA_OIF; ip6_validate_gw refuses it without one, or
+				// through lo). The route needs dev up, not an address.
+			default:
 				return nil, fmt.Errorf("%s.via: %s is in the subnet of no address of %s", path, gw, devOr(rt.Dev, "any interface"))
 			}
-			r.Dev = a.iface
-			needs[a.veth], needs[a.id] = true, true
 		} else if rt.Dev == "" {
 			return nil, fmt.Errorf("%s: neither via nor dev given", path)
 		}
@@ -459,6 +470,12 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 	out = append(out, routes...)
 	out = append(out, ports...)
 	return out, nil
+}
+
+// linkLocalVia reports whether gw is an IPv6 link-local gateway that the
+// kernel reaches through dev: dev must be named, and not lo.
+func linkLocalVia(gw netip.Addr, dev string) bool {
+	return gw.Is6() && gw.IsLinkLocalUnicast() && dev != "" && dev != "lo"
 }
 
 func devOr(dev, none string) string {

@@ -89,3 +89,16 @@ func buildPorts(sc *spec.Container, t portTarget) ([]Resource, error) {
 	)
 	return out, nil
 }
+
+// hostSide says whether r is a host-side object the container's process
+// does not wait for: a published port's rules and the host parameters
+// they hold.
+func hostSide(r Resource) bool {
+	switch r := r.(type) {
+	case *NftRule:
+		return true
+	case *Sysctl:
+		return r.Netns == HostNetns
+	}
+	return false
+}

@@ -18,11 +18,16 @@ echo
 echo "\$ curl http://172.16.0.2:8000/"
 curl -fsS -m 2 http://172.16.0.2:8000/ | head -n 12
 echo
+echo "\$ curl http://127.0.0.1:8080/     # the published port"
+curl -fsS -m 2 -o /dev/null -w "%{http_code}\n" http://127.0.0.1:8080/
+echo
 hutch get
 cat <<'MSG'
 
-The web server runs in network namespace container_ns at 172.16.0.2:8000:
+The web server runs in network namespace container_ns at 172.16.0.2:8000,
+published on the host's port 8080:
   curl http://172.16.0.2:8000/
+  curl http://127.0.0.1:8080/
   hutch logs webserver             # its output
   hutch exec webserver -- ps aux   # the container sees only its own processes
   ip netns exec container_ns ip addr

@@ -35,6 +35,7 @@ type lab struct {
 	name, netns, hostIf, peerIf string
 	subnet                      int
 	hostAddr, addr              string
+	port                        int // the host port its 8000 is published on
 }
 
 func newLab(t *testing.T) *lab {
@@ -63,8 +64,12 @@ func readSeedManifest(t *testing.T) string {
 
 // rename gives text the lab's names in place of the seed's.
 func (l *lab) rename(s string) string {
+	if l.port == 0 {
+		l.port = testutil.FreePort(l.t)
+	}
 	return strings.NewReplacer("webserver", l.name, "container_ns", l.netns, "veth0", l.hostIf,
-		"veth1", l.peerIf, "172.16.0.", fmt.Sprintf("172.16.%d.", l.subnet)).Replace(s)
+		"veth1", l.peerIf, "172.16.0.", fmt.Sprintf("172.16.%d.", l.subnet),
+		"hostPort: 8080", fmt.Sprintf("hostPort: %d", l.port)).Replace(s)
 }
 
 // hutch runs the binary with the lab's root: exit code and output.

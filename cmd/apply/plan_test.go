@@ -61,8 +61,8 @@ func TestPlanExitCodes(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != 2 {
 		t.Fatalf("plan -o json: exit %d, %v:\n%s", code, err, out)
 	}
-	if doc.FormatVersion != "1" || len(doc.Changes) != 7 {
-		t.Errorf("plan -o json: version %q, %d changes, want 1 and 7", doc.FormatVersion, len(doc.Changes))
+	if doc.FormatVersion != "1" || len(doc.Changes) != 13 {
+		t.Errorf("plan -o json: version %q, %d changes, want 1 and 13 (7 and the published port's 6)", doc.FormatVersion, len(doc.Changes))
 	}
 
 	// A host that already matches: every change a no-op, exit 0.
