@@ -296,11 +296,18 @@ func checkVethSubnets(c *Container) Errors {
 	return errs
 }
 
-// checkRoutes: a route's gateway has the family of its destination and is
-// reachable through one of the container's subnets (the kernel refuses
-// RTM_NEWROUTE with "Nexthop has invalid gateway" otherwise); dev names one
-// of the container's interfaces; a default route without a gateway names
-// its device.
+// checkRoutes: a route has a gateway or a device; its gateway has the
+// family of its destination and is reachable through one of the
+// container's subnets (the kernel refuses RTM_NEWROUTE with "Nexthop has
+// invalid gateway" otherwise), or is an IPv6 link-local address on the
+// named device, which must not be lo (ip6_validate_gw: "Egress device not
+// specified", "Egress device can not be loopback device for this route");
+// dev names one of the container's interfaces; each destination is routed
+// once, the default routes of interfaces' defaultRoute included (the main
+// table keeps one route per destination and metric, and hutch one per
+// destination); an interface with defaultRoute has, for each family of its
+// host end, an address in the subnet of the host end's first address of
+// that family, the gateway.
 func checkRoutes(m *Manifest, c *Container) Errors {
 	n := c.Spec.Network
 	if n == nil {
@@ -327,7 +334,20 @@ func checkRoutes(m *Manifest, c *Container) Errors {
 			}
 		}
 	}
-	defaults := map[bool]string{} // family (is4) -> path of the default route
+	// dsts maps each routed destination to the path of the route or
+	// defaultRoute that sets it.
+	dsts := map[netip.Prefix]string{}
+	claim := func(dst netip.Prefix, path, at string) {
+		first, dup := dsts[dst]
+		switch {
+		case !dup:
+			dsts[dst] = path
+		case dst.Bits() == 0:
+			errs = append(errs, c.errorAt(at, fmt.Sprintf("a default %s route is also set by %s (expected one default route per family)", family(dst.Addr()), first)))
+		default:
+			errs = append(errs, c.errorAt(at, fmt.Sprintf("a route to %s is also set by %s (expected one route per destination)", dst, first)))
+		}
+	}
 	for i, itf := range n.Interfaces {
 		if !itf.DefaultRoute {
 			continue
@@ -338,25 +358,32 @@ func checkRoutes(m *Manifest, c *Container) Errors {
 			if net := m.network(itf.Network); net != nil {
 				for _, s := range net.Spec.Subnets {
 					if p, ok := subnetOf(s); ok {
-						if _, dup := defaults[p.Addr().Is4()]; !dup {
-							defaults[p.Addr().Is4()] = path
-						}
+						claim(anyRoute(p.Addr()), path, path)
 					}
 				}
 			}
 			continue
 		}
-		found := false
+		// Through the host end's first address of each family.
+		var gws []netip.Prefix
 		for _, h := range own {
-			if h.host && h.veth == i {
-				found = true
-				if _, dup := defaults[h.prefix.Addr().Is4()]; !dup {
-					defaults[h.prefix.Addr().Is4()] = path
-				}
+			if h.host && h.veth == i && !hasFamily(gws, h.prefix.Addr()) {
+				gws = append(gws, h.prefix)
 			}
 		}
-		if !found {
+		if len(gws) == 0 {
 			errs = append(errs, c.errorAt(path, "the host end has no address to route through (expected host.addresses)"))
+		}
+		for _, gw := range gws {
+			claim(anyRoute(gw.Addr()), path, path)
+			reached := false
+			for _, a := range own {
+				reached = reached || (!a.host && a.veth == i && a.prefix.Masked().Contains(gw.Addr()))
+			}
+			if !reached {
+				errs = append(errs, c.errorAt(path, fmt.Sprintf("the default %s route goes via the host end's %s, and no address of %s is in %s (expected an address in %s in addresses)",
+					family(gw.Addr()), gw.Addr(), itf.Name, gw.Masked(), gw.Masked())))
+			}
 		}
 	}
 	for i, r := range n.Routes {
@@ -374,34 +401,36 @@ func checkRoutes(m *Manifest, c *Container) Errors {
 			}
 			dev = d
 		}
-		if r.Via == "" {
-			if isDefault && r.Dev == "" {
-				errs = append(errs, c.errorAt(base, "a default route needs via or dev (expected a gateway address or an interface)"))
+		var via netip.Addr
+		if r.Via != "" {
+			if via, err = netip.ParseAddr(r.Via); err != nil {
+				continue // the ip rule reports it
 			}
+		}
+		if !via.IsValid() && r.Dev == "" {
+			errs = append(errs, c.errorAt(base, "a route needs via or dev (expected a gateway address, an interface, or both)"))
 			continue
 		}
-		via, err := netip.ParseAddr(r.Via)
-		if err != nil {
-			continue // the ip rule reports it
-		}
-		if isDefault {
-			dst = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-			if via.Is6() {
-				dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
-			}
-		} else if dst.Addr().Is4() != via.Is4() {
+		switch {
+		case isDefault && via.IsValid():
+			dst = anyRoute(via)
+		case isDefault:
+			dst = anyRoute(netip.IPv4Unspecified()) // a device route: IPv4's
+		case via.IsValid() && dst.Addr().Is4() != via.Is4():
 			errs = append(errs, c.errorAt(base+".via", fmt.Sprintf("gateway %s is not of the family of %s (expected an %s gateway)", via, r.To, family(dst.Addr()))))
 			continue
 		}
-		if isDefault {
-			if p, dup := defaults[via.Is4()]; dup {
-				errs = append(errs, c.errorAt(base+".to", fmt.Sprintf("a default %s route is also set by %s (expected one default route per family)", family(via), p)))
-			} else {
-				defaults[via.Is4()] = base
-			}
+		claim(dst.Masked(), base, base+".to")
+		if !via.IsValid() {
+			continue
 		}
-		if via.Is6() && via.IsLinkLocalUnicast() && dev >= -1 {
-			continue // fe80:: gateways are on-link through dev
+		linkLocal := via.Is6() && via.IsLinkLocalUnicast()
+		switch {
+		case linkLocal && dev == -1:
+			errs = append(errs, c.errorAt(base+".dev", fmt.Sprintf("the kernel refuses a link-local gateway %s through lo (expected the interface the gateway is on)", via)))
+			continue
+		case linkLocal && dev >= 0:
+			continue // fe80:: gateways are on the link of dev
 		}
 		reachable := false
 		for _, a := range own {
@@ -409,11 +438,34 @@ func checkRoutes(m *Manifest, c *Container) Errors {
 				reachable = true
 			}
 		}
-		if !reachable {
+		switch {
+		case reachable:
+		case linkLocal:
+			errs = append(errs, c.errorAt(base+".via", fmt.Sprintf("link-local gateway %s without dev (expected dev: the interface the gateway is on)", via)))
+		default:
 			errs = append(errs, c.errorAt(base+".via", fmt.Sprintf("gateway %s is in none of the container's subnets (expected an address on the link of one of its interfaces)", via)))
 		}
 	}
 	return errs
+}
+
+// anyRoute is the default route's destination of a's family: 0.0.0.0/0 or
+// ::/0.
+func anyRoute(a netip.Addr) netip.Prefix {
+	if a.Is4() {
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	}
+	return netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+}
+
+// hasFamily reports whether one of ps has a's family.
+func hasFamily(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Addr().Is4() == a.Is4() {
+			return true
+		}
+	}
+	return false
 }
 
 func family(a netip.Addr) string {
@@ -470,6 +522,13 @@ func checkHostPorts(m *Manifest) Errors {
 			if p.HostIP != "" {
 				a, err := netip.ParseAddr(p.HostIP)
 				if err != nil {
+					continue
+				}
+				if !a.Is4() {
+					// A port goes to the container's IPv4 address: an IPv6
+					// packet cannot be translated to it (nftables' dnat
+					// keeps the family).
+					errs = append(errs, c.errorAt(fmt.Sprintf("spec.network.ports[%d].hostIP", i), fmt.Sprintf("%q is not an IPv4 address (expected an IPv4 address of the host such as 127.0.0.1, or none for all of them)", p.HostIP)))
 					continue
 				}
 				if !a.IsUnspecified() {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"sort"
 	"strings"
 )
 
@@ -72,6 +73,9 @@ func labChecks(m *Manifest) Errors {
 	errs = append(errs, checkNetworks(m)...)
 	errs = append(errs, checkAttachments(m)...)
 	errs = append(errs, checkLinks(m)...)
+	errs = append(errs, checkNetworkRoom(m)...)
+	errs = append(errs, checkLinkAddresses(m)...)
+	errs = append(errs, checkBridgeNames(m)...)
 	for _, c := range m.Containers {
 		if len(c.Spec.Sysctls) > 0 && c.Spec.Network == nil {
 			errs = append(errs, c.errorAt("spec.sysctls", "sysctls are set in the container's own network namespace (expected spec.network)"))
@@ -371,4 +375,142 @@ func linkEnds(m *Manifest, c *Container) []string {
 		}
 	}
 	return out
+}
+
+// checkNetworkRoom: each subnet of a network has an address for every
+// interface on it that has no static address of its family, besides the
+// gateway and the static addresses. hutch's IPAM serves interfaces in
+// order of container and interface name; the first that would find no
+// free address is the one refused, as plan would refuse it. (Addresses
+// held by another manifest's containers are known only at plan time.)
+func checkNetworkRoom(m *Manifest) Errors {
+	var errs Errors
+	for _, n := range m.Networks {
+		type att struct {
+			c    *Container
+			i    int
+			addr []netip.Prefix
+		}
+		var atts []att
+		for _, c := range m.Containers {
+			if c.Spec.Network == nil {
+				continue
+			}
+			for i, itf := range c.Spec.Network.Interfaces {
+				if itf.Network != n.Metadata.Name {
+					continue
+				}
+				a := att{c: c, i: i}
+				for _, s := range itf.Addresses {
+					if p, ok := validPrefix(s); ok {
+						a.addr = append(a.addr, p)
+					}
+				}
+				atts = append(atts, a)
+			}
+		}
+		sort.SliceStable(atts, func(x, y int) bool {
+			kx := atts[x].c.Metadata.Name + "/" + atts[x].c.Spec.Network.Interfaces[atts[x].i].Name
+			ky := atts[y].c.Metadata.Name + "/" + atts[y].c.Spec.Network.Interfaces[atts[y].i].Name
+			return kx < ky
+		})
+		for _, s := range n.Spec.Subnets {
+			sub, ok := subnetOf(s)
+			gw, err := s.GatewayAddr()
+			if !ok || err != nil || sub.Masked() != sub {
+				continue
+			}
+			taken := map[netip.Addr]bool{gw: true}
+			for _, a := range atts {
+				for _, p := range a.addr {
+					if sub.Contains(p.Addr()) {
+						taken[p.Addr()] = true
+					}
+				}
+			}
+			free := hostAddresses(sub) - uint64(len(taken))
+			for _, a := range atts {
+				if hasFamily(a.addr, sub.Addr()) {
+					continue
+				}
+				if free == 0 {
+					errs = append(errs, a.c.errorAt(fmt.Sprintf("spec.network.interfaces[%d].network", a.i),
+						fmt.Sprintf("network %s's subnet %s has no free address left for this interface: its gateway and the interfaces before it take them all (expected a larger subnet)", n.Metadata.Name, sub)))
+					break
+				}
+				free--
+			}
+		}
+	}
+	return errs
+}
+
+// hostAddresses is how many addresses of sub IPAM can give, the gateway's
+// included: all but the network address (and IPv4's broadcast address),
+// at most 1<<32.
+func hostAddresses(sub netip.Prefix) uint64 {
+	bits := sub.Addr().BitLen() - sub.Bits()
+	if bits > 32 {
+		bits = 32
+	}
+	n := uint64(1)<<bits - 1
+	if sub.Addr().Is4() && n > 0 {
+		n--
+	}
+	return n
+}
+
+// checkLinkAddresses: an address of a link's end is used once in the whole
+// manifest, as an interface's address is (checkAddresses): twice on one
+// end is one address the kernel holds once, and on two ends the address
+// answers on whichever the kernel finds first.
+func checkLinkAddresses(m *Manifest) Errors {
+	var errs Errors
+	seen := map[netip.Addr]string{}
+	for _, a := range addresses(m) {
+		if _, dup := seen[a.prefix.Addr()]; !dup {
+			seen[a.prefix.Addr()] = a.at.String()
+		}
+	}
+	for _, l := range m.Links {
+		for i, e := range l.Spec.Endpoints {
+			for j, s := range e.Addresses {
+				p, ok := validPrefix(s)
+				if !ok {
+					continue
+				}
+				path := fmt.Sprintf("spec.endpoints[%d].addresses[%d]", i, j)
+				if first, dup := seen[p.Addr()]; dup {
+					errs = append(errs, l.errorAt(path, fmt.Sprintf("address %s is also used at %s (expected each address once)", p.Addr(), first)))
+					continue
+				}
+				pos := l.Source.Pos(path)
+				seen[p.Addr()] = fmt.Sprintf("%s:%d (%s of link %s)", l.Source.File, pos.Line, path, l.Metadata.Name)
+			}
+		}
+	}
+	return errs
+}
+
+// checkBridgeNames: no host end of a container takes the name of a
+// network's bridge; both live in the host's namespace, and the second
+// RTM_NEWLINK would fail with EEXIST.
+func checkBridgeNames(m *Manifest) Errors {
+	var errs Errors
+	bridges := map[string]string{}
+	for _, n := range m.Networks {
+		bridges[n.BridgeName()] = n.Metadata.Name
+	}
+	for _, c := range m.Containers {
+		if c.Spec.Network == nil {
+			continue
+		}
+		for i, itf := range c.Spec.Network.Interfaces {
+			if n, clash := bridges[itf.Host.Name]; clash && itf.Host.Name != "" {
+				errs = append(errs, c.errorAt(fmt.Sprintf("spec.network.interfaces[%d].host.name", i),
+					fmt.Sprintf("%q is the bridge of network %s (expected a name no bridge has)", itf.Host.Name, n)))
+			}
+		}
+	}
+	return errs
 }
