@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -73,8 +74,10 @@ func (d *Desired) Container(name string) *Container {
 // The manifest must have passed spec.Validate; Build applies spec.Defaults
 // itself, to a copy, so the caller's manifest is left as it was. Values that
 // Build cannot convert are reported as errors naming the container and the
-// field rather than trusted, as are two containers with the same name or two
-// resources with the same ID (a netns or a host interface name used twice).
+// field, with its place in the file (a *FieldError), rather than trusted;
+// so are two containers with the same name or two resources with the same
+// ID (a netns or a host interface name used twice). spec.Validate refuses
+// all of these first.
 func Build(m *spec.Manifest, o Options) (*Desired, error) {
 	d := &Desired{}
 	owner := map[string]string{} // resource ID -> container
@@ -93,6 +96,10 @@ func Build(m *spec.Manifest, o Options) (*Desired, error) {
 	for _, sc := range m.Containers {
 		c, err := buildContainer(sc, o, lab)
 		if err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				placed(sc.Source, fe)
+			}
 			return nil, fmt.Errorf("container %s: %w", sc.Metadata.Name, err)
 		}
 		if prev := d.Container(c.Name); prev != nil {
@@ -217,7 +224,7 @@ func buildRootfs(sc *spec.Container, o Options) (*Rootfs, error) {
 		if f.Mode != "" {
 			m, err := spec.ParseMode(f.Mode)
 			if err != nil {
-				return nil, fmt.Errorf("spec.rootfs.files[%d].mode: %w", i, err)
+				return nil, atField(fmt.Sprintf("spec.rootfs.files[%d].mode", i), err)
 			}
 			mode = m
 		}
@@ -236,7 +243,7 @@ func buildRootfs(sc *spec.Container, o Options) (*Rootfs, error) {
 		if d.Mode != "" {
 			m, err := spec.ParseMode(d.Mode)
 			if err != nil {
-				return nil, fmt.Errorf("spec.rootfs.dirs[%d].mode: %w", i, err)
+				return nil, atField(fmt.Sprintf("spec.rootfs.dirs[%d].mode", i), err)
 			}
 			mode = m
 		}
@@ -286,7 +293,7 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 			// Plugged into a network's bridge: hutch names the host end;
 			// the addresses are the static ones and IPAM's.
 			if onNet = lab.nets[it.Network]; onNet == nil {
-				return nil, fmt.Errorf("%s.network: no network %q in the manifest", path, it.Network)
+				return nil, fieldErrorf(path+".network", "no network %q in the manifest", it.Network)
 			}
 			v.Host.Name = spec.AttachName(name, it.Name)
 			v.Bridge = onNet.bridge
@@ -302,7 +309,7 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 		for j, a := range addrList {
 			p, err := netip.ParsePrefix(a)
 			if err != nil {
-				return nil, fmt.Errorf("%s.addresses[%d]: %w", path, j, err)
+				return nil, atField(fmt.Sprintf("%s.addresses[%d]", path, j), err)
 			}
 			ad := &Address{Container: name, Netns: n.Namespace, Link: it.Name, CIDR: p.String(), Veth: v.ID()}
 			addrs = append(addrs, ad)
@@ -312,7 +319,7 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 		for j, a := range it.Host.Addresses {
 			p, err := netip.ParsePrefix(a)
 			if err != nil {
-				return nil, fmt.Errorf("%s.host.addresses[%d]: %w", path, j, err)
+				return nil, atField(fmt.Sprintf("%s.host.addresses[%d]", path, j), err)
 			}
 			addrs = append(addrs, &Address{Container: name, Netns: HostNetns, Link: it.Host.Name, CIDR: p.String(), Veth: v.ID()})
 			fam := 0
@@ -375,7 +382,7 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 		if rt.Via != "" {
 			var err error
 			if gw, err = netip.ParseAddr(rt.Via); err != nil {
-				return nil, fmt.Errorf("%s.via: %w", path, err)
+				return nil, atField(path+".via", err)
 			}
 			r.Via = gw.String()
 		}
@@ -387,7 +394,7 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 		default:
 			p, err := netip.ParsePrefix(rt.To)
 			if err != nil {
-				return nil, fmt.Errorf("%s.to: %w", path, err)
+				return nil, atField(path+".to", err)
 			}
 			r.Dst = p.Masked().String()
 		}
@@ -405,10 +412,10 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 				// (RTA_OIF; ip6_validate_gw refuses it without one, or
 				// through lo). The route needs dev up, not an address.
 			default:
-				return nil, fmt.Errorf("%s.via: %s is in the subnet of no address of %s", path, gw, devOr(rt.Dev, "any interface"))
+				return nil, fieldErrorf(path+".via", "%s is in the subnet of no address of %s", gw, devOr(rt.Dev, "any interface"))
 			}
 		} else if rt.Dev == "" {
-			return nil, fmt.Errorf("%s: neither via nor dev given", path)
+			return nil, fieldErrorf(path, "neither via nor dev given")
 		}
 		if v := vethOf(r.Dev); v != "" {
 			needs[v] = true
@@ -424,7 +431,7 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 		}
 		first := hostFirst[it.Name]
 		if !first[0].IsValid() && !first[1].IsValid() {
-			return nil, fmt.Errorf("spec.network.interfaces[%d].defaultRoute: the host end has no address to route through", i)
+			return nil, fieldErrorf(fmt.Sprintf("spec.network.interfaces[%d].defaultRoute", i), "the host end has no address to route through")
 		}
 		for fam, p := range first {
 			if !p.IsValid() {
@@ -433,7 +440,7 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 			gw := p.Addr()
 			a, ok := reach(gw, it.Name)
 			if !ok {
-				return nil, fmt.Errorf("spec.network.interfaces[%d].defaultRoute: host address %s is in the subnet of no address of %s", i, p, it.Name)
+				return nil, fieldErrorf(fmt.Sprintf("spec.network.interfaces[%d].defaultRoute", i), "host address %s is in the subnet of no address of %s", p, it.Name)
 			}
 			dst := "0.0.0.0/0"
 			if fam == 1 {
@@ -511,7 +518,7 @@ func buildCgroup(sc *spec.Container, o Options) (*Cgroup, error) {
 	var err error
 	if rs.Memory != "" {
 		if cg.Memory.Limit, err = spec.ParseMemory(rs.Memory); err != nil {
-			return nil, fmt.Errorf("spec.resources.memory: %w", err)
+			return nil, atField("spec.resources.memory", err)
 		}
 	}
 	switch rs.MemorySwap {
@@ -520,7 +527,7 @@ func buildCgroup(sc *spec.Container, o Options) (*Cgroup, error) {
 		cg.Memory.Swap = -1
 	default:
 		if cg.Memory.Swap, err = spec.ParseMemory(rs.MemorySwap); err != nil {
-			return nil, fmt.Errorf("spec.resources.memorySwap: %w", err)
+			return nil, atField("spec.resources.memorySwap", err)
 		}
 	}
 	cg.CPU.Period = rs.CPUPeriod
@@ -530,7 +537,7 @@ func buildCgroup(sc *spec.Container, o Options) (*Cgroup, error) {
 	case rs.CPU != "":
 		milli, err := spec.ParseCPU(rs.CPU)
 		if err != nil {
-			return nil, fmt.Errorf("spec.resources.cpu: %w", err)
+			return nil, atField("spec.resources.cpu", err)
 		}
 		if cg.CPU.Period == 0 {
 			cg.CPU.Period = defaultCPUPeriod
@@ -557,10 +564,10 @@ func buildProcess(sc *spec.Container, o Options, s *specs.Spec, rootfs *Rootfs) 
 	}
 	var err error
 	if p.StopTimeout, err = time.ParseDuration(sc.Spec.Process.StopTimeout); err != nil {
-		return nil, fmt.Errorf("spec.process.stopTimeout: %w", err)
+		return nil, atField("spec.process.stopTimeout", err)
 	}
 	if p.Logs.MaxSize, err = spec.ParseMemory(sc.Spec.Logs.MaxSize); err != nil {
-		return nil, fmt.Errorf("spec.logs.maxSize: %w", err)
+		return nil, atField("spec.logs.maxSize", err)
 	}
 	p.Logs.MaxFiles = sc.Spec.Logs.MaxFiles
 	if p.Digest, err = Digest(s, rootfs); err != nil {

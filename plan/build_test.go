@@ -52,20 +52,20 @@ func TestBuildErrors(t *testing.T) {
 		want string
 	}{
 		{"unreachable gateway", []string{doc("a", network, "    routes:\n      - to: default\n        via: 192.168.1.1")},
-			"container a: spec.network.routes[0].via: 192.168.1.1 is in the subnet of no address of any interface"},
+			"container a: test.yaml:20:14: spec.network.routes[0].via: 192.168.1.1 is in the subnet of no address of any interface"},
 		{"route without via or dev", []string{doc("a", network, "    routes:\n      - to: 10.9.0.0/16")},
-			"container a: spec.network.routes[0]: neither via nor dev given"},
+			"container a: test.yaml:19:9: spec.network.routes[0]: neither via nor dev given"},
 		{"default route twice", []string{doc("a", strings.Replace(network, "        host:", "        defaultRoute: true\n        host:", 1),
 			"    routes:\n      - to: default\n        via: 10.0.0.1")},
 			"container a: route/ns1/0.0.0.0/0 is declared twice"},
 		{"default route without host address", []string{doc("a", "  network:\n    interfaces:\n      - name: eth0\n        defaultRoute: true\n        host:\n          name: h0")},
-			"container a: spec.network.interfaces[0].defaultRoute: the host end has no address to route through"},
+			"container a: test.yaml:13:23: spec.network.interfaces[0].defaultRoute: the host end has no address to route through"},
 		{"same name twice", []string{doc("a"), doc("a")},
 			"container a: defined twice (test.yaml doc 0 and test.yaml doc 1)"},
 		{"host interface shared", []string{doc("a", network), doc("b", strings.Replace(network, "ns1", "ns2", 1))},
 			"container b: veth/h0 already belongs to container a"},
 		{"seccomp file not read", []string{doc("a", "  security:\n    seccomp: /etc/p.json")},
-			"container a: spec.security.seccomp: profile /etc/p.json was not read (the caller passes it in Options.SeccompProfiles)"},
+			"container a: test.yaml:11:14: spec.security.seccomp: profile /etc/p.json was not read (the caller passes it in Options.SeccompProfiles)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Build(parse(t, tc.docs...), DefaultOptions())

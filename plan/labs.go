@@ -56,10 +56,44 @@ type hostEntry struct {
 	name string
 }
 
+// FieldError is a value of a manifest that Build cannot use, at its place
+// in the file, as spec.Validate reports its errors. Validation refuses
+// first everything Build would refuse, but for what only the caller's
+// Options show: addresses other manifests' containers hold on a network,
+// and the content of seccomp profile files.
+type FieldError struct {
+	File      string
+	Line, Col int
+	Path      string // the field path, "spec.security.seccomp"
+	Err       error
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s: %v", e.File, e.Line, e.Col, e.Path, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
 // posErr is an error at a document's field, as validation gives them.
 func posErr(src spec.Source, path, format string, args ...any) error {
-	p := src.Pos(path)
-	return fmt.Errorf("%s:%d:%d: %s: %s", src.File, p.Line, p.Col, path, fmt.Sprintf(format, args...))
+	return placed(src, &FieldError{Path: path, Err: fmt.Errorf(format, args...)})
+}
+
+// atField and fieldErrorf are errors at a field of the container being
+// built; Build places them in its document.
+func atField(path string, err error) error { return &FieldError{Path: path, Err: err} }
+
+func fieldErrorf(path, format string, args ...any) error {
+	return &FieldError{Path: path, Err: fmt.Errorf(format, args...)}
+}
+
+// placed gives a FieldError its place in src's document, when it has none.
+func placed(src spec.Source, fe *FieldError) *FieldError {
+	if fe.Line == 0 {
+		p := src.Pos(fe.Path)
+		fe.File, fe.Line, fe.Col = src.File, p.Line, p.Col
+	}
+	return fe
 }
 
 // buildLab resolves the networks, gives addresses to the interfaces on

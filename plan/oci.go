@@ -17,7 +17,7 @@ func buildOCI(sc *spec.Container, o Options, cg *Cgroup) (*specs.Spec, error) {
 	p := sc.Spec.Process
 	uid, gid, err := parseUser(p.User)
 	if err != nil {
-		return nil, fmt.Errorf("spec.process.user: %w", err)
+		return nil, atField("spec.process.user", err)
 	}
 	caps := capabilitySet(sc.Spec.Security.Capabilities)
 	s := &specs.Spec{
@@ -46,10 +46,10 @@ func buildOCI(sc *spec.Container, o Options, cg *Cgroup) (*specs.Spec, error) {
 	for i, rl := range p.Rlimits {
 		t := spec.RlimitName(rl.Type)
 		if t == "" {
-			return nil, fmt.Errorf("spec.process.rlimits[%d].type: unknown rlimit %q", i, rl.Type)
+			return nil, fieldErrorf(fmt.Sprintf("spec.process.rlimits[%d].type", i), "unknown rlimit %q", rl.Type)
 		}
 		if rl.Hard < rl.Soft {
-			return nil, fmt.Errorf("spec.process.rlimits[%d]: soft %d above hard %d", i, rl.Soft, rl.Hard)
+			return nil, fieldErrorf(fmt.Sprintf("spec.process.rlimits[%d]", i), "soft %d above hard %d", rl.Soft, rl.Hard)
 		}
 		s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: t, Soft: rl.Soft, Hard: rl.Hard})
 	}
@@ -102,15 +102,15 @@ func buildOCI(sc *spec.Container, o Options, cg *Cgroup) (*specs.Spec, error) {
 	case "unconfined":
 	case "default":
 		if l.Seccomp, err = seccomp.GetDefaultProfile(s); err != nil {
-			return nil, fmt.Errorf("spec.security.seccomp: default profile: %w", err)
+			return nil, fieldErrorf("spec.security.seccomp", "default profile: %w", err)
 		}
 	default:
 		body, ok := o.SeccompProfiles[prof]
 		if !ok {
-			return nil, fmt.Errorf("spec.security.seccomp: profile %s was not read (the caller passes it in Options.SeccompProfiles)", prof)
+			return nil, fieldErrorf("spec.security.seccomp", "profile %s was not read (the caller passes it in Options.SeccompProfiles)", prof)
 		}
 		if l.Seccomp, err = seccomp.LoadProfile(string(body), s); err != nil {
-			return nil, fmt.Errorf("spec.security.seccomp: profile %s: %w", prof, err)
+			return nil, fieldErrorf("spec.security.seccomp", "profile %s: %w", prof, err)
 		}
 	}
 	return s, nil
@@ -187,14 +187,14 @@ func mounts(sc *spec.Container, userns *spec.UserNamespace) ([]specs.Mount, erro
 			if m.Size != "" {
 				n, err := spec.ParseMemory(m.Size)
 				if err != nil {
-					return nil, fmt.Errorf("%s.size: %w", path, err)
+					return nil, atField(path+".size", err)
 				}
 				opts = append(opts, fmt.Sprintf("size=%d", n))
 			}
 			if m.Mode != "" {
 				mode, err := spec.ParseMode(m.Mode)
 				if err != nil {
-					return nil, fmt.Errorf("%s.mode: %w", path, err)
+					return nil, atField(path+".mode", err)
 				}
 				opts = append(opts, fmt.Sprintf("mode=%04o", mode))
 			}
@@ -203,7 +203,7 @@ func mounts(sc *spec.Container, userns *spec.UserNamespace) ([]specs.Mount, erro
 			}
 			ms = append(ms, specs.Mount{Destination: m.Destination, Type: "tmpfs", Source: "tmpfs", Options: opts})
 		default:
-			return nil, fmt.Errorf("%s.type: %q is not bind or tmpfs", path, m.Type)
+			return nil, fieldErrorf(path+".type", "%q is not bind or tmpfs", m.Type)
 		}
 	}
 	return ms, nil
