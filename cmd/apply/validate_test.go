@@ -116,3 +116,44 @@ func TestValidateVerbUsage(t *testing.T) {
 		t.Errorf("validate of a missing file: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestValidateThenPlan: what `hutch validate` accepts, `hutch plan` plans.
+// Every manifest of manifests/ and spec/testdata/good goes through both
+// verbs, planned against an empty host under a temporary state root; a
+// manifest naming a seccomp profile file this host lacks is left to plan's
+// tests (plan reads the profile, validate does not).
+func TestValidateThenPlan(t *testing.T) {
+	saved := planChanges
+	t.Cleanup(func() { planChanges = saved })
+	planChanges = emptyHostChanges
+	var files []string
+	for _, pat := range []string{"../../manifests/*.yaml", "../../spec/testdata/good/*.yaml"} {
+		m, _ := filepath.Glob(pat)
+		files = append(files, m...)
+	}
+	if len(files) < 12 {
+		t.Fatalf("found %d manifests", len(files))
+	}
+	root := t.TempDir()
+	planned := 0
+	for _, f := range files {
+		if code, _, errOut := runValidate(t, "", "-f", f); code != 0 {
+			t.Errorf("validate %s: exit %d\n%s", f, code, errOut)
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "seccomp: /") {
+			continue
+		}
+		if code, out := runCmd(t, "--root", root, "plan", "-f", f); code != 2 {
+			t.Errorf("plan %s after validate: exit %d, want 2 (changes against an empty host)\n%s", f, code, out)
+		}
+		planned++
+	}
+	if planned < len(files)-1 {
+		t.Errorf("planned %d of %d manifests", planned, len(files))
+	}
+}
