@@ -1,5 +1,5 @@
 # hutch: see README.md. Every target runs as root on Debian.
-.PHONY: build up test bench gobench clean
+.PHONY: build up test bench bench-lab gobench clean
 
 build:
 	go build -o bin/hutch ./cmd/apply
@@ -12,6 +12,10 @@ test:
 
 bench:
 	./bench/run.sh
+	./bench/lab.sh
+
+bench-lab:
+	./bench/lab.sh
 
 gobench:
 	./bench/gobench.sh

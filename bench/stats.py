@@ -289,8 +289,16 @@ def main(argv):
             f"- podman: {run('podman', '--version')}",
             "",
         ]
+        # bench/lab.sh's section (between its markers) is kept, after ours
+        lab = ""
+        if os.path.exists(a.out):
+            with open(a.out) as f:
+                old = f.read()
+            b, e = old.find("<!-- lab begin -->"), old.find("<!-- lab end -->")
+            if 0 <= b < e:
+                lab = "\n" + old[b:e + len("<!-- lab end -->")] + "\n"
         with open(a.out, "w") as f:
-            f.write("\n".join(head) + "\n" + body + "\n")
+            f.write("\n".join(head) + "\n" + body + "\n" + lab)
 
 
 if __name__ == "__main__":
