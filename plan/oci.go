@@ -41,7 +41,8 @@ func buildOCI(sc *spec.Container, o Options, cg *Cgroup) (*specs.Spec, error) {
 			},
 			NoNewPrivileges: *sc.Spec.Security.NoNewPrivileges,
 		},
-		Hostname: sc.Spec.Hostname,
+		Hostname:    sc.Spec.Hostname,
+		Annotations: labelAnnotations(sc.Metadata.Labels),
 	}
 	for i, rl := range p.Rlimits {
 		t := spec.RlimitName(rl.Type)
@@ -114,6 +115,38 @@ func buildOCI(sc *spec.Container, o Options, cg *Cgroup) (*specs.Spec, error) {
 		}
 	}
 	return s, nil
+}
+
+// LabelPrefix starts the annotation of each label of a container in its
+// config.json: metadata.labels app: web is "hutch.label.app": "web".
+// hutch's own prefix keeps labels from being read as the annotations OCI
+// runtimes act on (runc's org.systemd.property.*, crun's run.oci.*), and
+// lets `hutch get` tell labels from any other annotation.
+const LabelPrefix = "hutch.label."
+
+// labelAnnotations are a container's labels as config.json annotations,
+// nil for none.
+func labelAnnotations(labels map[string]string) map[string]string {
+	if len(labels) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(labels))
+	for k, v := range labels {
+		out[LabelPrefix+k] = v
+	}
+	return out
+}
+
+// Labels reads a container's labels back from its config.json
+// annotations, the record `hutch get` uses (it needs no manifest).
+func Labels(annotations map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range annotations {
+		if name, ok := strings.CutPrefix(k, LabelPrefix); ok {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 // capabilitySet is Docker's default set minus drop plus add, in that order,

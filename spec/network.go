@@ -25,11 +25,20 @@ type NetworkDoc struct {
 	Kind string `yaml:"kind" validate:"required,eq=Network"`
 	// Metadata names the network: a DNS label, unique among all documents
 	// of every kind (it names the network's state folder).
-	Metadata Metadata `yaml:"metadata"`
+	Metadata LabMetadata `yaml:"metadata"`
 	// Spec is what the network is made of.
 	Spec NetworkSpec `yaml:"spec"`
 
 	Source Source `yaml:"-" validate:"-"`
+}
+
+// LabMetadata names a network or a link. It has no labels: hutch keeps
+// labels in a container's config.json (its OCI annotations), and a network
+// or a link has none, so labels there would be accepted and then lost.
+type LabMetadata struct {
+	// Name is a DNS label (at most 63 lowercase letters, digits and '-'),
+	// unique among all documents of every kind.
+	Name string `yaml:"name" validate:"required,dnslabel"`
 }
 
 // NetworkSpec is a network's bridge, subnets and NAT.
@@ -70,7 +79,7 @@ type LinkDoc struct {
 	// Kind is Link.
 	Kind string `yaml:"kind" validate:"required,eq=Link"`
 	// Metadata names the link: a DNS label, unique among all documents.
-	Metadata Metadata `yaml:"metadata"`
+	Metadata LabMetadata `yaml:"metadata"`
 	// Spec says what the link connects.
 	Spec LinkSpec `yaml:"spec"`
 
