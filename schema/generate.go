@@ -290,13 +290,14 @@ const memoryPattern = `[0-9]+([KkMmGgTt]([Ii]?[Bb]|[Ii])?|[Bb])?`
 
 // ruleSchemas are the schema forms of spec's custom rules (spec/rules.go).
 var ruleSchemas = map[string]ruleSchema{
-	"dnslabel": {true, map[string]any{"pattern": `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`, "maxLength": 63}},
-	"labelkey": {false, map[string]any{"pattern": `^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`}},
-	"binary":   {true, map[string]any{"pattern": `^(/.*|[^/\s]+)$`}},
-	"abspath":  {false, map[string]any{"pattern": `^/`}},
-	"filemode": {true, map[string]any{"pattern": `^(0o)?[0-7]{1,4}$`, "minimum": 0}},
-	"envvar":   {false, map[string]any{"pattern": `^[^=\s]+=`}},
-	"uidgid":   {true, map[string]any{"pattern": `^[0-9]+(:[0-9]+)?$`, "minimum": 0}},
+	"dnslabel":   {true, map[string]any{"pattern": `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`, "maxLength": 63}},
+	"labelkey":   {false, map[string]any{"pattern": `^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`}},
+	"labelvalue": {true, map[string]any{"pattern": `^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$`}},
+	"binary":     {true, map[string]any{"pattern": `^(/.*|[^/\s]+)$`}},
+	"abspath":    {false, map[string]any{"pattern": `^/`}},
+	"filemode":   {true, map[string]any{"pattern": `^(0o)?[0-7]{1,4}$`, "minimum": 0}},
+	"envvar":     {false, map[string]any{"pattern": `^[^=\s]+=`}},
+	"uidgid":     {true, map[string]any{"pattern": `^[0-9]+(:[0-9]+)?$`, "minimum": 0}},
 	"rlimit": {false, map[string]any{"pattern": "^(" + anyCase("RLIMIT_") + ")?(" +
 		anyCaseAlt(trimAll(spec.RlimitNames, "RLIMIT_")) + ")$"}},
 	"signal": {true, map[string]any{"pattern": "^([0-9]+|(" + anyCase("SIG") + ")?(" +

@@ -23,6 +23,7 @@ type rule struct {
 var rules = map[string]rule{
 	"dnslabel":   {checkDNSLabel, expectDNSLabel},
 	"labelkey":   {checkLabelKey, expectLabelKey},
+	"labelvalue": {checkLabelValue, expectLabelValue},
 	"binary":     {checkBinary, expectBinary},
 	"abspath":    {checkAbsPath, expectAbsPath},
 	"filemode":   {checkFileMode, expectFileMode},
@@ -49,6 +50,7 @@ var rules = map[string]rule{
 const (
 	expectDNSLabel   = "a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
 	expectLabelKey   = "an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+	expectLabelValue = "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, or nothing"
 	expectBinary     = "an absolute clean path such as /bin/ls, or a command name looked up on PATH such as ls"
 	expectAbsPath    = "an absolute path such as /etc/app.conf"
 	expectFileMode   = "an octal mode such as \"0644\" or \"1777\""
@@ -112,6 +114,30 @@ func checkLabelKey(s string) (string, string) {
 	}
 	if !ok {
 		return fmt.Sprintf("%q is not a label key", s), expectLabelKey
+	}
+	return "", ""
+}
+
+// ValidLabelKey reports whether s is a key metadata.labels accepts, for
+// the selectors of `hutch get -l`.
+func ValidLabelKey(s string) bool {
+	what, _ := checkLabelKey(s)
+	return what == ""
+}
+
+// checkLabelValue follows Kubernetes' label values: what `hutch get -l`
+// can select ("key=value,key2!=value2") and a terminal shows as it is.
+func checkLabelValue(s string) (string, string) {
+	if len(s) > 63 {
+		return fmt.Sprintf("%q is %d characters", s, len(s)), "at most 63"
+	}
+	ok := s == "" || isAlnum(s[0]) && isAlnum(s[len(s)-1])
+	for i := 0; ok && i < len(s); i++ {
+		c := s[i]
+		ok = isAlnum(c) || c == '-' || c == '_' || c == '.'
+	}
+	if !ok {
+		return fmt.Sprintf("%q is not a label value", s), expectLabelValue
 	}
 	return "", ""
 }

@@ -38,9 +38,11 @@ type Metadata struct {
 	// (at most 63 lowercase letters, digits and '-'). It names the state
 	// folder, the cgroup and, by default, the hostname and network namespace.
 	Name string `yaml:"name" validate:"required,dnslabel"`
-	// Labels are free key: value pairs for people and tools (keys as
-	// Kubernetes writes them, values at most 63 characters).
-	Labels map[string]string `yaml:"labels,omitempty" validate:"dive,keys,labelkey,endkeys,max=63"`
+	// Labels are key: value pairs for people and tools, as Kubernetes
+	// writes them (values at most 63 letters, digits, '-', '_' and '.').
+	// hutch keeps them in the container's config.json annotations;
+	// `hutch get -l key=value` selects containers by them.
+	Labels map[string]string `yaml:"labels,omitempty" validate:"dive,keys,labelkey,endkeys,labelvalue"`
 }
 
 // ContainerSpec is what a container is made of.
