@@ -34,10 +34,15 @@ type containerInfo struct {
 	// Ports are the published ports, as docker ps writes them:
 	// "0.0.0.0:8080->8000/tcp".
 	Ports []string `json:"ports,omitempty"`
+	// Labels are the container's metadata.labels, read from the
+	// annotations of the config.json hutch keeps in its bundle.
+	Labels map[string]string `json:"labels"`
 }
 
 func init() {
 	var output string
+	var selectors []string
+	var showLabels bool
 	cmd := &cobra.Command{
 		Use:   "get [NAME...]",
 		Short: "List containers: state, pid, addresses, uptime, restarts, OOM kills",
@@ -48,22 +53,37 @@ pid on the host, the container's addresses, how long it has been running and
 how many times it was restarted, and how many of its processes the kernel's
 OOM killer ended (oom_kill in the cgroup's memory.oom_control on cgroup v1,
 memory.events on v2; "OOMKilled" in the state means it was the container's
-first process). -o json gives the same as a JSON list.`,
+first process). -o json gives the same as a JSON list, with each container's
+labels; --show-labels adds them to the table.
+
+-l selects by label, as kubectl does: key=value, key!=value (the key absent
+counts as different), key (present) or !key (absent), separated by commas or in
+repeated -l flags; every requirement must hold. Labels come from the
+config.json hutch keeps for each container, so get needs no manifest.`,
+		Example: `  hutch get
+  hutch get -l app=shop,tier!=front
+  hutch get -l lab -l '!tutorial' --show-labels`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("get: -o %q: expected table or json", output)
+			}
+			sel, err := parseSelectors(selectors)
+			if err != nil {
+				return fmt.Errorf("get: %w", err)
 			}
 			o := options()
 			store := reconcile.NewStore(o)
 			names := args
 			if len(names) == 0 {
-				var err error
 				if names, err = store.Containers(); err != nil {
 					return fmt.Errorf("get: %w", err)
 				}
 			}
 			// Networks and links are listed after the containers.
 			names, units := splitUnits(store, names)
+			if !matches(nil, sel) {
+				units = nil // networks and links have no labels
+			}
 			proc := processdrv.New(o.StateRoot, nil)
 			cg, err := cgroupdrv.New("", o.CgroupParent)
 			if err != nil {
@@ -80,6 +100,9 @@ first process). -o json gives the same as a JSON list.`,
 					errs = append(errs, err)
 					continue
 				}
+				if !matches(row.Labels, sel) {
+					continue
+				}
 				rows = append(rows, row)
 			}
 			w := cmd.OutOrStdout()
@@ -94,7 +117,11 @@ first process). -o json gives the same as a JSON list.`,
 				}
 			} else {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSTATE\tPID\tADDRESSES\tUPTIME\tRESTARTS\tOOM KILLS\tPORTS")
+				header := "NAME\tSTATE\tPID\tADDRESSES\tUPTIME\tRESTARTS\tOOM KILLS\tPORTS"
+				if showLabels {
+					header += "\tLABELS"
+				}
+				fmt.Fprintln(tw, header)
 				for _, r := range rows {
 					pid, addrs, up := "-", "-", "-"
 					if r.PID > 0 {
@@ -110,7 +137,11 @@ first process). -o json gives the same as a JSON list.`,
 					if len(r.Ports) > 0 {
 						ports = strings.Join(r.Ports, ",")
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.Name, r.State, pid, addrs, up, r.Restarts, r.OOMKills, ports)
+					line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s", r.Name, r.State, pid, addrs, up, r.Restarts, r.OOMKills, ports)
+					if showLabels {
+						line += "\t" + labelList(r.Labels)
+					}
+					fmt.Fprintln(tw, line)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -126,19 +157,24 @@ first process). -o json gives the same as a JSON list.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringArrayVarP(&selectors, "selector", "l", nil, "only containers whose labels match: key=value, key!=value, key, !key (comma-separated, repeatable)")
+	cmd.Flags().BoolVar(&showLabels, "show-labels", false, "add a LABELS column to the table")
 	rootCmd.AddCommand(cmd)
 }
 
 // info reads one container's row: addresses from the state store, the rest
 // from the process driver, which checks its record against the kernel.
 func info(store *reconcile.Store, proc *processdrv.Driver, name string) (containerInfo, error) {
-	row := containerInfo{Name: name, Addresses: []string{}}
+	row := containerInfo{Name: name, Addresses: []string{}, Labels: map[string]string{}}
 	st, err := store.Load(name)
 	if err != nil {
 		return row, err
 	}
 	row.Manifest = st.Manifest.Path
 	row.Ports = publishedPorts(st)
+	if row.Labels, err = recordedLabels(store, name); err != nil {
+		return row, err
+	}
 	for _, rec := range st.Resources {
 		if rec.Kind != plan.KindAddress {
 			continue

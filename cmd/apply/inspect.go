@@ -27,6 +27,7 @@ import (
 type inspection struct {
 	Name     string            `json:"name"`
 	Manifest string            `json:"manifest"`
+	Labels   map[string]string `json:"labels"` // from config.json's annotations
 	State    *processdrv.State `json:"state"`
 	// Process is the container's first process as /proc shows it; nil
 	// when it does not run.
@@ -123,6 +124,9 @@ func inspect(name string) (*inspection, error) {
 	proc := processdrv.New(o.StateRoot, cg)
 	net := netdrv.New(o.NetnsDir)
 	in := &inspection{Name: name, Manifest: st.Manifest.Path}
+	if in.Labels, err = recordedLabels(store, name); err != nil {
+		in.Warnings = append(in.Warnings, err.Error())
+	}
 	if in.State, err = proc.State(store.Dir(name)); err != nil {
 		return nil, err
 	}
@@ -269,6 +273,7 @@ func writeInspection(w io.Writer, in *inspection) error {
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	p("Name:\t%s\n", in.Name)
 	p("Manifest:\t%s\n", in.Manifest)
+	p("Labels:\t%s\n", labelList(in.Labels))
 	st := in.State
 	state := st.Status
 	if st.OOMKilled {
