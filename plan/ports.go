@@ -71,10 +71,17 @@ func buildPorts(sc *spec.Container, t portTarget) ([]Resource, error) {
 				r.LocalDst = true
 			} else {
 				a, err := netip.ParseAddr(p.HostIP)
-				if err != nil || !a.Is4() {
+				switch {
+				case err != nil || !a.Is4():
 					return nil, posErr(sc.Source, fmt.Sprintf("spec.network.ports[%d].hostIP", i), "%q is not an IPv4 address of the host (expected one, such as 127.0.0.1)", p.HostIP)
+				case a.IsUnspecified():
+					// 0.0.0.0 is every address, as validation (one
+					// forward per port) and Docker read it: no packet
+					// is ever addressed to 0.0.0.0 itself.
+					r.LocalDst = true
+				default:
+					r.Dst = a.String()
 				}
-				r.Dst = a.String()
 			}
 			out = append(out, r)
 		}
