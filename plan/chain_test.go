@@ -133,3 +133,37 @@ func TestBuildRefusalsValidate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzChain: whatever bytes load and validate, Build takes; nothing
+// panics. Seeds are the manifests of manifests/ and spec's testdata.
+// Run: go test -fuzz=FuzzChain ./plan
+func FuzzChain(f *testing.F) {
+	for _, pat := range []string{"../manifests/*.yaml", "../spec/testdata/good/*.yaml", "../spec/testdata/bad/*.yaml"} {
+		files, _ := filepath.Glob(pat)
+		for _, file := range files {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	small, err := os.ReadFile("testdata/profiles/small.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, errs := spec.ParseManifest("fuzz.yaml", data)
+		if len(errs) > 0 || spec.Validate(m) != nil {
+			return
+		}
+		o := DefaultOptions()
+		o.SeccompProfiles = map[string][]byte{}
+		for _, p := range SeccompPaths(m) {
+			o.SeccompProfiles[p] = small
+		}
+		if _, err := Build(m, o); err != nil {
+			t.Fatalf("valid manifest refused by Build: %v\ninput:\n%s", err, data)
+		}
+	})
+}
