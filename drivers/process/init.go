@@ -116,13 +116,22 @@ func containerInit(bundle string, s *specs.Spec) error {
 	if err := prepareRoot(rootfs, s); err != nil {
 		return err
 	}
+	// Every mount target is resolved inside this handle of the rootfs
+	// (the bind mount prepareRoot made), never by a path from the host's /.
+	root, err := openRoot(rootfs)
+	if err != nil {
+		return err
+	}
 	userns := hasNamespace(s, specs.UserNamespace)
 	for _, m := range s.Mounts {
-		if err := mountInto(rootfs, m, userns); err != nil {
+		if err := mountInto(root, rootfs, m, userns); err != nil {
+			root.Close()
 			return err
 		}
 	}
-	if err := makeDevices(rootfs, s, userns); err != nil {
+	err = makeDevices(root, s, userns)
+	root.Close()
+	if err != nil {
 		return err
 	}
 	if err := pivotRoot(rootfs); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -65,54 +66,110 @@ func parseMountOptions(opts []string) (flags, prop uintptr, data string) {
 	return flags, prop, strings.Join(d, ",")
 }
 
-// target resolves dest inside rootfs (symlinks are followed as if rootfs
-// were /, so none can lead out), creates it when missing (a folder, or an
-// empty file when file is true) and opens it with O_PATH. The caller mounts
-// onto /proc/self/fd/N: that names exactly the object opened, so a symlink
-// swapped in after the check cannot redirect the mount (CVE-2021-30465). The
-// opened path is checked against the resolved one for the same reason.
-func target(rootfs, dest string, file bool) (*os.File, string, error) {
-	path, err := securejoin.SecureJoin(rootfs, dest)
+// target opens the mount target dest inside the rootfs (root is a handle of
+// it, opened by openRoot), creating it when missing: a folder, or an empty
+// file when file is true. dest is first resolved inside the rootfs with
+// SecureJoin (symlinks are followed as if the rootfs were /, a dangling one
+// too, as runc does); every step after that works on descriptors, with
+// filepath-securejoin's pathrs-lite (openat2(2) with RESOLVE_IN_ROOT where
+// the kernel has it, a walk that checks every component otherwise), so no
+// path is looked up again from the host's /. Creating the resolved path by
+// its name (os.MkdirAll, open with O_CREAT) would follow a symlink the
+// container swapped in meanwhile and create folders and files on the host
+// (CVE-2024-45310). The caller mounts onto /proc/self/fd/N: that names
+// exactly the object opened, so a symlink swapped in after the open cannot
+// redirect the mount either (CVE-2021-30465).
+func target(root *os.File, dest string, file bool) (*os.File, error) {
+	rel, err := resolveIn(root, dest)
 	if err != nil {
-		return nil, "", fmt.Errorf("resolve %s in the rootfs: %w", dest, err)
+		return nil, err
 	}
-	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
-		if file {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				return nil, "", fmt.Errorf("create %s: %w", dest, err)
-			}
-			fd, err := unix.Open(path, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_WRONLY, 0o644)
-			if err != nil && !errors.Is(err, unix.EEXIST) {
-				return nil, "", fmt.Errorf("create %s: %w", dest, err)
-			}
-			if err == nil {
-				unix.Close(fd)
-			}
-		} else if err := os.MkdirAll(path, 0o755); err != nil {
-			return nil, "", fmt.Errorf("create %s: %w", dest, err)
+	h, err := pathrs.OpenatInRoot(root, rel)
+	if err == nil {
+		return h, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open %s: %w", dest, err)
+	}
+	if !file {
+		h, err := pathrs.MkdirAllHandle(root, rel, 0o755)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", dest, err)
 		}
+		return h, nil
 	}
-	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	dir, base := filepath.Split(rel)
+	parent, err := pathrs.MkdirAllHandle(root, dir, 0o755)
 	if err != nil {
-		return nil, "", fmt.Errorf("open %s: %w", dest, err)
+		return nil, fmt.Errorf("create %s: %w", dest, err)
 	}
-	f := os.NewFile(uintptr(fd), path)
-	got, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	// mknodat(2) of a regular file creates it in the folder the handle
+	// names and, like mkdirat(2), never follows a symlink at its last
+	// component; EEXIST is a file made meanwhile (or a symlink swapped in,
+	// which the open below follows inside the rootfs only).
+	err = unix.Mknodat(int(parent.Fd()), base, unix.S_IFREG|0o644, 0)
+	parent.Close()
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("create %s: %w", dest, err)
+	}
+	if h, err = pathrs.OpenatInRoot(root, rel); err != nil {
+		return nil, fmt.Errorf("open %s: %w", dest, err)
+	}
+	return h, nil
+}
+
+// resolveIn resolves path inside the rootfs with SecureJoin and returns it
+// relative to the rootfs, for pathrs-lite to walk again through handles.
+func resolveIn(root *os.File, path string) (string, error) {
+	res, err := securejoin.SecureJoin(root.Name(), path)
 	if err != nil {
-		f.Close()
-		return nil, "", fmt.Errorf("check %s: %w", dest, err)
+		return "", fmt.Errorf("resolve %s in the rootfs: %w", path, err)
 	}
-	if got != path {
-		f.Close()
-		return nil, "", fmt.Errorf("mount target %s: opened %s, not %s: the path changed while it was resolved", dest, got, path)
+	rel, err := filepath.Rel(root.Name(), res)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("resolve %s in the rootfs: %s is outside it", path, res)
 	}
-	return f, path, nil
+	return rel, nil
+}
+
+// mkdirIn makes the folder dir inside the rootfs (see target) and returns
+// a handle of it.
+func mkdirIn(root *os.File, dir string) (*os.File, error) {
+	rel, err := resolveIn(root, dir)
+	if err != nil {
+		return nil, err
+	}
+	h, err := pathrs.MkdirAllHandle(root, rel, 0o755)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	return h, nil
+}
+
+// openRoot opens the rootfs folder the mount targets are resolved in.
+func openRoot(rootfs string) (*os.File, error) {
+	f, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open rootfs: %w", err)
+	}
+	return f, nil
 }
 
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
-// mountInto mounts one OCI mount below rootfs, before pivot_root.
-func mountInto(rootfs string, m specs.Mount, userns bool) error {
+// where is the place of a handle as the kernel names it (d_path(3) of the
+// descriptor, through /proc/self/fd/N).
+func where(f *os.File) string {
+	p, err := os.Readlink(fdPath(f))
+	if err != nil {
+		return f.Name()
+	}
+	return p
+}
+
+// mountInto mounts one OCI mount below rootfs (root is a handle of it),
+// before pivot_root.
+func mountInto(root *os.File, rootfs string, m specs.Mount, userns bool) error {
 	flags, prop, data := parseMountOptions(m.Options)
 	typ := m.Type
 	bind := flags&unix.MS_BIND != 0 || typ == "bind"
@@ -121,7 +178,8 @@ func mountInto(rootfs string, m specs.Mount, userns bool) error {
 		flags |= unix.MS_BIND
 	}
 	file := false
-	if bind {
+	switch {
+	case bind:
 		fi, err := os.Stat(m.Source)
 		if err != nil {
 			return fmt.Errorf("mount %s at %s: source: %w", m.Source, m.Destination, err)
@@ -131,7 +189,11 @@ func mountInto(rootfs string, m specs.Mount, userns bool) error {
 		if fi.Mode()&os.ModeDevice == 0 {
 			flags |= unix.MS_NODEV
 		}
-	} else {
+	case typ == "devpts":
+		// devpts holds only the ptys the kernel makes in it (it has no
+		// mknod); nodev would make its ptmx unopenable, and with it every
+		// pty inside (posix_openpt(3), script, sshd, a terminal).
+	default:
 		// No device node made inside can be opened (see makeDevices).
 		flags |= unix.MS_NODEV
 	}
@@ -143,14 +205,15 @@ func mountInto(rootfs string, m specs.Mount, userns bool) error {
 			return fmt.Errorf("mount %s at %s: the path goes through a symlink in the rootfs", typ, m.Destination)
 		}
 	}
-	t, path, err := target(rootfs, m.Destination, file)
+	t, err := target(root, m.Destination, file)
 	if err != nil {
 		return fmt.Errorf("mount %s at %s: %w", m.Source, m.Destination, err)
 	}
 	defer t.Close()
 	dst := fdPath(t)
 	// After the mount, the descriptor still names the folder under it; a
-	// remount or a propagation change needs the new mount itself.
+	// remount or a propagation change needs the new mount itself, found
+	// again inside the rootfs and checked to be at the same place.
 	var top *os.File
 	defer func() {
 		if top != nil {
@@ -159,11 +222,15 @@ func mountInto(rootfs string, m specs.Mount, userns bool) error {
 	}()
 	mounted := func() (string, error) {
 		if top == nil {
-			if top, _, err = target(rootfs, m.Destination, file); err != nil {
+			rel, err := resolveIn(root, m.Destination)
+			if err != nil {
 				return "", err
 			}
-			if top.Name() != path {
-				return "", fmt.Errorf("%s moved to %s", path, top.Name())
+			if top, err = pathrs.OpenatInRoot(root, rel); err != nil {
+				return "", fmt.Errorf("open %s: %w", m.Destination, err)
+			}
+			if was, is := where(t), where(top); was != is {
+				return "", fmt.Errorf("%s moved to %s", was, is)
 			}
 		}
 		return fdPath(top), nil
@@ -251,17 +318,19 @@ var defaultDevices = []specs.LinuxDevice{
 }
 
 // makeDevices puts the device nodes and the usual /dev links in the
-// rootfs's /dev. The container's own file systems are all mounted nodev
-// (mountInto adds it where the config does not say it): a device node that
-// the container makes itself, which CAP_MKNOD allows, cannot be opened, so
-// it cannot reach the host's disks even though hutch has no device cgroup.
-// The nodes it is meant to have are made with mknod(2) in a small staging
+// rootfs's /dev (root is a handle of the rootfs). The container's own file
+// systems are all mounted nodev (mountInto adds it where the config does not
+// say it): a device node that the container makes itself, which CAP_MKNOD
+// allows, cannot be opened, so it cannot reach the host's disks even though
+// hutch has no device cgroup. devpts is the exception: it holds only the
+// ptys of its own instance, and /dev/ptmx leads to its ptmx. The nodes the
+// container is meant to have are made with mknod(2) in a small staging
 // tmpfs that allows devices, bind-mounted one by one into /dev, and the
 // staging tmpfs is detached again: each bound node keeps it alive, nothing
 // else of it is reachable. In a user namespace, where mknod of a device is
 // refused, the host's node is bound instead, after checking it is the
 // device the config names.
-func makeDevices(rootfs string, s *specs.Spec, userns bool) error {
+func makeDevices(root *os.File, s *specs.Spec, userns bool) error {
 	devs := append([]specs.LinuxDevice(nil), defaultDevices...)
 	if s.Linux != nil {
 		for _, d := range s.Linux.Devices {
@@ -274,9 +343,10 @@ func makeDevices(rootfs string, s *specs.Spec, userns bool) error {
 			}
 		}
 	}
-	stage := ""
+	var stage *os.File
 	if !userns {
-		t, path, err := target(rootfs, "/dev/.hutch-nodes", false)
+		const name = "/dev/.hutch-nodes"
+		t, err := target(root, name, false)
 		if err != nil {
 			return fmt.Errorf("devices: %w", err)
 		}
@@ -285,14 +355,28 @@ func makeDevices(rootfs string, s *specs.Spec, userns bool) error {
 		if err != nil {
 			return fmt.Errorf("devices: staging tmpfs: %w", err)
 		}
-		stage = path
 		defer func() {
-			unix.Unmount(path, unix.MNT_DETACH)
-			os.Remove(path)
+			if dev, err := pathrs.OpenatInRoot(root, "/dev"); err == nil {
+				unix.Unlinkat(int(dev.Fd()), ".hutch-nodes", unix.AT_REMOVEDIR)
+				dev.Close()
+			}
 		}()
+		if stage, err = pathrs.OpenatInRoot(root, name); err != nil {
+			return fmt.Errorf("devices: open the staging tmpfs: %w", err)
+		}
+		// umount2 through the handle of the tmpfs's root detaches exactly
+		// that mount.
+		defer func() {
+			unix.Unmount(fdPath(stage), unix.MNT_DETACH)
+			stage.Close()
+		}()
+		var st unix.Statfs_t
+		if err := unix.Fstatfs(int(stage.Fd()), &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+			return fmt.Errorf("devices: %s is not the staging tmpfs (statfs: %v)", name, err)
+		}
 	}
 	for _, d := range devs {
-		if err := makeDevice(rootfs, stage, d); err != nil {
+		if err := makeDevice(root, stage, d); err != nil {
 			return err
 		}
 	}
@@ -300,24 +384,39 @@ func makeDevices(rootfs string, s *specs.Spec, userns bool) error {
 		{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
 		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
 	}
-	if fi, err := os.Stat(filepath.Join(rootfs, "dev/pts/ptmx")); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		links = append(links, [2]string{"pts/ptmx", "/dev/ptmx"})
+	if ptmx, err := pathrs.OpenatInRoot(root, "/dev/pts/ptmx"); err == nil {
+		var st unix.Stat_t
+		if unix.Fstat(int(ptmx.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR {
+			links = append(links, [2]string{"pts/ptmx", "/dev/ptmx"})
+		}
+		ptmx.Close()
 	}
 	for _, l := range links {
-		p, err := securejoin.SecureJoin(rootfs, l[1])
-		if err != nil {
-			return fmt.Errorf("link %s: %w", l[1], err)
-		}
-		if err := os.Symlink(l[0], p); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("link %s -> %s: %w", l[1], l[0], err)
+		if err := symlinkIn(root, l[1], l[0]); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// makeDevice makes one node in the staging folder (or, without one, takes
+// symlinkIn makes the symlink path -> to inside the rootfs, unless
+// something is there already: symlinkat(2) in the handle of the folder.
+func symlinkIn(root *os.File, path, to string) error {
+	dir, base := filepath.Split(path)
+	parent, err := mkdirIn(root, dir)
+	if err != nil {
+		return fmt.Errorf("link %s: %w", path, err)
+	}
+	defer parent.Close()
+	if err := unix.Symlinkat(to, int(parent.Fd()), base); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("link %s -> %s: %w", path, to, err)
+	}
+	return nil
+}
+
+// makeDevice makes one node in the staging tmpfs (or, without one, takes
 // the host's) and binds it at its place in the rootfs.
-func makeDevice(rootfs, stage string, d specs.LinuxDevice) error {
+func makeDevice(root, stage *os.File, d specs.LinuxDevice) error {
 	var mode uint32
 	switch d.Type {
 	case "c", "u":
@@ -326,9 +425,11 @@ func makeDevice(rootfs, stage string, d specs.LinuxDevice) error {
 		mode = unix.S_IFBLK
 	case "p":
 		// A FIFO is no device: nodev does not apply to it.
-		p, err := securejoin.SecureJoin(rootfs, d.Path)
+		dir, base := filepath.Split(filepath.Join("/", d.Path))
+		parent, err := mkdirIn(root, dir)
 		if err == nil {
-			err = unix.Mkfifo(p, 0o666)
+			err = unix.Mkfifoat(int(parent.Fd()), base, 0o666)
+			parent.Close()
 		}
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("fifo %s: %w", d.Path, err)
@@ -337,18 +438,19 @@ func makeDevice(rootfs, stage string, d specs.LinuxDevice) error {
 	default:
 		return fmt.Errorf("device %s: unknown type %q", d.Path, d.Type)
 	}
-	src := d.Path
-	if stage != "" {
+	var node *os.File
+	if stage != nil {
 		perm := uint32(0o666)
 		if d.FileMode != nil {
 			perm = uint32(*d.FileMode) & 0o7777
 		}
-		src = filepath.Join(stage, strings.ReplaceAll(strings.TrimPrefix(d.Path, "/"), "/", "_"))
-		if err := unix.Mknod(src, mode|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
+		sfd := int(stage.Fd())
+		name := strings.ReplaceAll(strings.TrimPrefix(d.Path, "/"), "/", "_")
+		if err := unix.Mknodat(sfd, name, mode|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
 			return fmt.Errorf("device %s: mknod: %w", d.Path, err)
 		}
 		// mknod applies the umask; chmod sets the mode asked for.
-		if err := unix.Chmod(src, perm); err != nil {
+		if err := unix.Fchmodat(sfd, name, perm, 0); err != nil {
 			return fmt.Errorf("device %s: chmod: %w", d.Path, err)
 		}
 		uid, gid := 0, 0
@@ -358,30 +460,37 @@ func makeDevice(rootfs, stage string, d specs.LinuxDevice) error {
 		if d.GID != nil {
 			gid = int(*d.GID)
 		}
-		if err := unix.Lchown(src, uid, gid); err != nil {
+		if err := unix.Fchownat(sfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("device %s: chown: %w", d.Path, err)
 		}
+		fd, err := unix.Openat(sfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("device %s: open the staged node: %w", d.Path, err)
+		}
+		node = os.NewFile(uintptr(fd), name)
+	} else {
+		// Before pivot_root, d.Path is the host's node.
+		fd, err := unix.Open(d.Path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("device %s: open the host's %s: %w", d.Path, d.Path, err)
+		}
+		node = os.NewFile(uintptr(fd), d.Path)
 	}
-	hfd, err := unix.Open(src, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("device %s: open %s: %w", d.Path, src, err)
-	}
-	node := os.NewFile(uintptr(hfd), src)
 	defer node.Close()
 	var st unix.Stat_t
-	if err := unix.Fstat(hfd, &st); err != nil {
-		return fmt.Errorf("device %s: stat %s: %w", d.Path, src, err)
+	if err := unix.Fstat(int(node.Fd()), &st); err != nil {
+		return fmt.Errorf("device %s: stat: %w", d.Path, err)
 	}
 	if st.Mode&unix.S_IFMT != mode || unix.Major(st.Rdev) != uint32(d.Major) || unix.Minor(st.Rdev) != uint32(d.Minor) {
-		return fmt.Errorf("device %s: %s is %d:%d, not the %s device %d:%d", d.Path, src, unix.Major(st.Rdev), unix.Minor(st.Rdev), d.Type, d.Major, d.Minor)
+		return fmt.Errorf("device %s: the node is %d:%d, not the %s device %d:%d", d.Path, unix.Major(st.Rdev), unix.Minor(st.Rdev), d.Type, d.Major, d.Minor)
 	}
-	t, _, err := target(rootfs, d.Path, true)
+	t, err := target(root, d.Path, true)
 	if err != nil {
 		return fmt.Errorf("device %s: %w", d.Path, err)
 	}
 	defer t.Close()
 	if err := unix.Mount(fdPath(node), fdPath(t), "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("device %s: bind %s: %w", d.Path, src, err)
+		return fmt.Errorf("device %s: bind: %w", d.Path, err)
 	}
 	return nil
 }
