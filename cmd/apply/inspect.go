@@ -84,18 +84,20 @@ it, inspect names the manifest line that set that limit, for example
 			if output != "human" && output != "json" {
 				return fmt.Errorf("inspect: -o %q: expected human or json", output)
 			}
+			// Process arguments, mount points and names come from the
+			// container: on a terminal their control characters are escaped.
+			w := terminalSafe(cmd.OutOrStdout())
 			if st, err := reconcile.NewStore(options()).Load(args[0]); err == nil && st.Kind != "" {
 				un, err := inspectUnit(st)
 				if err != nil {
 					return fmt.Errorf("inspect: %w", err)
 				}
-				return writeUnitInspection(cmd.OutOrStdout(), un, output == "json")
+				return writeUnitInspection(w, un, output == "json")
 			}
 			in, err := inspect(args[0])
 			if err != nil {
 				return fmt.Errorf("inspect: %w", err)
 			}
-			w := cmd.OutOrStdout()
 			if output == "json" {
 				e := json.NewEncoder(w)
 				e.SetIndent("", "  ")

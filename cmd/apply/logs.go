@@ -27,8 +27,10 @@ container's supervisor ends or Ctrl-C.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			d := processdrv.New(o.StateRoot, nil)
+			// What the container wrote reaches a terminal with its control
+			// characters escaped; a pipe or file gets it byte for byte.
 			return d.Logs(ctx, o.BundleDir(args[0]), processdrv.LogOptions{Follow: follow, Tail: tail, Timestamps: timestamps},
-				cmd.OutOrStdout(), cmd.ErrOrStderr())
+				terminalSafe(cmd.OutOrStdout()), terminalSafe(cmd.ErrOrStderr()))
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")

@@ -1,0 +1,100 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPty opens a pty pair on the host's devpts; the slave is put in raw
+// output mode, so the master reads the bytes written as they are.
+func openPty(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open /dev/ptmx: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	var unlock int32
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatal(e)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tio.Oflag &^= unix.OPOST
+	if err := unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio); err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
+// The seed's web server: a process in it gets a pty of the container's own
+// devpts (python's pty.openpty, as script and sshd do), and what the
+// container writes to its log reaches `hutch logs` on a terminal with its
+// escape sequences shown, not sent, and through a pipe byte for byte.
+func TestWebServerPtyAndTerminalSafeLogs(t *testing.T) {
+	l := newLab(t)
+	l.apply()
+	l.serving()
+	if out := l.must("exec", l.name, "--", "python3", "-c", "import os, pty; m, s = pty.openpty(); print(os.ttyname(s))"); out != "/dev/pts/0\n" {
+		t.Errorf("pty.openpty inside: %q, want /dev/pts/0", out)
+	}
+
+	// The container's pid 1 writes a red "red" and a clear-screen to its
+	// stdout, the log.
+	const raw = "\x1b[31mred\x1b[0m \x1b[2J\n"
+	l.must("exec", l.name, "--", "python3", "-c", "import sys; open('/proc/1/fd/1', 'w').write(sys.argv[1])", raw)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if strings.Contains(l.must("logs", l.name), raw) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the line never reached the log:\n%q", l.must("logs", l.name))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	m, s := openPty(t)
+	cmd := exec.Command(hutchBin, "--root", l.root, "logs", l.name)
+	cmd.Stdout = s
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("hutch logs on a terminal: %v\n%s", err, stderr.String())
+	}
+	s.Close()
+	var got []byte
+	b := make([]byte, 4096)
+	for {
+		// With the slave closed, the master reads what is left, then EIO.
+		n, err := m.Read(b)
+		got = append(got, b[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	if want := `\x1b[31mred\x1b[0m \x1b[2J` + "\n"; !bytes.Contains(got, []byte(want)) || bytes.IndexByte(got, 0x1b) >= 0 {
+		t.Errorf("hutch logs on a terminal wrote %q, want %q and no ESC", got, want)
+	}
+}
