@@ -166,6 +166,12 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 		if i > 0 && names[i-1] == n {
 			continue
 		}
+		// A name from the command line or from `delete -f` (which loads
+		// without validating) becomes paths under the state root.
+		if err := CheckName(n); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		if err := r.known(ctx, n); errors.Is(err, ErrNotFound) {
 			// Neither a folder nor a marked object on the host (owned.go):
 			// do not make a lock file for it.

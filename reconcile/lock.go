@@ -41,15 +41,33 @@ func (s *Store) Lock(container string, noWait bool, waiting func()) (*Lock, erro
 
 // LockContext is Lock whose wait ends, with an error wrapping ctx's, when
 // ctx ends.
+//
+// The lock file is opened with O_NOFOLLOW and must be a regular file, in a
+// locks folder that is a real folder: a symlink planted at either path
+// makes Lock fail and is never followed (O_CREAT through it would create or
+// open a file anywhere).
 func (s *Store) LockContext(ctx context.Context, container string, noWait bool, waiting func()) (*Lock, error) {
+	if err := CheckName(container); err != nil {
+		return nil, fmt.Errorf("container %s: lock: %w", container, err)
+	}
 	path := s.lockPath(container)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("container %s: lock: %w", container, err)
 	}
+	if fi, err := os.Lstat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("container %s: lock: %s is not a folder (a symlink?), which hutch does not follow", container, filepath.Dir(path))
+	}
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
+		if errors.Is(err, unix.ELOOP) {
+			return nil, fmt.Errorf("container %s: lock %s: a symlink, which hutch does not follow", container, path)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("container %s: lock: %w", container, err)
+		}
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, fmt.Errorf("container %s: lock %s: not a regular file", container, path)
 		}
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if errors.Is(err, unix.EWOULDBLOCK) {
@@ -71,7 +89,7 @@ func (s *Store) LockContext(ctx context.Context, container string, noWait bool, 
 			return nil, fmt.Errorf("container %s: lock %s: %w", container, path, err)
 		}
 		held, err1 := f.Stat()
-		now, err2 := os.Stat(path)
+		now, err2 := os.Lstat(path)
 		if err1 == nil && err2 == nil && os.SameFile(held, now) {
 			return &Lock{name: container, path: path, f: f}, nil
 		}

@@ -137,8 +137,8 @@ func (r *Reconciler) known(ctx context.Context, name string) error {
 // merged is loadForDelete, and the IDs of the objects found without a
 // record.
 func (r *Reconciler) merged(ctx context.Context, name string) (*State, []string, error) {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
-		return nil, nil, fmt.Errorf("container %q: %w (not a container name)", name, ErrNotFound)
+	if err := CheckName(name); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	st, err := r.Store.Load(name)
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -215,7 +215,7 @@ func (r *Reconciler) Orphans(ctx context.Context) ([]string, error) {
 		for _, n := range ns {
 			// A mark is only text: one that is no container name (a
 			// path) must never reach the store's paths.
-			if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\x00") {
+			if CheckName(n) != nil {
 				continue
 			}
 			if !slices.Contains(names, n) {

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
 
 	"hutch/plan"
@@ -152,10 +152,18 @@ func (s *Store) ConfigPath(container string) string {
 }
 
 // Load reads a container's state. It wraps ErrNotFound when there is none.
+//
+// It refuses a name that is no container's, a container folder that is a
+// symlink, a state.json that is one (O_NOFOLLOW), and records that
+// disagree with the container (checkRecords).
 func (s *Store) Load(container string) (*State, error) {
-	data, err := os.ReadFile(s.statePath(container))
+	dir, err := s.dir(container)
+	if err != nil {
+		return nil, err
+	}
+	data, err := readNoFollow(s.statePath(container))
 	if errors.Is(err, os.ErrNotExist) {
-		if _, derr := os.Stat(s.Dir(container)); derr == nil {
+		if _, derr := os.Lstat(dir); derr == nil {
 			// A folder without state.json: a crash during the very first
 			// write, before any step ran. Nothing was made.
 			return &State{Version: StateVersion, Container: container}, nil
@@ -176,7 +184,24 @@ func (s *Store) Load(container string) (*State, error) {
 	if st.Container != container {
 		return nil, fmt.Errorf("container %s: %s names container %q", container, s.statePath(container), st.Container)
 	}
+	if err := s.checkRecords(&st); err != nil {
+		return nil, err
+	}
 	return &st, nil
+}
+
+// readNoFollow reads a file of the store, refusing a symlink at its path
+// (open(2) with O_NOFOLLOW fails with ELOOP).
+func readNoFollow(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("read %s: a symlink, which hutch does not follow", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // Save writes a container's state atomically, and only when it differs from
@@ -222,7 +247,10 @@ func (s *Store) SaveConfig(container string, config []byte) (bool, error) {
 }
 
 func (s *Store) writeIfChanged(container, path string, data []byte, durable bool) (bool, error) {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+	if _, err := s.dir(container); err != nil {
+		return false, err
+	}
+	if old, err := readNoFollow(path); err == nil && bytes.Equal(old, data) {
 		return false, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -303,7 +331,9 @@ func (s *Store) Containers() ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+		// A folder whose name is no container's (a temporary ".x", or
+		// anything else) is not hutch's: never listed, never touched.
+		if e.IsDir() && CheckName(e.Name()) == nil {
 			names = append(names, e.Name())
 		}
 	}
@@ -314,7 +344,10 @@ func (s *Store) Containers() ([]string, error) {
 // filesystem (a rootfs overlay or a bind mount still mounted below it), so
 // a failed unmount can never make it delete files through a mount.
 func (s *Store) Remove(container string) error {
-	dir := s.Dir(container)
+	dir, err := s.dir(container)
+	if err != nil {
+		return err
+	}
 	fi, err := os.Lstat(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

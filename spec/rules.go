@@ -80,6 +80,19 @@ func checkDNSLabel(s string) (string, string) {
 	return "", ""
 }
 
+// CheckName says why name cannot be the name of a container, network or
+// link, or returns nil: it is metadata.name's rule (a DNS label), for the
+// names that reach hutch from elsewhere than a validated manifest (the
+// command line, `delete -f`, the state store, marks on the host). Every such
+// name becomes a path under the state root (containers/NAME, locks/NAME.lock),
+// so one like "../../tmp/x" must never get that far.
+func CheckName(name string) error {
+	if !isDNSLabel(name) {
+		return fmt.Errorf("%q is not a container name (%s)", name, expectDNSLabel)
+	}
+	return nil
+}
+
 // isDNSLabel is RFC 1123's label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63.
 func isDNSLabel(s string) bool {
 	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
