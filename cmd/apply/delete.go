@@ -35,8 +35,9 @@ apply was killed before its first write), delete still finds what hutch made
 for it by the marks hutch puts on the host, and removes that too: network
 namespaces whose lo carries the alias hutch:NAME, host interfaces with that
 alias, the cgroup hutch/NAME, mounts under ROOT/containers/NAME/rootfs, and a
-supervisor whose environment names the bundle ROOT/containers/NAME. An
-object without such a mark is never touched, whatever it is called. When a
+supervisor whose environment names the bundle ROOT/containers/NAME (a root
+process executing hutch's own binary). An object without such a mark, or
+with another container's, is never touched, whatever it is called. When a
 container of the same name runs from another state root, its objects are
 left alone and the error names that root.
 
@@ -46,6 +47,9 @@ cgroups are marked with the container's name only, not with a state root:
 a container of another state root whose supervisor and overlay are gone
 looks like an orphan too. Run it with the --root that made them.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkNames("delete", args); err != nil {
+				return err
+			}
 			if len(files) == 0 && len(args) == 0 && !orphans {
 				return fmt.Errorf("delete: name containers, give -f FILE, or --orphans")
 			}

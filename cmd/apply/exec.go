@@ -26,6 +26,9 @@ with the command's exit status (128+N when a signal N ended it).
   hutch exec -it webserver -- sh`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkNames("exec", args[:1]); err != nil {
+				return err
+			}
 			o := options()
 			cg, err := cgroupdrv.New("", o.CgroupParent)
 			if err != nil {

@@ -64,6 +64,9 @@ config.json hutch keeps for each container, so get needs no manifest.`,
   hutch get -l app=shop,tier!=front
   hutch get -l lab -l '!tutorial' --show-labels`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkNames("get", args); err != nil {
+				return err
+			}
 			if output != "table" && output != "json" {
 				return fmt.Errorf("get: -o %q: expected table or json", output)
 			}

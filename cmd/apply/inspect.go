@@ -81,6 +81,9 @@ it, inspect names the manifest line that set that limit, for example
 "memory: 50M at manifests/webserver.yaml:31:13".`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkNames("inspect", args); err != nil {
+				return err
+			}
 			if output != "human" && output != "json" {
 				return fmt.Errorf("inspect: -o %q: expected human or json", output)
 			}

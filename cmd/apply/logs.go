@@ -23,6 +23,9 @@ prints only the last N lines; -f then keeps printing new lines until the
 container's supervisor ends or Ctrl-C.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkNames("logs", args); err != nil {
+				return err
+			}
 			o := options()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

@@ -12,6 +12,7 @@ import (
 
 	processdrv "hutch/drivers/process"
 	"hutch/plan"
+	"hutch/reconcile"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -37,6 +38,34 @@ func init() {
 		def = plan.DefaultOptions().StateRoot
 	}
 	rootCmd.PersistentFlags().StringVar(&stateRoot, "root", def, "state folder (env HUTCH_ROOT)")
+	rootCmd.PersistentPreRunE = checkStateRoot
+}
+
+// checkStateRoot checks the state root once, before a verb that reads or
+// writes it runs (reconcile.CheckRoot: a folder owned by root that nobody
+// else may write, never a symlink). It makes a missing root mode 0700,
+// except for plan, which writes nothing.
+func checkStateRoot(cmd *cobra.Command, args []string) error {
+	for c := cmd; c != nil; c = c.Parent() {
+		switch c.Name() {
+		case "version", "validate", "help", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return nil
+		}
+	}
+	return reconcile.CheckRoot(stateRoot, cmd.Name() != "plan")
+}
+
+// checkNames refuses, before anything else, a NAME argument that cannot be
+// a container's (reconcile.CheckName, metadata.name's rule): every name
+// becomes a path under the state root, and `hutch exec ../../../tmp/x`
+// must touch nothing.
+func checkNames(verb string, names []string) error {
+	for _, n := range names {
+		if err := reconcile.CheckName(n); err != nil {
+			return fmt.Errorf("%s: %w", verb, err)
+		}
+	}
+	return nil
 }
 
 // options are the host paths the plan and the drivers use.

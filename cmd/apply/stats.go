@@ -75,6 +75,9 @@ a quarter of a second apart, for CPU). --watch refreshes every second, in
 place on a terminal, as docker stats does; Ctrl-C ends it. -o json prints
 the raw counters.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkNames("stats", args); err != nil {
+				return err
+			}
 			if output != "table" && output != "json" {
 				return fmt.Errorf("stats: -o %q: expected table or json", output)
 			}

@@ -24,6 +24,9 @@ stopped (no restart) until the next apply; its network, cgroup and rootfs
 stay as they are.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkNames("stop", args); err != nil {
+				return err
+			}
 			o := options()
 			cg, err := cgroupdrv.New("", o.CgroupParent)
 			if err != nil {
