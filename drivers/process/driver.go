@@ -257,7 +257,7 @@ func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
 	}
 	// A supervisor that lost its process.json (the bundle folder was
 	// removed under it) is found through /proc (owned.go).
-	if err := killStrays(ctx, p.Bundle); err != nil {
+	if err := d.killStrays(ctx, p.Bundle); err != nil {
 		return fmt.Errorf("container %s: delete: %w", p.Container, err)
 	}
 	var errs []error

@@ -25,10 +25,27 @@ import (
 // serves: the driver starts it with _HUTCH_STAGE=supervisor and
 // _HUTCH_BUNDLE=<stateRoot>/containers/<container> in its environment,
 // which /proc/PID/environ keeps as it was at execve(2) whatever the process
-// does later. That, a bundle under the state root, is the proof; the
-// process name ("hutch-supervisor NAME", which anyone can take) only picks
-// the processes whose environment is read. The container's own processes
-// live in its cgroup, which the cgroup driver finds and empties.
+// does later. The process name ("hutch-supervisor NAME") only picks the
+// processes whose environment is read.
+//
+// A name and an environment are what anyone chooses for their own
+// processes: a local user can start a process called hutch-supervisor with
+// that environment, and so can a container's root. So a process is only
+// believed when two things hold that neither can choose: it runs as root
+// (the effective uid on the Uid line of /proc/PID/status is 0, which no
+// other user's process has), and it executes hutch's own binary
+// (stat(2) of /proc/PID/exe, which the kernel resolves to the file the
+// process executes, gives the device and inode of the binary this hutch
+// runs; a container's processes execute files of their rootfs, and even a
+// copy of hutch there is another inode). A supervisor execs the binary
+// itself (/proc/self/exe of the hutch that spawned it), never the
+// read-only overlay or sealed copy its container's init runs from, so its
+// exe is the binary on disk. One started by a hutch binary that has been
+// replaced since (a rebuild, an upgrade) executes the old, deleted inode
+// and is not believed: stop such containers before replacing the binary,
+// or delete them while their process.json, which is read instead, is still
+// there. The container's own processes live in its cgroup, which the
+// cgroup driver finds and empties.
 
 // supervisorComm is the supervisor's name in /proc/PID/comm: PR_SET_NAME
 // "hutch-supervisor", cut to 15 bytes by the kernel (TASK_COMM_LEN).
@@ -41,9 +58,57 @@ type stray struct {
 	bundle string
 }
 
+// fileID is a file's identity: the device and inode numbers stat(2) gives.
+type fileID struct{ dev, ino uint64 }
+
+func statID(path string) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileID{}, err
+	}
+	return fileID{dev: st.Dev, ino: st.Ino}, nil
+}
+
+// euid reads the effective uid of pid: the second number of the Uid line
+// of /proc/PID/status (real, effective, saved, filesystem).
+func euid(pid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return -1, err
+	}
+	for _, line := range bytes.Split(b, []byte{'\n'}) {
+		if v, ok := bytes.CutPrefix(line, []byte("Uid:")); ok {
+			f := bytes.Fields(v)
+			if len(f) < 2 {
+				break
+			}
+			return strconv.Atoi(string(f[1]))
+		}
+	}
+	return -1, fmt.Errorf("/proc/%d/status: no Uid line", pid)
+}
+
+// believed says whether pid runs as root and executes the binary whose
+// identity is self (see the comment above).
+func believed(pid int, self fileID) bool {
+	if uid, err := euid(pid); err != nil || uid != 0 {
+		return false
+	}
+	exe, err := statID("/proc/" + strconv.Itoa(pid) + "/exe")
+	return err == nil && exe == self
+}
+
 // supervisors lists the running supervisors, each with the bundle its
-// environment names. A process that ends while it is read is skipped.
-func supervisors() ([]stray, error) {
+// environment names: the processes called hutch-supervisor whose
+// environment says so and that are believed (root, and hutch's binary,
+// d.exe). Each is read between two reads of its start time, so that a pid
+// reused meanwhile is never taken for the process read first. A process
+// that ends while it is read is skipped.
+func (d *Driver) supervisors() ([]stray, error) {
+	self, err := statID(d.exe)
+	if err != nil {
+		return nil, fmt.Errorf("find supervisors: hutch's binary %s: %w", d.exe, err)
+	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("find supervisors: %w", err)
@@ -59,6 +124,10 @@ func supervisors() ([]stray, error) {
 		if err != nil || string(bytes.TrimSpace(comm)) != supervisorComm {
 			continue
 		}
+		start, err := startTime(pid)
+		if err != nil {
+			continue
+		}
 		env, err := os.ReadFile(dir + "/environ")
 		if err != nil {
 			continue
@@ -71,11 +140,7 @@ func supervisors() ([]stray, error) {
 				bundle = string(v)
 			}
 		}
-		if stage != stageSupervisor || bundle == "" {
-			continue
-		}
-		start, err := startTime(pid)
-		if err != nil || !alive(pid, start) {
+		if stage != stageSupervisor || bundle == "" || !believed(pid, self) || !alive(pid, start) {
 			continue
 		}
 		out = append(out, stray{pid: pid, start: start, bundle: filepath.Clean(bundle)})
@@ -98,8 +163,8 @@ func (d *Driver) bundleOf(container string) (string, error) {
 }
 
 // strays lists the running supervisors whose environment names bundle.
-func strays(bundle string) ([]stray, error) {
-	all, err := supervisors()
+func (d *Driver) strays(bundle string) ([]stray, error) {
+	all, err := d.supervisors()
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +192,7 @@ func (d *Driver) Owned(ctx context.Context, container string) ([]plan.Resource, 
 	if st, err := d.State(bundle); err == nil && st.SupervisorAlive() {
 		return []plan.Resource{found}, nil
 	}
-	ss, err := strays(bundle)
+	ss, err := d.strays(bundle)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", container, err)
 	}
@@ -140,7 +205,7 @@ func (d *Driver) Owned(ctx context.Context, container string) ([]plan.Resource, 
 // Marked lists the containers that a running supervisor serves a bundle of
 // under the state root, sorted.
 func (d *Driver) Marked(ctx context.Context) ([]string, error) {
-	all, err := supervisors()
+	all, err := d.supervisors()
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +223,7 @@ func (d *Driver) Marked(ctx context.Context) ([]string, error) {
 // container of this name: the namespaces, interfaces and cgroup marked for
 // the container are then that root's, not leftovers of this one.
 func (d *Driver) Elsewhere(container string) ([]string, error) {
-	all, err := supervisors()
+	all, err := d.supervisors()
 	if err != nil {
 		return nil, err
 	}
@@ -180,8 +245,8 @@ func (d *Driver) Elsewhere(container string) ([]string, error) {
 // time, then a wait until each is gone. Such a supervisor has lost its
 // bundle files, so it cannot stop its container the ordinary way; its
 // container's processes, left in the cgroup, go with the cgroup's delete.
-func killStrays(ctx context.Context, bundle string) error {
-	ss, err := strays(bundle)
+func (d *Driver) killStrays(ctx context.Context, bundle string) error {
+	ss, err := d.strays(bundle)
 	if err != nil {
 		return err
 	}
