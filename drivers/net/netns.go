@@ -36,7 +36,9 @@ func asNetns(r plan.Resource) (*plan.Netns, error) {
 // Observe opens the namespace's bind mount and reads the mark off its
 // loopback device. It returns nil when nothing is mounted there (a plain
 // file left by an interrupted create counts as nothing: Apply replaces it),
-// and an ErrNotOwned error for a namespace hutch did not make (`ip netns add`).
+// an ErrNotOwned error for a namespace hutch did not make (`ip netns add`),
+// and an ErrOtherContainer error for one marked for another container,
+// which apply must not take over.
 func (n *NetnsDriver) Observe(ctx context.Context, want plan.Resource) (plan.Resource, error) {
 	ns, err := asNetns(want)
 	if err != nil {
@@ -51,6 +53,9 @@ func (n *NetnsDriver) Observe(ctx context.Context, want plan.Resource) (plan.Res
 	}
 	if err != nil {
 		return nil, err
+	}
+	if container != ns.Container {
+		return nil, otherContainer("netns "+ns.Name, container, ns.Container)
 	}
 	return &plan.Netns{Container: container, Name: ns.Name}, nil
 }
@@ -116,8 +121,10 @@ func (n *NetnsDriver) Apply(ctx context.Context, ch *plan.Change) error {
 		return fmt.Errorf("netns %s: %w", ns.Name, err)
 	}
 	path := n.d.netnsPath(ns.Name)
-	_, err = n.owner(ns.Name)
+	owner, err := n.owner(ns.Name)
 	switch {
+	case err == nil && owner != ns.Container:
+		return otherContainer("netns "+ns.Name, owner, ns.Container)
 	case err == nil:
 		h, err := n.d.handle(ns.Name)
 		if err != nil {
@@ -170,7 +177,8 @@ func setupLoopback(h *netlink.Handle, container string) error {
 // kernel frees the namespace, and with it every interface inside (a veth
 // end inside takes its peer with it), once no process and no open file
 // holds it. Delete succeeds when the namespace or its mount is already
-// gone, and refuses a namespace hutch did not make.
+// gone, and refuses a namespace hutch did not make and one marked for
+// another container than the resource's.
 func (n *NetnsDriver) Delete(ctx context.Context, r plan.Resource) error {
 	ns, err := asNetns(r)
 	if err != nil {
@@ -179,8 +187,12 @@ func (n *NetnsDriver) Delete(ctx context.Context, r plan.Resource) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if _, err := n.owner(ns.Name); err != nil && !errors.Is(err, errNoNetns) {
+	owner, err := n.owner(ns.Name)
+	if err != nil && !errors.Is(err, errNoNetns) {
 		return err
+	}
+	if err == nil && owner != ns.Container {
+		return fmt.Errorf("delete: %w", otherContainer("netns "+ns.Name, owner, ns.Container))
 	}
 	if err := removeNetns(n.d.netnsPath(ns.Name)); err != nil {
 		return fmt.Errorf("netns %s: delete: %w", ns.Name, err)

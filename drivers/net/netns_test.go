@@ -109,25 +109,32 @@ func TestNetnsLifecycle(t *testing.T) {
 		t.Fatalf("Diff of the observed namespace = %v, %v", f, fr)
 	}
 
-	// Another container takes it over: the mark is rewritten in place.
+	// Another container cannot take it over: the mark says it is web's, so
+	// Observe, Apply and Delete for api refuse it and leave it as it is.
 	moved := &plan.Netns{Container: "api", Name: ns.Name}
 	if f, fr := nd.Diff(got, moved); !slicesEq(f, "container") || len(fr) != 0 {
 		t.Fatalf("Diff after a container change = %v, %v", f, fr)
 	}
-	if err := nd.Apply(ctx, update(got, moved)); err != nil {
-		t.Fatal(err)
+	if _, err := nd.Observe(ctx, moved); !errors.Is(err, ErrOtherContainer) || !strings.Contains(err.Error(), "container web's") {
+		t.Fatalf("Observe for another container: %v; want an ErrOtherContainer error naming web", err)
 	}
-	if a := link(t, nsHandle(t, path), "lo").Attrs().Alias; a != "hutch:api" {
-		t.Fatalf("lo alias after update = %q", a)
+	if err := nd.Apply(ctx, update(got, moved)); !errors.Is(err, ErrOtherContainer) {
+		t.Fatalf("Apply for another container: %v; want ErrOtherContainer", err)
+	}
+	if err := nd.Delete(ctx, moved); !errors.Is(err, ErrOtherContainer) {
+		t.Fatalf("Delete for another container: %v; want ErrOtherContainer", err)
+	}
+	if a := link(t, nsHandle(t, path), "lo").Attrs().Alias; a != "hutch:web" {
+		t.Fatalf("lo alias after another container's apply = %q", a)
 	}
 	if ino2, _ := d.NetnsInode(ns.Name); ino2 != ino {
-		t.Fatal("an update made a new namespace")
+		t.Fatal("the namespace was made anew")
 	}
 	if _, fr := nd.Diff(got, &plan.Netns{Container: "web", Name: "other"}); !slicesEq(fr, "name") {
 		t.Fatalf("a new name must force a replace, got %v", fr)
 	}
 
-	if err := nd.Delete(ctx, moved); err != nil {
+	if err := nd.Delete(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
@@ -139,7 +146,7 @@ func TestNetnsLifecycle(t *testing.T) {
 	if got, err := nd.Observe(ctx, ns); err != nil || got != nil {
 		t.Fatalf("Observe after Delete = %v, %v; want nil, nil", got, err)
 	}
-	if err := nd.Delete(ctx, moved); err != nil {
+	if err := nd.Delete(ctx, ns); err != nil {
 		t.Fatalf("second Delete: %v", err)
 	}
 }

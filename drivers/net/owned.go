@@ -36,6 +36,20 @@ func validContainer(name string) bool {
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
+// ErrOtherContainer says that an object hutch wants for one container
+// carries hutch's mark for another: the mark, not the store, says whose it
+// is, so it is that container's and is neither adopted (apply would
+// rewrite the mark and take it over) nor removed (delete would take it from
+// under its container). Callers test for it with errors.Is.
+var ErrOtherContainer = errors.New("marked for another container")
+
+// otherContainer is the error for what (a netns or veth, named) whose mark
+// names owner where container wanted it.
+func otherContainer(what, owner, container string) error {
+	return fmt.Errorf("%s: %w: it is container %s's (marked %q), not %s's (delete %s first)",
+		what, ErrOtherContainer, owner, mark(owner), container, owner)
+}
+
 // Owned returns, as plan.Netns values the Delete of this driver accepts,
 // the named namespaces under NetnsDir whose loopback device carries the
 // mark of container. It only reads: RTM_GETLINK of lo in each namespace.

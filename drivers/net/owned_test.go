@@ -5,7 +5,9 @@ package net
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"hutch/internal/testutil"
@@ -92,6 +94,69 @@ func TestOwnedFindsMarkedAndProvenOnly(t *testing.T) {
 	if !exists(d.netnsPath(plain)) || exists(d.netnsPath(ns.Name)) {
 		t.Errorf("after Delete: unmarked netns there %v (want true), hutch's there %v (want false)",
 			exists(d.netnsPath(plain)), exists(d.netnsPath(ns.Name)))
+	}
+}
+
+// A namespace and a veth pair marked for one container are another
+// container's conflict: Observe and Apply for it fail with an error naming
+// the owner, Delete for it removes nothing, and the marks stay the owner's.
+// (Two state roots can both want a namespace called alike; before, the
+// second apply rewrote the marks and took the objects over, and its delete
+// removed them from under the first container.)
+func TestMarkedForAnotherContainerIsLeftAlone(t *testing.T) {
+	d := tempDriver(t)
+	ctx := context.Background()
+	owner, other := testutil.Name("oa"), testutil.Name("ob")
+	ns := mustNetns(t, d, owner)
+	v := mustVeth(t, d, ns)
+	theirNs := &plan.Netns{Container: other, Name: ns.Name}
+	theirVeth := &plan.Veth{Container: other, Host: v.Host, Peer: v.Peer, Netns: ns.Name}
+
+	for _, c := range []struct {
+		name string
+		drv  interface {
+			Observe(context.Context, plan.Resource) (plan.Resource, error)
+			Apply(context.Context, *plan.Change) error
+			Delete(context.Context, plan.Resource) error
+		}
+		r plan.Resource
+	}{{"netns", d.Netns(), theirNs}, {"veth", d.Veth(), theirVeth}} {
+		if got, err := c.drv.Observe(ctx, c.r); !errors.Is(err, ErrOtherContainer) || !strings.Contains(err.Error(), "container "+owner+"'s") {
+			t.Errorf("%s: Observe for %s = %v, %v; want an ErrOtherContainer error naming %s", c.name, other, got, err, owner)
+		}
+		if err := c.drv.Apply(ctx, create(c.r)); !errors.Is(err, ErrOtherContainer) {
+			t.Errorf("%s: Apply for %s = %v; want ErrOtherContainer", c.name, other, err)
+		}
+		if err := c.drv.Delete(ctx, c.r); !errors.Is(err, ErrOtherContainer) {
+			t.Errorf("%s: Delete for %s = %v; want ErrOtherContainer", c.name, other, err)
+		}
+	}
+	if err := d.Veth().DeleteCarried(ctx, theirVeth); !errors.Is(err, ErrOtherContainer) {
+		t.Errorf("veth: DeleteCarried for %s = %v; want ErrOtherContainer", other, err)
+	}
+	// The kernel still has both, marked for their owner.
+	if !exists(d.netnsPath(ns.Name)) {
+		t.Fatalf("netns %s was removed", ns.Name)
+	}
+	if a := link(t, nsHandle(t, d.netnsPath(ns.Name)), "lo").Attrs().Alias; a != "hutch:"+owner {
+		t.Errorf("lo alias = %q, want hutch:%s", a, owner)
+	}
+	host := link(t, nsHandle(t, ""), v.Host.Name)
+	if host == nil {
+		t.Fatalf("veth %s was removed", v.Host.Name)
+	}
+	if a := host.Attrs().Alias; a != "hutch:"+owner {
+		t.Errorf("veth %s alias = %q, want hutch:%s", v.Host.Name, a, owner)
+	}
+	if a := link(t, nsHandle(t, d.netnsPath(ns.Name)), v.Peer.Name).Attrs().Alias; a != "hutch:"+owner {
+		t.Errorf("peer %s alias = %q, want hutch:%s", v.Peer.Name, a, owner)
+	}
+	// Its owner still observes both as its own.
+	if got, err := d.Netns().Observe(ctx, ns); err != nil || got == nil {
+		t.Errorf("netns Observe for its owner = %v, %v", got, err)
+	}
+	if got, err := d.Veth().Observe(ctx, v); err != nil || got == nil || got.(*plan.Veth).Container != owner {
+		t.Errorf("veth Observe for its owner = %v, %v", got, err)
 	}
 }
 

@@ -107,6 +107,9 @@ func (v *VethDriver) Observe(ctx context.Context, want plan.Resource) (plan.Reso
 		return nil, fmt.Errorf("veth %s: peer ifindex %d not found%s", w.Host.Name, l.Attrs().ParentIndex, in(netns))
 	}
 	got.Peer = end(peer)
+	if pc, ok := owner(peer); ok && validContainer(pc) && pc != w.Container {
+		return nil, fmt.Errorf("veth %s: %w", w.Host.Name, otherContainer("peer "+peer.Attrs().Name+in(netns), pc, w.Container))
+	}
 	if pc, ok := owner(peer); !ok || pc != c {
 		got.Container = ""
 	}
@@ -164,12 +167,18 @@ func (v *VethDriver) observeInside(w *plan.Veth) (plan.Resource, error) {
 // and the host end leaves it last.
 
 // hostEnd returns the interface called like the pair's host end on the
-// host when it is hutch's: marked, or proven by provenPair. It returns nil
-// when there is none, and an ErrNotOwned error for any other interface.
+// host when it is hutch's for w's container: marked for it, or proven by
+// provenPair. It returns nil when there is none, an ErrOtherContainer
+// error for an end marked for another container (Observe, Apply and
+// Delete then leave it alone), and an ErrNotOwned error for any other
+// interface.
 func (v *VethDriver) hostEnd(host *handle, w *plan.Veth) (netlink.Link, error) {
 	l, err := host.link(w.Host.Name)
 	if err != nil || l == nil {
 		return nil, err
+	}
+	if c, ok := owner(l); ok && validContainer(c) && c != w.Container {
+		return nil, otherContainer("host end "+w.Host.Name, c, w.Container)
 	}
 	if _, ok := owner(l); ok {
 		return l, nil
