@@ -103,12 +103,18 @@ func sysctlIn(netns string) string {
 	return "ip netns exec " + netns + " sysctl"
 }
 
+// sysctlSaved is where the script keeps a host parameter's first value.
+func sysctlSaved(key string) string { return "/run/hutch-script/" + key }
+
 func sysctlUp(r *plan.Sysctl) (string, []string) {
 	what := "write(2) of /proc/sys/" + strings.ReplaceAll(r.Key, ".", "/") + where(r.Netns) + " (from a thread inside it: /proc/sys/net shows the reader's namespace)"
 	if r.Netns == plan.HostNetns {
-		what += "; the value found first is kept under the state root and written back when the last network that needs it goes"
+		what += "; the value found first is kept under the state root and written back when the last holder goes"
+		return what, []string{
+			"mkdir -p /run/hutch-script; [ -e " + sysctlSaved(r.Key) + " ] || sysctl -n " + r.Key + " > " + sysctlSaved(r.Key),
+			"sysctl -qw " + r.Key + "=" + r.Value}
 	}
-	return what, []string{sysctlIn(r.Netns) + " -w " + r.Key + "=" + r.Value}
+	return what, []string{sysctlIn(r.Netns) + " -qw " + r.Key + "=" + r.Value}
 }
 
 func fileUp(r *plan.File) (string, []string) {
@@ -139,12 +145,14 @@ func labTeardown(r plan.Resource) (string, []string, bool) {
 	case *plan.Bridge:
 		return "RTM_DELLINK of the bridge (its ports are detached, not removed)", []string{"ip link delete " + r.Name}, true
 	case *plan.NftRule:
-		return "NFT_MSG_DELRULE of the rule with hutch's comment; NFT_MSG_DELTABLE when hutch's table is left without rules",
-			[]string{"nft -a list chain inet hutch " + r.Chain + "   # find the handle of comment \"hutch:" + r.ID() + "\"",
-				"nft delete rule inet hutch " + r.Chain + " handle HANDLE"}, true
+		return "NFT_MSG_DELRULE of the rule with hutch's comment; its chain and hutch's table go when they are left empty",
+			[]string{"for h in $(nft -a list chain inet hutch " + r.Chain + " 2>/dev/null | awk -v id='comment \"hutch:" + r.ID() + "\"' 'index($0, id) {print $NF}'); do nft delete rule inet hutch " + r.Chain + " handle $h; done",
+				"nft delete chain inet hutch " + r.Chain + " 2>/dev/null || true   # refused while it holds a rule",
+				"nft list table inet hutch 2>/dev/null | grep -q chain || nft delete table inet hutch 2>/dev/null || true"}, true
 	case *plan.Sysctl:
 		if r.Netns == plan.HostNetns {
-			return "the holder's record removed; the last holder writes the value found first back", []string{"sysctl -w " + r.Key + "=ORIGINAL"}, true
+			return "the holder's record removed; the last holder writes the value found first back",
+				[]string{"if [ -e " + sysctlSaved(r.Key) + " ]; then sysctl -qw " + r.Key + "=\"$(cat " + sysctlSaved(r.Key) + ")\" 2>/dev/null; rm -f " + sysctlSaved(r.Key) + "; rmdir /run/hutch-script 2>/dev/null; fi"}, true
 		}
 		return "nothing: the parameter goes with the namespace", nil, true
 	case *plan.File:

@@ -391,8 +391,9 @@ func bound(dep, dependent plan.Kind) bool {
 	case plan.KindNetns:
 		return true
 	case plan.KindVeth, plan.KindLink, plan.KindBridge:
-		// An address or route goes with its link.
-		return dependent == plan.KindAddress || dependent == plan.KindRoute
+		// An address, a route or an interface's parameter goes with its
+		// link.
+		return dependent == plan.KindAddress || dependent == plan.KindRoute || dependent == plan.KindSysctl
 	case plan.KindAddress:
 		return dependent == plan.KindRoute
 	case plan.KindRootfs, plan.KindCgroup:

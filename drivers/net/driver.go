@@ -247,6 +247,11 @@ func (d *Driver) ownedOrProven(h *handle, name, container string, needs []string
 	if _, ok := owner(l); ok {
 		return l, nil
 	}
+	if _, br := l.(*netlink.Bridge); br && l.Attrs().Alias == "" && l.Attrs().Group == bridgeGroup {
+		// A network's bridge made but not yet marked (a kill between the
+		// two): its group proves it hutch's, as the bridge driver reads it.
+		return l, nil
+	}
 	var hostNames []string
 	for _, id := range needs {
 		if n, ok := strings.CutPrefix(id, plan.VethID("")); ok {
