@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"hutch/internal/scan"
 	"hutch/plan"
 )
 
@@ -153,6 +154,9 @@ func (r *Reconciler) settle(u *unit) error {
 // with a message.
 func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound bool) error {
 	start := time.Now()
+	// The finders' scans of the host (what is marked for each name) are
+	// made once for all names, before anything is deleted.
+	scanCtx := scan.With(ctx)
 	names = append([]string(nil), names...)
 	sort.Strings(names)
 	var errs []error
@@ -172,7 +176,7 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 			errs = append(errs, err)
 			continue
 		}
-		if err := r.known(ctx, n); errors.Is(err, ErrNotFound) {
+		if err := r.known(scanCtx, n); errors.Is(err, ErrNotFound) {
 			// Neither a folder nor a marked object on the host (owned.go):
 			// do not make a lock file for it.
 			if ignoreNotFound {
@@ -189,7 +193,7 @@ func (r *Reconciler) Delete(ctx context.Context, names []string, ignoreNotFound 
 		}
 		u := &unit{name: n, lock: l}
 		units = append(units, u)
-		if u.state, err = r.loadForDelete(ctx, n); errors.Is(err, ErrNotFound) {
+		if u.state, err = r.loadForDelete(scanCtx, n); errors.Is(err, ErrNotFound) {
 			// Deleted by another hutch while we waited.
 			fmt.Fprintf(r.Out, "container %s: not found, nothing to delete\n", n)
 			l.remove()

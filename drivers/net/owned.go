@@ -12,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"hutch/internal/scan"
 	"hutch/plan"
 )
 
@@ -81,6 +82,11 @@ func (n *NetnsDriver) Marked(ctx context.Context) ([]string, error) {
 // marks maps each container to the names of the namespaces marked for it.
 // A namespace that is not mounted, or not hutch's, is skipped.
 func (n *NetnsDriver) marks(ctx context.Context) (map[string][]string, error) {
+	// One scan serves every name of a delete (scan.With).
+	return scan.Memo(ctx, "netns-marks:"+n.d.netnsDir, func() (map[string][]string, error) { return n.scanMarks(ctx) })
+}
+
+func (n *NetnsDriver) scanMarks(ctx context.Context) (map[string][]string, error) {
 	ents, err := os.ReadDir(n.d.netnsDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -123,7 +129,7 @@ func (v *VethDriver) Owned(ctx context.Context, container string) ([]plan.Resour
 		return nil, fmt.Errorf("veth: find hutch's: %w", err)
 	}
 	defer host.Close()
-	links, err := retryDump(host.LinkList)
+	links, err := scan.Memo(ctx, "host-links", func() ([]netlink.Link, error) { return retryDump(host.LinkList) })
 	if err != nil {
 		return nil, fmt.Errorf("veth: find hutch's: list links: %w", err)
 	}
