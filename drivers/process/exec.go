@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ const (
 	execFdExe    = 3 // the sealed memfd it was executed from
 	execFdSync   = 4 // read by nsenter.c: one byte once in the cgroup
 	execFdConfig = 5 // the execConfig as JSON
+	execFdPidfd  = 6 // read by nsenter.c: a pidfd of the container's init
 )
 
 // execConfig is what the exec stage runs: the container's process settings
@@ -47,9 +49,12 @@ type Stdio struct {
 // status (128+N for a death by signal N). The process joins every namespace
 // of the container's init (nsenter.c does the joining before the Go runtime
 // starts) and its cgroup, and gets the container's user, capabilities,
-// no_new_privs, rlimits, cwd and seccomp filter, like the init did. With tty
-// it gets a new pseudo-terminal (from the host's /dev/ptmx) as its
-// controlling terminal.
+// no_new_privs, rlimits, cwd and seccomp filter, like the init did. It runs
+// in a session of its own (setsid(2), as runc's nsexec does): in the
+// caller's session the container's /dev/tty would open the caller's
+// terminal, where TIOCSTI pushes keystrokes into the administrator's shell.
+// With tty it gets a new pseudo-terminal (from the host's /dev/ptmx) as the
+// controlling terminal of that session; without, it has none.
 func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio Stdio, tty bool) (int, error) {
 	name := filepath.Base(bundle)
 	if len(args) == 0 {
@@ -73,6 +78,11 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 	cfg.Process.Args = args
 	cfg.Process.Terminal = tty
 
+	pidfd, nsFlags, err := openInit(st.PID, st.PIDStart)
+	if err != nil {
+		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+	}
+	defer pidfd.Close()
 	exe, err := sealedSelf()
 	if err != nil {
 		return -1, fmt.Errorf("container %s: exec: %w", name, err)
@@ -93,13 +103,14 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 		Path: fmt.Sprintf("/proc/self/fd/%d", execFdExe),
 		Args: []string{"hutch-exec", name},
 		Env: []string{
-			"_HUTCH_NSENTER=" + strconv.Itoa(st.PID) + ":" + strconv.Itoa(execFdSync),
+			"_HUTCH_NSENTER=" + strconv.Itoa(execFdPidfd) + ":" + strconv.Itoa(execFdSync) + ":" + strconv.FormatUint(uint64(nsFlags), 10),
 			envStage + "=" + stageExec,
 		},
-		ExtraFiles: []*os.File{exe, syncR, cfgR},
-		Stdin:      stdio.In,
-		Stdout:     stdio.Out,
-		Stderr:     stdio.Err,
+		ExtraFiles:  []*os.File{exe, syncR, cfgR, pidfd},
+		Stdin:       stdio.In,
+		Stdout:      stdio.Out,
+		Stderr:      stdio.Err,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	var master, slave *os.File
 	if tty {
@@ -211,6 +222,110 @@ func execMain() {
 		fmt.Fprintf(os.Stderr, "hutch exec: %v\n", err)
 		os.Exit(127)
 	}
+}
+
+// execNamespaces are the namespaces exec joins and their clone(2) flags.
+// The time namespace is not joined: the runtime refuses containers with
+// one (supervisor.go).
+var execNamespaces = []struct {
+	name string
+	flag int
+}{
+	{"cgroup", unix.CLONE_NEWCGROUP}, {"ipc", unix.CLONE_NEWIPC}, {"uts", unix.CLONE_NEWUTS},
+	{"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID}, {"mnt", unix.CLONE_NEWNS},
+	{"user", unix.CLONE_NEWUSER},
+}
+
+// openInit opens a pidfd (pidfd_open(2)) of the container's init, pid
+// started at start, and returns it with the CLONE_NEW* flags of the
+// namespaces that nsenter.c joins with setns(2) on it.
+//
+// A pid alone names whichever process holds it when it is used: between
+// State's liveness check and the joining, the init may end and any other
+// process, a host's one, take its pid. The pidfd names one process for
+// good; the start time, read after the pidfd is open, proves that this
+// process is the init (a pid and its start time are never reused
+// together), and pidfd_send_signal(2) of signal 0 after /proc/PID/ns/* is
+// read proves that the pid was still the init's then (a pid is not reused
+// before its process is reaped).
+//
+// It refuses an init whose mount namespace is hutch's own or pid 1's:
+// joining it would run the command, as root, on the host's filesystem.
+func openInit(pid int, start uint64) (*os.File, int, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, 0, fmt.Errorf("init %d: pidfd_open: %w", pid, err)
+	}
+	pidfd := os.NewFile(uintptr(fd), "pidfd "+strconv.Itoa(pid))
+	flags, err := initNamespaces(pidfd, pid, start)
+	if err != nil {
+		pidfd.Close()
+		return nil, 0, fmt.Errorf("init %d: %w", pid, err)
+	}
+	return pidfd, flags, nil
+}
+
+func initNamespaces(pidfd *os.File, pid int, start uint64) (int, error) {
+	state, got, err := procStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	if got != start || state == 'Z' || state == 'X' {
+		return 0, fmt.Errorf("not the container's init any more (state %c, started at %d, not %d)", state, got, start)
+	}
+	dir := "/proc/" + strconv.Itoa(pid) + "/ns/"
+	flags := 0
+	var mnt, user fileID
+	for _, ns := range execNamespaces {
+		id, err := statID(dir + ns.name)
+		if errors.Is(err, unix.ENOENT) && ns.name != "mnt" {
+			continue // the kernel lacks this namespace type
+		}
+		if err != nil {
+			return 0, fmt.Errorf("namespace: %w", err)
+		}
+		switch ns.name {
+		case "mnt":
+			mnt = id
+		case "user":
+			user = id
+		}
+		flags |= ns.flag
+	}
+	if err := unix.PidfdSendSignal(int(pidfd.Fd()), 0, nil, 0); err != nil {
+		return 0, fmt.Errorf("ended while its namespaces were read: %w", err)
+	}
+	// The user namespace is per process (setns(2) refuses it to a process
+	// with threads), and joining one's own fails with EINVAL: a container
+	// without a user namespace of its own is in hutch's.
+	if flags&unix.CLONE_NEWUSER != 0 {
+		if self, err := statID("/proc/self/ns/user"); err != nil {
+			return 0, fmt.Errorf("own user namespace: %w", err)
+		} else if self == user {
+			flags &^= unix.CLONE_NEWUSER
+		}
+	}
+	// The mount namespace is per thread: hutch's is read on a thread locked
+	// for it (the one the exec stage is forked from has the same) and from
+	// /proc/self (the main thread's). pid 1's is the host's too (a hutch in
+	// a mount namespace of its own, as a systemd unit with PrivateTmp, is
+	// not the only host), where hutch may read it: in some sandboxes
+	// /proc/1/ns refuses even root (EACCES).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, host := range []string{"/proc/thread-self/ns/mnt", "/proc/self/ns/mnt", "/proc/1/ns/mnt"} {
+		id, err := statID(host)
+		if err != nil && host == "/proc/1/ns/mnt" {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("host mount namespace: %w", err)
+		}
+		if id == mnt {
+			return 0, fmt.Errorf("its mount namespace is the host's (%s): refusing to join it", host)
+		}
+	}
+	return flags, nil
 }
 
 // openPty opens a new pseudo-terminal pair on the host's devpts: the

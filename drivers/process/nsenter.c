@@ -9,25 +9,31 @@
 // constructor that the dynamic loader runs before the Go runtime starts,
 // while the process still has a single thread: the way runc's nsexec does.
 //
-// The constructor acts only when _HUTCH_NSENTER is set ("PID:FD"): it waits
-// for one byte on FD (the parent has put it in the container's cgroup by
-// then), opens /proc/PID/ns/* of the container's init, joins each namespace
-// that differs from its own and forks: a new pid namespace applies to
-// children only. The user namespace comes last: the host's root may join
-// every other namespace (the network namespace is owned by the host's user
-// namespace even when the container has its own), and once inside the
-// container's user namespace it could not. The child returns into the Go runtime (the exec stage),
+// The constructor acts only when _HUTCH_NSENTER is set ("PIDFD:FD:FLAGS"):
+// it waits for one byte on FD (the parent has put it in the container's
+// cgroup by then) and joins the namespaces FLAGS names (CLONE_NEW*) of the
+// process PIDFD refers to. PIDFD is a pidfd (pidfd_open(2)) of the
+// container's init that the parent opened and checked (start time, mount
+// namespace not the host's, exec.go): setns(2) on a pidfd (Linux 5.8) joins
+// that very process's namespaces or fails with ESRCH once it has ended, so
+// a pid reused by another process is never joined, as it could be through
+// /proc/PID/ns/*. All of them are joined in one call, which either joins
+// every one or none. The user namespace is among them only when it is not
+// the caller's (setns(2) refuses to re-enter one's own: EINVAL). The
+// credentials change only once every namespace has been checked, so the
+// same call joins a network namespace that belongs to the host's user
+// namespace, as a container's does even when it has a user namespace of its
+// own (TestUserNamespace execs into one). A new pid namespace applies to
+// children only, so it then forks. The child returns into the Go runtime (the exec stage),
 // the parent waits for it, passes signals on and exits with its status.
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,8 +54,12 @@ __attribute__((constructor)) static void hutch_nsenter(void) {
 	const char *env = getenv("_HUTCH_NSENTER");
 	if (env == NULL || *env == '\0')
 		return;
-	int pid = 0, syncfd = -1;
-	if (sscanf(env, "%d:%d", &pid, &syncfd) != 2 || pid <= 0 || syncfd < 0) {
+	int pidfd = -1, syncfd = -1;
+	unsigned long flags = 0;
+	const unsigned long known = CLONE_NEWCGROUP | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
+				    CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUSER;
+	if (sscanf(env, "%d:%d:%lu", &pidfd, &syncfd, &flags) != 3 || pidfd < 0 || syncfd < 0 ||
+	    (flags & ~known) != 0 || (flags & CLONE_NEWNS) == 0) {
 		errno = EINVAL;
 		hutch_die("bad _HUTCH_NSENTER", env);
 	}
@@ -58,40 +68,9 @@ __attribute__((constructor)) static void hutch_nsenter(void) {
 		hutch_die("wait for the cgroup", NULL);
 	close(syncfd);
 
-	static const struct {
-		const char *name;
-		int type;
-	} nss[] = {
-		{"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
-		{"net", CLONE_NEWNET},       {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS},
-		{"user", CLONE_NEWUSER},
-	};
-	enum { N = sizeof(nss) / sizeof(nss[0]) };
-	int fds[N];
-	for (int i = 0; i < N; i++) {
-		char path[64], self[64];
-		struct stat a, b;
-		snprintf(path, sizeof path, "/proc/%d/ns/%s", pid, nss[i].name);
-		snprintf(self, sizeof self, "/proc/self/ns/%s", nss[i].name);
-		fds[i] = -1;
-		if (stat(path, &a) < 0) {
-			if (errno == ENOENT)
-				continue; /* the kernel lacks this namespace type */
-			hutch_die("stat", path);
-		}
-		if (stat(self, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-			continue; /* already there (a container without its own user namespace) */
-		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
-		if (fds[i] < 0)
-			hutch_die("open", path);
-	}
-	for (int i = 0; i < N; i++) {
-		if (fds[i] < 0)
-			continue;
-		if (setns(fds[i], nss[i].type) < 0)
-			hutch_die("setns", nss[i].name);
-		close(fds[i]);
-	}
+	if (setns(pidfd, (int)flags) < 0)
+		hutch_die("setns", "the init's namespaces");
+	close(pidfd);
 
 	hutch_child = fork();
 	if (hutch_child < 0)
