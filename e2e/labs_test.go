@@ -254,17 +254,7 @@ func TestLabNAT(t *testing.T) {
 		return strings.Replace(s, "spec:\n  subnets:", "spec:\n  nat: true\n  subnets:", 1)
 	})
 	// The world beyond the host: a namespace on a veth of its own.
-	outside := testutil.Name("hno")
-	mustRun(t, "ip", "netns", "add", outside)
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", outside).Run() })
-	hostEnd, farEnd := testutil.Name("hvo"), testutil.Name("hvf")
-	mustRun(t, "ip", "link", "add", hostEnd, "type", "veth", "peer", "name", farEnd, "netns", outside)
-	t.Cleanup(func() { exec.Command("ip", "link", "delete", hostEnd).Run() })
-	far := testutil.FreeSubnet()
-	mustRun(t, "ip", "addr", "add", fmt.Sprintf("172.16.%d.1/24", far), "dev", hostEnd)
-	mustRun(t, "ip", "link", "set", hostEnd, "up")
-	mustRun(t, "ip", "-n", outside, "addr", "add", fmt.Sprintf("172.16.%d.2/24", far), "dev", farEnd)
-	mustRun(t, "ip", "-n", outside, "link", "set", farEnd, "up")
+	outside, far := outsideNetns(t)
 
 	w.apply()
 	if fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(fwd)) != "1" {

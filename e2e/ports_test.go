@@ -59,17 +59,7 @@ func TestPublishedPorts(t *testing.T) {
 	}
 	// Another namespace on the host reaches the port through the host's
 	// address on its link.
-	outside := testutil.Name("hno")
-	mustRun(t, "ip", "netns", "add", outside)
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", outside).Run() })
-	hostEnd, farEnd := testutil.Name("hvo"), testutil.Name("hvf")
-	mustRun(t, "ip", "link", "add", hostEnd, "type", "veth", "peer", "name", farEnd, "netns", outside)
-	t.Cleanup(func() { exec.Command("ip", "link", "delete", hostEnd).Run() })
-	far := testutil.FreeSubnet()
-	mustRun(t, "ip", "addr", "add", fmt.Sprintf("172.16.%d.1/24", far), "dev", hostEnd)
-	mustRun(t, "ip", "link", "set", hostEnd, "up")
-	mustRun(t, "ip", "-n", outside, "addr", "add", fmt.Sprintf("172.16.%d.2/24", far), "dev", farEnd)
-	mustRun(t, "ip", "-n", outside, "link", "set", farEnd, "up")
+	outside, far := outsideNetns(t)
 	if !get200(t, outside, fmt.Sprintf("http://172.16.%d.1:%d/", far, port)) {
 		t.Errorf("from another namespace, the host's 172.16.%d.1:%d never answered 200", far, port)
 	}
@@ -155,4 +145,22 @@ func TestPublishedPortConflicts(t *testing.T) {
 		t.Errorf("a host address the host does not have: exit %d\n%s", code, out)
 	}
 	l.gone()
+}
+
+// outsideNetns is a namespace of the test's own beyond the host: a veth with
+// 172.16.FAR.1 on the host and 172.16.FAR.2 inside, no route elsewhere.
+func outsideNetns(t *testing.T) (ns string, far int) {
+	t.Helper()
+	ns = testutil.Name("hno")
+	mustRun(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", ns).Run() })
+	hostEnd, farEnd := testutil.Name("hvo"), testutil.Name("hvf")
+	mustRun(t, "ip", "link", "add", hostEnd, "type", "veth", "peer", "name", farEnd, "netns", ns)
+	t.Cleanup(func() { exec.Command("ip", "link", "delete", hostEnd).Run() })
+	far = testutil.FreeSubnet()
+	mustRun(t, "ip", "addr", "add", fmt.Sprintf("172.16.%d.1/24", far), "dev", hostEnd)
+	mustRun(t, "ip", "link", "set", hostEnd, "up")
+	mustRun(t, "ip", "-n", ns, "addr", "add", fmt.Sprintf("172.16.%d.2/24", far), "dev", farEnd)
+	mustRun(t, "ip", "-n", ns, "link", "set", farEnd, "up")
+	return ns, far
 }

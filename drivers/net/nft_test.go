@@ -156,16 +156,15 @@ func TestNftTableKeptForAForeignRule(t *testing.T) {
 	}
 }
 
-// The masquerade rule rewrites a client's source address for real: a
-// client namespace behind a router namespace (where the driver works)
-// reaches a server namespace, which sees the router's address, and only
-// while the rule is there. All traffic stays in the test's namespaces.
-func TestNftMasqueradeTraffic(t *testing.T) {
-	n, router := nftDriver(t)
+// threeNamespaces puts a client (10.99.0.2) and a server (10.98.0.2) of the
+// test's own behind the router namespace the driver works in (10.99.0.1
+// and 10.98.0.1, on links rIn and rOut), the client routed through it, and
+// returns them with a runner of commands inside a namespace.
+func threeNamespaces(t *testing.T, n *NftDriver, router string) (client, server, rIn, rOut string, in func(ns string, args ...string)) {
 	d := n.d
-	client := d.netnsPath(mustNetns(t, d, "nftclient").Name)
-	server := d.netnsPath(mustNetns(t, d, "nftserver").Name)
-	in := func(ns string, args ...string) {
+	client = d.netnsPath(mustNetns(t, d, "nftclient").Name)
+	server = d.netnsPath(mustNetns(t, d, "nftserver").Name)
+	in = func(ns string, args ...string) {
 		t.Helper()
 		mustRun(t, append([]string{"nsenter", "--net=" + ns}, args...)...)
 	}
@@ -180,11 +179,22 @@ func TestNftMasqueradeTraffic(t *testing.T) {
 		in(bNs, "ip", "addr", "add", bAddr, "dev", b)
 		in(bNs, "ip", "link", "set", b, "up")
 	}
-	rIn, cEnd := testutil.Name("hnr"), testutil.Name("hnc")
-	rOut, sEnd := testutil.Name("hno"), testutil.Name("hns")
+	var cEnd, sEnd string
+	rIn, cEnd = testutil.Name("hnr"), testutil.Name("hnc")
+	rOut, sEnd = testutil.Name("hno"), testutil.Name("hns")
 	pair(rIn, router, "10.99.0.1/24", cEnd, client, "10.99.0.2/24")
 	pair(rOut, router, "10.98.0.1/24", sEnd, server, "10.98.0.2/24")
 	in(client, "ip", "route", "add", "default", "via", "10.99.0.1")
+	return client, server, rIn, rOut, in
+}
+
+// The masquerade rule rewrites a client's source address for real: a
+// client namespace behind a router namespace (where the driver works)
+// reaches a server namespace, which sees the router's address, and only
+// while the rule is there. All traffic stays in the test's namespaces.
+func TestNftMasqueradeTraffic(t *testing.T) {
+	n, router := nftDriver(t)
+	client, server, rIn, _, in := threeNamespaces(t, n, router)
 	in(router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
 	// The server has no route back to 10.99.0.0/24: only a masqueraded
 	// connection can be answered.
@@ -226,29 +236,7 @@ func TestNftMasqueradeTraffic(t *testing.T) {
 // namespaces.
 func TestNftDNATTraffic(t *testing.T) {
 	n, router := nftDriver(t)
-	d := n.d
-	client := d.netnsPath(mustNetns(t, d, "nftclient").Name)
-	server := d.netnsPath(mustNetns(t, d, "nftserver").Name)
-	in := func(ns string, args ...string) {
-		t.Helper()
-		mustRun(t, append([]string{"nsenter", "--net=" + ns}, args...)...)
-	}
-	pair := func(a, aNs, aAddr, b, bNs, bAddr string) {
-		t.Helper()
-		mustRun(t, "ip", "link", "add", a, "type", "veth", "peer", "name", b)
-		t.Cleanup(func() { delLink(t, "", a) })
-		mustRun(t, "ip", "link", "set", a, "netns", aNs)
-		mustRun(t, "ip", "link", "set", b, "netns", bNs)
-		in(aNs, "ip", "addr", "add", aAddr, "dev", a)
-		in(aNs, "ip", "link", "set", a, "up")
-		in(bNs, "ip", "addr", "add", bAddr, "dev", b)
-		in(bNs, "ip", "link", "set", b, "up")
-	}
-	rIn, cEnd := testutil.Name("hnr"), testutil.Name("hnc")
-	rOut, sEnd := testutil.Name("hno"), testutil.Name("hns")
-	pair(rIn, router, "10.99.0.1/24", cEnd, client, "10.99.0.2/24")
-	pair(rOut, router, "10.98.0.1/24", sEnd, server, "10.98.0.2/24")
-	in(client, "ip", "route", "add", "default", "via", "10.99.0.1")
+	client, server, _, rOut, in := threeNamespaces(t, n, router)
 	in(server, "ip", "route", "add", "default", "via", "10.98.0.1")
 	in(router, "ip", "link", "set", "lo", "up")
 	in(router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
