@@ -46,6 +46,7 @@ type lab struct {
 	hostAddr string // 172.16.x.1
 	addr     string // 172.16.x.2, the container's
 	port     int    // the host port its 8000 is published on
+	fwd      string // the host's ip_forward before the test
 }
 
 func newLab(t *testing.T) *lab {
@@ -60,6 +61,8 @@ func newLab(t *testing.T) *lab {
 		peerIf: testutil.Name("hp"),
 		subnet: testutil.FreeSubnet(),
 	}
+	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	l.fwd = string(fwd)
 	l.hostAddr = fmt.Sprintf("172.16.%d.1", l.subnet)
 	l.addr = fmt.Sprintf("172.16.%d.2", l.subnet)
 	l.manifest = filepath.Join(t.TempDir(), "web.yaml")
@@ -253,6 +256,10 @@ func (l *lab) leftovers() []string {
 	}
 	if _, err := os.Stat(filepath.Join(l.root, "containers", l.name)); err == nil {
 		out = append(out, "state folder")
+	}
+	// The published port held the host's forwarding: it is back.
+	if fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); l.fwd != "" && string(fwd) != l.fwd {
+		out = append(out, "net.ipv4.ip_forward "+strings.TrimSpace(string(fwd))+", was "+strings.TrimSpace(l.fwd))
 	}
 	return out
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"path/filepath"
 
 	cgroupdrv "hutch/drivers/cgroup"
@@ -31,7 +33,7 @@ func newDrivers(o plan.Options) (map[plan.Kind]reconcile.Driver, error) {
 	register(net.Bridge())
 	register(net.Link())
 	register(net.Nft())
-	register(net.Sysctl(filepath.Join(o.StateRoot, "sysctl")))
+	register(sysctlDriver(net, o))
 	register(fsdrv.NewFileDriver(o.StateRoot))
 	register(processdrv.New(o.StateRoot, cg))
 	return ds, nil
@@ -49,4 +51,16 @@ func planOnly(ds map[plan.Kind]reconcile.Driver, o plan.Options) {
 // place its process, for cgroups made under parent (processdrv.Reexec).
 func newCgroupJoiner(parent string) (processdrv.CgroupJoiner, error) {
 	return cgroupdrv.New("", parent)
+}
+
+// sysctlDriver keeps namespaces' parameters under the state root and the
+// host's in /run/hutch/sysctl, shared by every state root, its holders
+// marked with a digest of this root's path.
+func sysctlDriver(net *netdrv.Driver, o plan.Options) *netdrv.SysctlDriver {
+	root, err := filepath.Abs(o.StateRoot)
+	if err != nil {
+		root = o.StateRoot
+	}
+	sum := sha256.Sum256([]byte(root))
+	return net.Sysctl(filepath.Join(o.StateRoot, "sysctl"), netdrv.DefaultHostSysctlDir, hex.EncodeToString(sum[:])[:12])
 }

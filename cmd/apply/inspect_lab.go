@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 
 	netdrv "hutch/drivers/net"
@@ -72,7 +71,7 @@ func inspectUnit(st *reconcile.State) (*unitInspection, error) {
 				return "present"
 			})})
 		case *plan.Sysctl:
-			got, err := net.Sysctl(filepath.Join(o.StateRoot, "sysctl")).Observe(ctx, r)
+			got, err := sysctlDriver(net, o).Observe(ctx, r)
 			in.Sysctls = append(in.Sysctls, unitObject{ID: r.ID(), What: r.Key + " = " + r.Value, State: observed(got, err, func() string {
 				return "now " + got.(*plan.Sysctl).Value
 			})})

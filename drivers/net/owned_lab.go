@@ -114,7 +114,7 @@ func (n *NftDriver) Marked(ctx context.Context) ([]string, error) {
 // holders lists the host parameters each holder holds, from the records
 // under the state folder (host/KEY/holders/HOLDER).
 func (s *SysctlDriver) holders() (map[string][]string, error) {
-	keys, err := os.ReadDir(filepath.Join(s.stateDir, "host"))
+	keys, err := os.ReadDir(filepath.Join(s.base(plan.HostNetns), "host"))
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -126,13 +126,21 @@ func (s *SysctlDriver) holders() (map[string][]string, error) {
 		if !sysctlKey.MatchString(k.Name()) {
 			continue
 		}
-		hs, err := os.ReadDir(filepath.Join(s.stateDir, "host", k.Name(), "holders"))
+		hs, err := os.ReadDir(filepath.Join(s.base(plan.HostNetns), "host", k.Name(), "holders"))
 		if err != nil {
 			continue
 		}
 		for _, h := range hs {
-			if validContainer(h.Name()) {
-				out[h.Name()] = append(out[h.Name()], k.Name())
+			// Only this state root's holders.
+			name := h.Name()
+			if s.rootID != "" {
+				var ok bool
+				if name, ok = strings.CutSuffix(name, "@"+s.rootID); !ok {
+					continue
+				}
+			}
+			if validContainer(name) {
+				out[name] = append(out[name], k.Name())
 			}
 		}
 	}

@@ -28,12 +28,40 @@ import (
 type SysctlDriver struct {
 	d        *Driver
 	stateDir string
+	// hostDir keeps the host's parameters (scope "host"), shared by every
+	// state root on the host and kept apart from them: a state root lost
+	// or removed by hand would otherwise take the value to restore with
+	// it, and two roots would each take the other's change for the
+	// original. Its holders are HOLDER@ROOTID, rootID naming this root.
+	hostDir, rootID string
 }
 
 // Sysctl is the reconcile driver of plan.KindSysctl, keeping what it must
-// restore under stateDir (ROOT/sysctl).
-func (d *Driver) Sysctl(stateDir string) *SysctlDriver {
-	return &SysctlDriver{d: d, stateDir: stateDir}
+// restore of namespaces' parameters under stateDir (ROOT/sysctl) and of the
+// host's under hostDir (/run/hutch/sysctl: they are the boot's), its
+// holders there marked with rootID.
+func (d *Driver) Sysctl(stateDir, hostDir, rootID string) *SysctlDriver {
+	return &SysctlDriver{d: d, stateDir: stateDir, hostDir: hostDir, rootID: rootID}
+}
+
+// DefaultHostSysctlDir is where the host's parameters' first values are
+// kept.
+const DefaultHostSysctlDir = "/run/hutch/sysctl"
+
+// holderFile is the name of a holder's record.
+func (s *SysctlDriver) holderFile(sc *plan.Sysctl) string {
+	if sc.Netns == plan.HostNetns && s.rootID != "" {
+		return sc.Holder + "@" + s.rootID
+	}
+	return sc.Holder
+}
+
+// base is the folder a parameter's records live under.
+func (s *SysctlDriver) base(netns string) string {
+	if netns == plan.HostNetns && s.hostDir != "" {
+		return s.hostDir
+	}
+	return s.stateDir
 }
 
 // Kind is plan.KindSysctl.
@@ -77,7 +105,7 @@ func scope(netns string) string {
 }
 
 func (s *SysctlDriver) keyDir(sc *plan.Sysctl) string {
-	return filepath.Join(s.stateDir, scope(sc.Netns), sc.Key)
+	return filepath.Join(s.base(sc.Netns), scope(sc.Netns), sc.Key)
 }
 
 // inNetns runs fn on a thread in the parameter's namespace. It returns
@@ -128,7 +156,7 @@ func (s *SysctlDriver) Observe(ctx context.Context, want plan.Resource) (plan.Re
 	}
 	got := *w
 	got.Value = v
-	if _, err := os.Stat(filepath.Join(s.keyDir(w), "holders", w.Holder)); err != nil {
+	if _, err := os.Stat(filepath.Join(s.keyDir(w), "holders", s.holderFile(w))); err != nil {
 		// Not recorded as held: Apply records it (and the original).
 		got.Holder = ""
 	}
@@ -175,7 +203,7 @@ func (s *SysctlDriver) Apply(ctx context.Context, ch *plan.Change) error {
 			return fmt.Errorf("sysctl %s%s: keep the original value: %w", w.Key, in(w.Netns), err)
 		}
 	}
-	if err := writeAtomic(filepath.Join(dir, "holders", w.Holder), ""); err != nil {
+	if err := writeAtomic(filepath.Join(dir, "holders", s.holderFile(w)), ""); err != nil {
 		return fmt.Errorf("sysctl %s%s: record holder %s: %w", w.Key, in(w.Netns), w.Holder, err)
 	}
 	if err := s.write(w, w.Value); err != nil {
@@ -202,7 +230,7 @@ func (s *SysctlDriver) Delete(ctx context.Context, r plan.Resource) error {
 		return err
 	}
 	dir := s.keyDir(w)
-	if err := os.Remove(filepath.Join(dir, "holders", w.Holder)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(filepath.Join(dir, "holders", s.holderFile(w))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("sysctl %s%s: drop holder %s: %w", w.Key, in(w.Netns), w.Holder, err)
 	}
 	left, err := os.ReadDir(filepath.Join(dir, "holders"))
@@ -230,6 +258,10 @@ func (s *SysctlDriver) Delete(ctx context.Context, r plan.Resource) error {
 	}
 	// Remove the emptied scope folder and state folder too.
 	os.Remove(filepath.Dir(dir))
-	os.Remove(s.stateDir)
+	base := s.base(w.Netns)
+	os.Remove(base)
+	if base == s.hostDir {
+		os.Remove(filepath.Dir(base)) // /run/hutch, when it holds nothing else
+	}
 	return nil
 }

@@ -32,7 +32,7 @@ func TestSysctlHoldersAndRestore(t *testing.T) {
 	ns := mustNetns(t, d, "sysctltest")
 	path := d.netnsPath(ns.Name)
 	state := filepath.Join(t.TempDir(), "sysctl")
-	s := d.Sysctl(state)
+	s := d.Sysctl(state, "", "")
 	const key = "net.ipv4.ip_forward"
 	// A new namespace may inherit the host's value: start from 0.
 	mustRun(t, "nsenter", "--net="+path, "sysctl", "-q", "-w", key+"=0")
@@ -99,7 +99,7 @@ func TestSysctlHoldersAndRestore(t *testing.T) {
 }
 
 func TestSysctlRefusesBadNames(t *testing.T) {
-	s := (&Driver{}).Sysctl(t.TempDir())
+	s := (&Driver{}).Sysctl(t.TempDir(), "", "")
 	for _, r := range []*plan.Sysctl{
 		{Holder: "a", Key: "kernel.core_pattern", Value: "x"},
 		{Holder: "a", Key: "net.ipv4/../../kernel", Value: "x"},
