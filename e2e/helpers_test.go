@@ -29,7 +29,15 @@ import (
 var hutchBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(testutil.RunWithHutch(m, &hutchBin))
+	// Published ports and NAT networks hold the host's forwarding while
+	// they exist: after every test it is what it was before.
+	before, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	code := testutil.RunWithHutch(m, &hutchBin)
+	if after, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); len(before) > 0 && string(after) != string(before) {
+		fmt.Fprintf(os.Stderr, "e2e: net.ipv4.ip_forward is %s after the tests, %s before: a test left it changed\n", strings.TrimSpace(string(after)), strings.TrimSpace(string(before)))
+		code = 1
+	}
+	os.Exit(code)
 }
 
 // lab is one test's world: a state root, a manifest of the seed's web server
@@ -46,7 +54,6 @@ type lab struct {
 	hostAddr string // 172.16.x.1
 	addr     string // 172.16.x.2, the container's
 	port     int    // the host port its 8000 is published on
-	fwd      string // the host's ip_forward before the test
 }
 
 func newLab(t *testing.T) *lab {
@@ -61,8 +68,6 @@ func newLab(t *testing.T) *lab {
 		peerIf: testutil.Name("hp"),
 		subnet: testutil.FreeSubnet(),
 	}
-	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-	l.fwd = string(fwd)
 	l.hostAddr = fmt.Sprintf("172.16.%d.1", l.subnet)
 	l.addr = fmt.Sprintf("172.16.%d.2", l.subnet)
 	l.manifest = filepath.Join(t.TempDir(), "web.yaml")
@@ -256,10 +261,6 @@ func (l *lab) leftovers() []string {
 	}
 	if _, err := os.Stat(filepath.Join(l.root, "containers", l.name)); err == nil {
 		out = append(out, "state folder")
-	}
-	// The published port held the host's forwarding: it is back.
-	if fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); l.fwd != "" && string(fwd) != l.fwd {
-		out = append(out, "net.ipv4.ip_forward "+strings.TrimSpace(string(fwd))+", was "+strings.TrimSpace(l.fwd))
 	}
 	return out
 }

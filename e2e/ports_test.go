@@ -79,6 +79,10 @@ func TestPublishedPorts(t *testing.T) {
 	if get := l.must("get"); !strings.Contains(get, fmt.Sprintf("0.0.0.0:%d->8000/tcp", port)) {
 		t.Errorf("hutch get does not show the port:\n%s", get)
 	}
+	insp := l.must("inspect", l.name)
+	if !strings.Contains(insp, "Published ports") || !strings.Contains(insp, fmt.Sprintf("tcp dport %d dnat ip to %s:8000", port, l.addr)) || strings.Count(insp, "\n    present\n") != 6 {
+		t.Errorf("hutch inspect does not read the port's rules from the kernel:\n%s", insp)
+	}
 
 	// Drift: the rule deleted by hand is shown by plan and put back.
 	list, _ := run(t, "nft", "-a", "list", "chain", "inet", "hutch", "prerouting")

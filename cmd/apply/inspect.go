@@ -31,12 +31,14 @@ type inspection struct {
 	State    *processdrv.State `json:"state"`
 	// Process is the container's first process as /proc shows it; nil
 	// when it does not run.
-	Process  *processdrv.Kernel `json:"process"`
-	Netns    []netnsInfo        `json:"netns"`
-	Cgroup   *cgroupInfo        `json:"cgroup"`
-	Limits   []limitSource      `json:"limits"` // set only for a limit the container hit
-	Config   json.RawMessage    `json:"config"`
-	Warnings []string           `json:"warnings,omitempty"`
+	Process *processdrv.Kernel `json:"process"`
+	Netns   []netnsInfo        `json:"netns"`
+	Cgroup  *cgroupInfo        `json:"cgroup"`
+	Limits  []limitSource      `json:"limits"` // set only for a limit the container hit
+	// Rules are its published ports' nftables rules, as the kernel has them.
+	Rules    []unitObject    `json:"nftRules,omitempty"`
+	Config   json.RawMessage `json:"config"`
+	Warnings []string        `json:"warnings,omitempty"`
 }
 
 type netnsInfo struct {
@@ -172,6 +174,8 @@ func inspect(name string) (*inspection, error) {
 				in.Warnings = append(in.Warnings, err.Error())
 			}
 			in.Cgroup = ci
+		case *plan.NftRule:
+			in.Rules = append(in.Rules, ruleObject(net, r))
 		}
 	}
 	if b, err := os.ReadFile(store.ConfigPath(name)); err == nil {
@@ -358,6 +362,12 @@ func writeInspection(w io.Writer, in *inspection) error {
 		p("\nMounts (/proc/%d/mountinfo):\n", k.PID)
 		for _, m := range k.Mounts {
 			p("  %s\t%s\t%s\t%s\n", m.Mountpoint, m.FSType, m.Source, short(m.Options, 40))
+		}
+	}
+	if len(in.Rules) > 0 {
+		p("\nPublished ports (nftables table inet hutch):\n")
+		for _, r := range in.Rules {
+			p("  %s\n    %s\n    %s\n", r.ID, r.What, r.State)
 		}
 	}
 	for _, warn := range in.Warnings {

@@ -63,13 +63,7 @@ func inspectUnit(st *reconcile.State) (*unitInspection, error) {
 				in.Warnings = append(in.Warnings, err.Error())
 			}
 		case *plan.NftRule:
-			got, err := net.Nft().Observe(ctx, r)
-			in.Rules = append(in.Rules, unitObject{ID: r.ID(), What: "chain " + r.Chain + ": " + explain.NftText(r), State: observed(got, err, func() string {
-				if got.(*plan.NftRule).Differs {
-					return "differs (changed by hand; hutch apply puts it back)"
-				}
-				return "present"
-			})})
+			in.Rules = append(in.Rules, ruleObject(net, r))
 		case *plan.Sysctl:
 			got, err := sysctlDriver(net, o).Observe(ctx, r)
 			in.Sysctls = append(in.Sysctls, unitObject{ID: r.ID(), What: r.Key + " = " + r.Value, State: observed(got, err, func() string {
@@ -142,4 +136,15 @@ func writeUnitInspection(w io.Writer, in *unitInspection, asJSON bool) error {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
 	return nil
+}
+
+// ruleObject reads one of hutch's nftables rules from the kernel.
+func ruleObject(net *netdrv.Driver, r *plan.NftRule) unitObject {
+	got, err := net.Nft().Observe(context.Background(), r)
+	return unitObject{ID: r.ID(), What: "chain " + r.Chain + ": " + explain.NftText(r), State: observed(got, err, func() string {
+		if got.(*plan.NftRule).Differs {
+			return "differs (changed by hand; hutch apply puts it back)"
+		}
+		return "present"
+	})}
 }

@@ -252,6 +252,9 @@ func (d *Driver) ownedOrProven(h *handle, name, container string, needs []string
 		// two): its group proves it hutch's, as the bridge driver reads it.
 		return l, nil
 	}
+	if _, veth := l.(*netlink.Veth); veth && l.Attrs().Alias == "" && d.halfMadeLink(h, l) {
+		return l, nil
+	}
 	var hostNames []string
 	for _, id := range needs {
 		if n, ok := strings.CutPrefix(id, plan.VethID("")); ok {
@@ -333,4 +336,27 @@ func (d *Driver) NetnsPath(name string) string { return d.netnsPath(name) }
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
+}
+
+// halfMadeLink says whether l, an unmarked veth end, belongs to a link
+// between containers made but not yet marked (a kill between the two): the
+// end made first carries hutch's group, and proves its peer, as the link
+// driver reads them.
+func (d *Driver) halfMadeLink(h *handle, l netlink.Link) bool {
+	if l.Attrs().Group == bridgeGroup {
+		return true
+	}
+	ph, _, err := d.peerHandle(h, l, "")
+	if err != nil || ph == nil {
+		return false
+	}
+	if ph != h {
+		defer ph.Close()
+	}
+	peer, err := ph.linkByIndex(l.Attrs().ParentIndex)
+	if err != nil || peer == nil {
+		return false
+	}
+	a := peer.Attrs().Alias
+	return peer.Attrs().Group == bridgeGroup && (a == "" || strings.HasPrefix(a, markPrefix+"link:"))
 }
