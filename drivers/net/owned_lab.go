@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/vishvananda/netlink"
+
+	"hutch/internal/scan"
 	"hutch/plan"
 )
 
@@ -20,13 +23,13 @@ import (
 // namespaces of its containers, which the netns finder finds.
 
 // bridgesMarked lists the host's bridges hutch marked, by network.
-func (b *BridgeDriver) bridgesMarked() (map[string][]string, error) {
+func (b *BridgeDriver) bridgesMarked(ctx context.Context) (map[string][]string, error) {
 	h, err := b.d.handle(plan.HostNetns)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: find hutch's: %w", err)
 	}
 	defer h.Close()
-	links, err := retryDump(h.LinkList)
+	links, err := scan.Memo(ctx, "host-links", func() ([]netlink.Link, error) { return retryDump(h.LinkList) })
 	if err != nil {
 		return nil, fmt.Errorf("bridge: find hutch's: list links: %w", err)
 	}
@@ -44,7 +47,7 @@ func (b *BridgeDriver) Owned(ctx context.Context, network string) ([]plan.Resour
 	if !validContainer(network) {
 		return nil, fmt.Errorf("bridge: find network %q's: not a network name", network)
 	}
-	marks, err := b.bridgesMarked()
+	marks, err := b.bridgesMarked(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +60,7 @@ func (b *BridgeDriver) Owned(ctx context.Context, network string) ([]plan.Resour
 
 // Marked lists the networks that bridges are marked for.
 func (b *BridgeDriver) Marked(ctx context.Context) ([]string, error) {
-	marks, err := b.bridgesMarked()
+	marks, err := b.bridgesMarked(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -66,8 +69,8 @@ func (b *BridgeDriver) Marked(ctx context.Context) ([]string, error) {
 
 // rulesMarked lists hutch's rules by network: each rule's ID says its
 // network ("nftrule/NETWORK/WHAT").
-func (n *NftDriver) rulesMarked() (map[string][]*plan.NftRule, error) {
-	rules, err := n.NftRules()
+func (n *NftDriver) rulesMarked(ctx context.Context) (map[string][]*plan.NftRule, error) {
+	rules, err := scan.Memo(ctx, "nft-rules:"+n.netns, n.NftRules)
 	if err != nil {
 		return nil, fmt.Errorf("nftables: find hutch's: %w", err)
 	}
@@ -91,7 +94,7 @@ func (n *NftDriver) Owned(ctx context.Context, network string) ([]plan.Resource,
 	if !validContainer(network) {
 		return nil, fmt.Errorf("nftables: find network %q's: not a network name", network)
 	}
-	marks, err := n.rulesMarked()
+	marks, err := n.rulesMarked(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +107,7 @@ func (n *NftDriver) Owned(ctx context.Context, network string) ([]plan.Resource,
 
 // Marked lists the networks that hutch's rules name.
 func (n *NftDriver) Marked(ctx context.Context) ([]string, error) {
-	marks, err := n.rulesMarked()
+	marks, err := n.rulesMarked(ctx)
 	if err != nil {
 		return nil, err
 	}
