@@ -9,20 +9,69 @@ import (
 	"hutch/plan"
 )
 
-// Leases reads, from every container's state, the addresses it holds on
-// hutch networks: an address recorded on the inside end of a veth whose
-// host end is a port of a network's bridge. bridges maps bridge names to
-// network names; veths on other bridges are left out. plan.Build's IPAM
-// gives each container its lease again, and never gives it to another.
-func (s *Store) Leases(bridges map[string]string) ([]plan.Lease, error) {
+// states loads every unit's state that loads.
+func (s *Store) states() ([]*State, error) {
 	names, err := s.Containers()
 	if err != nil {
 		return nil, err
 	}
-	var out []plan.Lease
+	var out []*State
 	for _, n := range names {
-		st, err := s.Load(n)
-		if err != nil || st.Kind != "" {
+		if st, err := s.Load(n); err == nil {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// bridgesOf maps the bridge of every network among states to its name.
+func bridgesOf(states []*State) map[string]string {
+	out := map[string]string{}
+	for _, st := range states {
+		if st.Kind == "" {
+			continue
+		}
+		for _, rec := range st.Resources {
+			if rec.Kind != plan.KindBridge {
+				continue
+			}
+			if r, err := rec.Resource(); err == nil {
+				out[r.(*plan.Bridge).Name] = st.Container
+			}
+		}
+	}
+	return out
+}
+
+// Bridges maps the bridge of every network the store records to the
+// network's name.
+func (s *Store) Bridges() (map[string]string, error) {
+	states, err := s.states()
+	if err != nil {
+		return nil, err
+	}
+	return bridgesOf(states), nil
+}
+
+// Leases reads, from every container's state, the addresses it holds on
+// hutch networks: an address recorded on the inside end of a veth whose
+// host end is a port of a network's bridge, the networks being those the
+// store records and those bridges adds (bridge name -> network name: a
+// manifest's networks, not made yet). Every state is read once.
+// plan.Build's IPAM gives each container its lease again, and never gives
+// it to another.
+func (s *Store) Leases(bridges map[string]string) ([]plan.Lease, error) {
+	states, err := s.states()
+	if err != nil {
+		return nil, err
+	}
+	known := bridgesOf(states)
+	for b, n := range bridges {
+		known[b] = n
+	}
+	var out []plan.Lease
+	for _, st := range states {
+		if st.Kind != "" {
 			continue
 		}
 		type end struct{ network, netns, iface string }
@@ -35,7 +84,7 @@ func (s *Store) Leases(bridges map[string]string) ([]plan.Lease, error) {
 			}
 			switch r := r.(type) {
 			case *plan.Veth:
-				if net, ok := bridges[r.Bridge]; ok && r.Bridge != "" {
+				if net, ok := known[r.Bridge]; ok && r.Bridge != "" {
 					ends = append(ends, end{net, r.Netns, r.Peer.Name})
 				}
 			case *plan.Address:
@@ -51,7 +100,7 @@ func (s *Store) Leases(bridges map[string]string) ([]plan.Lease, error) {
 				if err != nil {
 					continue
 				}
-				out = append(out, plan.Lease{Network: e.network, Container: n, Interface: e.iface, Addr: p})
+				out = append(out, plan.Lease{Network: e.network, Container: st.Container, Interface: e.iface, Addr: p})
 			}
 		}
 	}
@@ -61,31 +110,6 @@ func (s *Store) Leases(bridges map[string]string) ([]plan.Lease, error) {
 		}
 		return out[i].Addr.Addr().Less(out[j].Addr.Addr())
 	})
-	return out, nil
-}
-
-// Bridges maps the bridge of every network the store records to the
-// network's name.
-func (s *Store) Bridges() (map[string]string, error) {
-	names, err := s.Containers()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, n := range names {
-		st, err := s.Load(n)
-		if err != nil || st.Kind == "" {
-			continue
-		}
-		for _, rec := range st.Resources {
-			if rec.Kind != plan.KindBridge {
-				continue
-			}
-			if r, err := rec.Resource(); err == nil {
-				out[r.(*plan.Bridge).Name] = n
-			}
-		}
-	}
 	return out, nil
 }
 
@@ -113,17 +137,14 @@ func (r *Reconciler) stillUsed(units []*unit) error {
 	if len(bridges) == 0 {
 		return nil
 	}
-	names, err := r.Store.Containers()
+	states, err := r.Store.states()
 	if err != nil {
 		return err
 	}
 	var msgs []string
-	for _, n := range names {
+	for _, st := range states {
+		n := st.Container
 		if deleting[n] {
-			continue
-		}
-		st, err := r.Store.Load(n)
-		if err != nil {
 			continue
 		}
 		for _, rec := range st.Resources {

@@ -17,15 +17,12 @@ func labOptions(m *spec.Manifest, o plan.Options) (plan.Options, error) {
 	if len(m.Networks) == 0 {
 		return o, nil
 	}
-	store := reconcile.NewStore(o)
-	bridges, err := store.Bridges()
-	if err != nil {
-		return o, err
-	}
+	bridges := map[string]string{}
 	for _, n := range m.Networks {
 		bridges[n.BridgeName()] = n.Metadata.Name
 	}
-	if o.Leases, err = store.Leases(bridges); err != nil {
+	var err error
+	if o.Leases, err = reconcile.NewStore(o).Leases(bridges); err != nil {
 		return o, err
 	}
 	for _, n := range m.Networks {
