@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"strconv"
 	"testing"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	processdrv "hutch/drivers/process"
+	"hutch/internal/testutil"
 )
 
 func TestEscapeControls(t *testing.T) {
@@ -56,33 +55,14 @@ func TestTerminalSafeOnlyOnATerminal(t *testing.T) {
 		t.Errorf("a pipe got %q", got)
 	}
 
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	m, s, err := processdrv.OpenPty()
 	if err != nil {
 		t.Fatalf("open a pty: %v", err)
 	}
 	defer m.Close()
-	var unlock int32
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
-		t.Fatal(e)
-	}
-	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer s.Close()
 	// Raw mode: the line discipline passes bytes as written (no \n -> \r\n).
-	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tio.Oflag &^= unix.OPOST
-	if err := unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio); err != nil {
-		t.Fatal(err)
-	}
+	testutil.RawOutput(t, s)
 	terminalSafe(s).Write([]byte(text))
 	want := `\x1b[2Jcleared` + "\n"
 	b := make([]byte, 100)

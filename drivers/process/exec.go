@@ -114,7 +114,7 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 	}
 	var master, slave *os.File
 	if tty {
-		if master, slave, err = openPty(); err != nil {
+		if master, slave, err = OpenPty(); err != nil {
 			syncR.Close()
 			cfgR.Close()
 			return -1, fmt.Errorf("container %s: exec: %w", name, err)
@@ -328,10 +328,10 @@ func initNamespaces(pidfd *os.File, pid int, start uint64) (int, error) {
 	return flags, nil
 }
 
-// openPty opens a new pseudo-terminal pair on the host's devpts: the
+// OpenPty opens a new pseudo-terminal pair on the host's devpts: the
 // master through /dev/ptmx, unlocked with TIOCSPTLCK, and the slave by the
 // number TIOCGPTN reports.
-func openPty() (master, slave *os.File, err error) {
+func OpenPty() (master, slave *os.File, err error) {
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open /dev/ptmx: %w", err)

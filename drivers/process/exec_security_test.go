@@ -43,7 +43,7 @@ func TestExecRunsInASessionOfItsOwn(t *testing.T) {
 	}
 	c := newContainer(t, []string{"sleep", "100000"}, containerOpts{})
 	c.start()
-	master, slave, err := openPty()
+	master, slave, err := OpenPty()
 	if err != nil {
 		t.Fatal(err)
 	}
