@@ -4,11 +4,8 @@ package process
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -62,40 +59,8 @@ func main() {
 }
 `
 
-var openptyOnce = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "hutch-openpty")
-	if err != nil {
-		return "", err
-	}
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module openpty\n\ngo 1.21\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte(openptySrc), 0o644)
-	cmd := exec.Command("go", "build", "-o", "openpty", ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return "", &exec.ExitError{Stderr: out}
-	}
-	return filepath.Join(dir, "openpty"), nil
-})
-
 // withOpenpty puts the openpty program at /bin/openpty in the rootfs.
-func withOpenpty(t *testing.T) func(string) {
-	p, err := openptyOnce()
-	if err != nil {
-		t.Fatalf("build openpty: %v", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(p)) })
-	return func(rootfs string) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(rootfs, "bin/openpty"), b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+func withOpenpty(t *testing.T) func(string) { return withProgram(t, "openpty", openptySrc) }
 
 // A process in the container can allocate a pty: /dev/ptmx leads to the
 // ptmx of the container's own devpts instance (newinstance, ptmxmode=0666),

@@ -38,8 +38,8 @@ func TestMain(m *testing.M) {
 	if hutchBin != "" {
 		os.RemoveAll(filepath.Dir(hutchBin))
 	}
-	if probePath != "" && probeErr == nil {
-		os.RemoveAll(filepath.Dir(probePath))
+	for _, dir := range programs.dirs {
+		os.RemoveAll(dir)
 	}
 	os.Exit(code)
 }

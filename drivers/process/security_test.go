@@ -4,6 +4,7 @@ package process
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -78,49 +79,73 @@ func main() {
 }
 `
 
-var probeOnce sync.Once
-var probePath string
-var probeErr error
+// programs are the static test programs built for the package's tests,
+// by name: each built once, removed by TestMain.
+var programs = struct {
+	sync.Mutex
+	dirs  []string
+	built map[string]*builtProgram
+}{built: map[string]*builtProgram{}}
 
-// probe builds probeSrc once (static, CGO_ENABLED=0) and returns its path.
-func probe(t *testing.T) string {
+type builtProgram struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// program builds src, a main package, once as a static binary called name
+// (CGO_ENABLED=0, so it runs in any rootfs) and returns its path.
+func program(t *testing.T, name, src string) string {
 	t.Helper()
-	probeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hutch-probe")
+	programs.Lock()
+	b := programs.built[name]
+	if b == nil {
+		b = &builtProgram{}
+		programs.built[name] = b
+	}
+	programs.Unlock()
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "hutch-"+name)
 		if err != nil {
-			probeErr = err
+			b.err = err
 			return
 		}
-		os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module probe\n\ngo 1.21\n"), 0o644)
-		os.WriteFile(filepath.Join(dir, "main.go"), []byte(probeSrc), 0o644)
-		cmd := exec.Command("go", "build", "-o", "probe", ".")
+		programs.Lock()
+		programs.dirs = append(programs.dirs, dir)
+		programs.Unlock()
+		os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+name+"\n\ngo 1.21\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644)
+		cmd := exec.Command("go", "build", "-o", name, ".")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			probeErr = err
-			probePath = string(out)
+			b.err = fmt.Errorf("%w: %s", err, out)
 			return
 		}
-		probePath = filepath.Join(dir, "probe")
+		b.path = filepath.Join(dir, name)
 	})
-	if probeErr != nil {
-		t.Fatalf("build probe: %v: %s", probeErr, probePath)
+	if b.err != nil {
+		t.Fatalf("build %s: %v", name, b.err)
 	}
-	return probePath
+	return b.path
 }
 
-func withProbe(t *testing.T) func(string) {
-	p := probe(t)
+// withProgram puts the static program built from src at /bin/NAME in the
+// rootfs.
+func withProgram(t *testing.T, name, src string) func(string) {
+	p := program(t, name, src)
 	return func(rootfs string) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(rootfs, "bin/probe"), b, 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(rootfs, "bin", name), b, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
+
+func withProbe(t *testing.T) func(string) { return withProgram(t, "probe", probeSrc) }
 
 func TestSeccompDefaultProfile(t *testing.T) {
 	c := newContainer(t, []string{"httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"}, containerOpts{rootfs: withProbe(t)})
