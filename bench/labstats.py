@@ -18,8 +18,11 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
+
+# The pieces stats.py (run.sh's tables) has too.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from stats import cpu_model, git_head, notes_section, run  # noqa: E402
 
 PHASES = [
     ("apply", "apply: the command(s) until they return"),
@@ -42,14 +45,6 @@ TRACE_PHASES = [
     ("d.find", "delete: start -> first step (Go start, manifest, locks, store, marks found on the host)"),
     ("d.steps", "delete: first step -> exit (steps, state folders removed)"),
 ]
-
-
-def run(*cmd):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.SubprocessError):
-        return "not installed"
 
 
 def fmt(us):
@@ -251,32 +246,15 @@ def main(argv):
         out.extend(rows)
         w("")
 
-    notes = []
-    if os.path.exists(a.notes):
-        with open(a.notes) as f:
-            notes = [l.rstrip("\n") for l in f if l.strip()]
-    if notes:
-        w("### notes")
-        w("")
-        for l in notes:
-            w(f"- {l}")
-        w("")
+    out.extend(notes_section(a.notes))
 
     body = "\n".join(out)
     print(body)
     if not a.out or a.out == "-":
         return
 
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    git = run("git", "-C", os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rev-parse", "--short", "HEAD")
+    cpu = cpu_model()
+    git = git_head()
     head = [
         BEGIN,
         "## Labs: N web servers on one network (bench/lab.sh)",

@@ -55,6 +55,34 @@ def run(*cmd):
         return "not installed"
 
 
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo, or "?"."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
+def git_head():
+    """The repository's HEAD, short."""
+    return run("git", "-C", os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rev-parse", "--short", "HEAD")
+
+
+def notes_section(path):
+    """The lines of a "### notes" section listing the file's lines, or none."""
+    notes = []
+    if os.path.exists(path):
+        with open(path) as f:
+            notes = [l.rstrip("\n") for l in f if l.strip()]
+    if not notes:
+        return []
+    return ["### notes", ""] + [f"- {l}" for l in notes] + [""]
+
+
 def fmt(v, unit):
     if unit == "us":
         ms = v / 1000.0
@@ -233,16 +261,7 @@ def main(argv):
         w("```")
         w("")
 
-    notes = []
-    if os.path.exists(a.notes):
-        with open(a.notes) as f:
-            notes = [l.rstrip("\n") for l in f if l.strip()]
-    if notes:
-        w("### notes")
-        w("")
-        for l in notes:
-            w(f"- {l}")
-        w("")
+    out.extend(notes_section(a.notes))
 
     body = "\n".join(out)
     print(body)
@@ -263,16 +282,8 @@ def main(argv):
                     hier = f"cgroup v1 ({', '.join(ctrls)})"
         except OSError:
             pass
-        cpu = "?"
-        try:
-            with open("/proc/cpuinfo") as f:
-                for line in f:
-                    if line.startswith("model name"):
-                        cpu = line.split(":", 1)[1].strip()
-                        break
-        except OSError:
-            pass
-        git = run("git", "-C", os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rev-parse", "--short", "HEAD")
+        cpu = cpu_model()
+        git = git_head()
         head = [
             "# Benchmark results",
             "",
