@@ -32,7 +32,7 @@ func AttachName(container, iface string) string {
 	return "hutch" + hex.EncodeToString(sum[:])[:10]
 }
 
-// Gateway is the host's address on the bridge for a subnet: the subnet's
+// GatewayAddr is the host's address on the bridge for a subnet: the subnet's
 // gateway, else its first address.
 func (s Subnet) GatewayAddr() (netip.Addr, error) {
 	p, err := netip.ParsePrefix(s.CIDR)

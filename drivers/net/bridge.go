@@ -41,6 +41,12 @@ func netMark(network string) string { return netMarkPrefix + network }
 // the group and is known to be hutch's. The value spells "hutc".
 const bridgeGroup = 0x68757463
 
+// groupOnly says whether l carries hutch's group and no mark yet: made by
+// hutch (a bridge, or a link's first end) and stopped before its alias.
+func groupOnly(l netlink.Link) bool {
+	return l != nil && l.Attrs().Alias == "" && l.Attrs().Group == bridgeGroup
+}
+
 func asBridge(r plan.Resource) (*plan.Bridge, error) {
 	b, ok := r.(*plan.Bridge)
 	if !ok || b == nil {
@@ -66,7 +72,7 @@ func ownedBridge(h *handle, name, network string) (*netlink.Bridge, error) {
 	switch a := br.Attrs().Alias; {
 	case a == netMark(network):
 		return br, nil
-	case a == "" && br.Attrs().Group == bridgeGroup:
+	case groupOnly(br):
 		return br, nil
 	case strings.HasPrefix(a, netMarkPrefix):
 		return nil, fmt.Errorf("bridge %s: %w: it belongs to network %s", name, ErrNotOwned, strings.TrimPrefix(a, netMarkPrefix))

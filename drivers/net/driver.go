@@ -247,7 +247,7 @@ func (d *Driver) ownedOrProven(h *handle, name, container string, needs []string
 	if _, ok := owner(l); ok {
 		return l, nil
 	}
-	if _, br := l.(*netlink.Bridge); br && l.Attrs().Alias == "" && l.Attrs().Group == bridgeGroup {
+	if _, br := l.(*netlink.Bridge); br && groupOnly(l) {
 		// A network's bridge made but not yet marked (a kill between the
 		// two): its group proves it hutch's, as the bridge driver reads it.
 		return l, nil
@@ -343,7 +343,7 @@ func exists(path string) bool {
 // end made first carries hutch's group, and proves its peer, as the link
 // driver reads them.
 func (d *Driver) halfMadeLink(h *handle, l netlink.Link) bool {
-	if l.Attrs().Group == bridgeGroup {
+	if groupOnly(l) {
 		return true
 	}
 	ph, _, err := d.peerHandle(h, l, "")

@@ -90,7 +90,7 @@ func (ld *LinkDriver) ends(w *plan.Link) (*pair, error) {
 	// it does take for the end it makes first, proves a pair stopped
 	// before its marks, and that end proves its peer.
 	proven := func(l netlink.Link) bool {
-		return l != nil && (l.Attrs().Alias == linkMark(w.Name) || l.Attrs().Alias == "" && l.Attrs().Group == bridgeGroup)
+		return l != nil && (l.Attrs().Alias == linkMark(w.Name) || groupOnly(l))
 	}
 	paired := func(l, other netlink.Link) bool {
 		return other != nil && l.Attrs().ParentIndex == other.Attrs().Index && l.Attrs().NetNsID >= 0
