@@ -35,6 +35,8 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 NS_LIST=${BENCH_LAB_NS:-20 200}
 OUT=${BENCH_OUT:-$HERE/RESULTS.md}
 WARM_N=${BENCH_LAB_WARM:-20}
@@ -297,23 +299,7 @@ WARMUP=0
 rec() { ((WARMUP)) || printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$SAMPLES"; }
 
 # --- hutch ----------------------------------------------------------------
-if [ -n "${BENCH_HUTCH:-}" ]; then
-	cp "$BENCH_HUTCH" "$W/hutch" && HUTCH=$W/hutch
-elif command -v go >/dev/null; then
-	say "building hutch (go build ./cmd/apply)"
-	if (cd "$REPO" && go build -o "$W/hutch" ./cmd/apply) >"$W/log/build.log" 2>&1; then
-		HUTCH=$W/hutch
-	elif git -C "$REPO" rev-parse HEAD >/dev/null 2>&1; then
-		# the working tree does not build (someone mid-edit): the last commit
-		mkdir -p "$W/src"
-		if git -C "$REPO" archive HEAD | tar -x -C "$W/src" &&
-			(cd "$W/src" && go build -o "$W/hutch" ./cmd/apply) >>"$W/log/build.log" 2>&1; then
-			HUTCH=$W/hutch
-			note "hutch: the working tree did not build; built the last commit ($(git -C "$REPO" rev-parse --short HEAD)) instead"
-		fi
-		rm -rf "$W/src"
-	fi
-fi
+hutch_binary
 [ -n "$HUTCH" ] || die "no hutch binary (go build failed: $(tail -n 3 "$W/log/build.log" 2>/dev/null | tr '\n' ' '))"
 
 # manifest N FILE: one network and N busybox web servers on it.

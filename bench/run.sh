@@ -19,6 +19,8 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 RUNS=${BENCH_RUNS:-10}
 RUNS20=${BENCH_RUNS20:-10}
 N=${BENCH_N:-20}
@@ -205,23 +207,7 @@ since() { echo $(((${EPOCHREALTIME/./} - $1))); } # microseconds since $1
 
 # --- hutch ----------------------------------------------------------------
 build_hutch() {
-	if [ -n "${BENCH_HUTCH:-}" ]; then
-		# a path of this run's own, so its processes are told from any other hutch's
-		cp "$BENCH_HUTCH" "$W/hutch" && HUTCH=$W/hutch
-	elif command -v go >/dev/null; then
-		say "building hutch (go build ./cmd/apply)"
-		if (cd "$REPO" && go build -o "$W/hutch" ./cmd/apply) >"$W/log/build.log" 2>&1; then
-			HUTCH=$W/hutch
-		elif git -C "$REPO" rev-parse HEAD >/dev/null 2>&1; then
-			# the working tree does not build (someone mid-edit): try the last commit
-			mkdir -p "$W/src"
-			if git -C "$REPO" archive HEAD | tar -x -C "$W/src" &&
-				(cd "$W/src" && go build -o "$W/hutch" ./cmd/apply) >>"$W/log/build.log" 2>&1; then
-				HUTCH=$W/hutch
-				note "hutch: the working tree did not build; built the last commit ($(git -C "$REPO" rev-parse --short HEAD)) instead"
-			fi
-		fi
-	fi
+	hutch_binary
 	if [ -z "$HUTCH" ]; then
 		note "hutch: no binary (go build failed: $(tail -n 3 "$W/log/build.log" 2>/dev/null | tr '\n' ' '))"
 		return
