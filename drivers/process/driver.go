@@ -65,8 +65,10 @@ func asProcess(r plan.Resource) (*plan.Process, error) {
 
 // Observe returns the running process of want's bundle as its supervisor
 // was configured (digest, policies), or nil when no supervisor runs there
-// (never started, exited for good, stopped, or dead): the kernel, by pid and
-// start time, is the judge, not the state file alone.
+// (never started, exited for good, stopped, or dead), or when it is
+// stopping (a delete killed mid-way asked for it: the process is on its
+// way out, and Start waits for it before starting again): the kernel, by
+// pid and start time, is the judge, not the state file alone.
 func (d *Driver) Observe(ctx context.Context, want plan.Resource) (plan.Resource, error) {
 	w, err := asProcess(want)
 	if err != nil {
@@ -77,7 +79,7 @@ func (d *Driver) Observe(ctx context.Context, want plan.Resource) (plan.Resource
 		return nil, err
 	}
 	switch st.Status {
-	case StatusCreated, StatusRunning, StatusRestarting, StatusStopping:
+	case StatusCreated, StatusRunning, StatusRestarting:
 	default:
 		return nil, nil
 	}
