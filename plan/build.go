@@ -195,6 +195,9 @@ func buildContainer(in *spec.Container, o Options, lab *lab) (*Container, error)
 		}
 		proc.Needs = append(proc.Needs, r.ID())
 	}
+	for _, d := range proc.After {
+		proc.Needs = append(proc.Needs, ProcessID(d.Container))
+	}
 	sort.Strings(proc.Needs)
 	c.Resources = append(c.Resources, proc)
 	return c, nil
@@ -570,10 +573,51 @@ func buildProcess(sc *spec.Container, o Options, s *specs.Spec, rootfs *Rootfs) 
 		return nil, atField("spec.logs.maxSize", err)
 	}
 	p.Logs.MaxFiles = sc.Spec.Logs.MaxFiles
+	if p.StartWindow, err = time.ParseDuration(sc.Spec.Process.StartWindow); err != nil {
+		return nil, atField("spec.process.startWindow", err)
+	}
+	if p.Health, err = buildHealth(sc.Spec.HealthCheck); err != nil {
+		return nil, err
+	}
+	for _, d := range sc.Spec.DependsOn {
+		p.After = append(p.After, Dependency{Container: d.Name, Bundle: o.BundleDir(d.Name), Condition: d.Condition})
+	}
 	if p.Digest, err = Digest(s, rootfs); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// buildHealth parses a health check whose defaults are filled in.
+func buildHealth(h *spec.HealthCheck) (*HealthCheck, error) {
+	if h == nil {
+		return nil, nil
+	}
+	out := &HealthCheck{Retries: h.Retries}
+	switch {
+	case h.HTTP != nil:
+		out.Kind, out.Port, out.Path = "http", h.HTTP.Port, h.HTTP.Path
+	case h.TCP != nil:
+		out.Kind, out.Port = "tcp", h.TCP.Port
+	default:
+		out.Kind, out.Command = "exec", h.Exec
+	}
+	for _, d := range []struct {
+		field string
+		value string
+		to    *time.Duration
+	}{
+		{"interval", h.Interval, &out.Interval},
+		{"startInterval", h.StartInterval, &out.StartInterval},
+		{"timeout", h.Timeout, &out.Timeout},
+		{"startPeriod", h.StartPeriod, &out.StartPeriod},
+	} {
+		var err error
+		if *d.to, err = time.ParseDuration(d.value); err != nil {
+			return nil, atField("spec.healthCheck."+d.field, err)
+		}
+	}
+	return out, nil
 }
 
 // Digest is "sha256:<hex>" of the canonical JSON of the OCI configuration and

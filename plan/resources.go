@@ -279,7 +279,39 @@ type Process struct {
 	StopSignal  string        `json:"stopSignal"`
 	StopTimeout time.Duration `json:"stopTimeout"`
 	Logs        LogPolicy     `json:"logs"`
-	Needs       []string      `json:"needs"` // rootfs, cgroup, netns and network setup
+	// StartWindow is how long the driver watches a fresh process (0: not
+	// at all); one that exits in it failed to start.
+	StartWindow time.Duration `json:"startWindow"`
+	// Health is the check the supervisor runs, nil for none.
+	Health *HealthCheck `json:"health,omitempty"`
+	// After are the containers (dependsOn) to wait for before starting.
+	// Each one's process is also in Needs, so it is started first; one with
+	// condition healthy is waited for at the start.
+	After []Dependency `json:"after,omitempty"`
+	Needs []string     `json:"needs"` // rootfs, cgroup, netns and network setup, the processes of After
+}
+
+// HealthCheck is a process's health check (spec.healthCheck), with its
+// defaults filled in and durations parsed. Kind is "http", "tcp" or
+// "exec"; Port and Path go with http and tcp, Command with exec.
+type HealthCheck struct {
+	Kind          string        `json:"kind"`
+	Port          int           `json:"port,omitempty"`
+	Path          string        `json:"path,omitempty"`
+	Command       []string      `json:"command,omitempty"`
+	Interval      time.Duration `json:"interval"`
+	StartInterval time.Duration `json:"startInterval"`
+	Timeout       time.Duration `json:"timeout"`
+	Retries       int           `json:"retries"`
+	StartPeriod   time.Duration `json:"startPeriod"`
+}
+
+// Dependency is a container a process waits for: started (its own process
+// step done) or healthy (its health check passed).
+type Dependency struct {
+	Container string `json:"container"`
+	Bundle    string `json:"bundle"`
+	Condition string `json:"condition"`
 }
 
 // RestartPolicy says when the supervisor starts the process again:

@@ -302,6 +302,8 @@ var ruleSchemas = map[string]ruleSchema{
 		anyCaseAlt(trimAll(spec.RlimitNames, "RLIMIT_")) + ")$"}},
 	"signal": {true, map[string]any{"pattern": "^([0-9]+|(" + anyCase("SIG") + ")?(" +
 		anyCaseAlt(trimAll(spec.SignalNames, "SIG")) + "))$", "minimum": 1, "maximum": 64}},
+	"duration0":  {true, map[string]any{"pattern": `^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`}},
+	"httppath":   {false, map[string]any{"pattern": `^/[!-~]*$`, "maxLength": 1024}},
 	"duration":   {false, map[string]any{"pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`}},
 	"netnsname":  {true, map[string]any{"pattern": `^[A-Za-z0-9_.-]{1,64}$`}},
 	"ifname":     {true, map[string]any{"pattern": `^[^/:\s]+$`, "minLength": 1, "maxLength": spec.IFNAMSIZ - 1}},

@@ -21,6 +21,7 @@ func crossChecks(m *Manifest) Errors {
 	errs = append(errs, checkHostPorts(m)...)
 	errs = append(errs, checkMACs(m)...)
 	errs = append(errs, labChecks(m)...)
+	errs = append(errs, orchestrationChecks(m)...)
 	for _, c := range m.Containers {
 		errs = append(errs, checkVethSubnets(c)...)
 		errs = append(errs, checkRoutes(m, c)...)

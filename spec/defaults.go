@@ -49,6 +49,15 @@ func Defaults(c *Container) {
 	if s.Process.StopTimeout == "" {
 		s.Process.StopTimeout = "10s"
 	}
+	if s.Process.StartWindow == "" {
+		s.Process.StartWindow = DefaultStartWindow
+	}
+	healthDefaults(s.HealthCheck)
+	for i := range s.DependsOn {
+		if s.DependsOn[i].Condition == "" {
+			s.DependsOn[i].Condition = "started"
+		}
+	}
 	hasPath := false
 	for _, e := range s.Process.Env {
 		if len(e) >= 5 && e[:5] == "PATH=" {
@@ -92,5 +101,36 @@ func Defaults(c *Container) {
 	}
 	if s.Logs.MaxFiles == 0 {
 		s.Logs.MaxFiles = 3
+	}
+}
+
+// DefaultStartWindow is how long apply watches a fresh process unless the
+// manifest says otherwise: long enough for a process that cannot start
+// (a port in use, a missing file) to have failed.
+const DefaultStartWindow = "1s"
+
+// healthDefaults fills in a health check's defaults: Docker's retries,
+// a 10s interval once healthy, 250ms until then, a 3s timeout.
+func healthDefaults(h *HealthCheck) {
+	if h == nil {
+		return
+	}
+	if h.Interval == "" {
+		h.Interval = "10s"
+	}
+	if h.StartInterval == "" {
+		h.StartInterval = "250ms"
+	}
+	if h.Timeout == "" {
+		h.Timeout = "3s"
+	}
+	if h.Retries == 0 {
+		h.Retries = 3
+	}
+	if h.StartPeriod == "" {
+		h.StartPeriod = "0s"
+	}
+	if h.HTTP != nil && h.HTTP.Path == "" {
+		h.HTTP.Path = "/"
 	}
 }

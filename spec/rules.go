@@ -32,6 +32,8 @@ var rules = map[string]rule{
 	"rlimit":     {checkRlimit, expectRlimit},
 	"signal":     {checkSignal, expectSignal},
 	"duration":   {checkDuration, expectDuration},
+	"duration0":  {checkDuration0, expectDuration0},
+	"httppath":   {checkHTTPPath, expectHTTPPath},
 	"netnsname":  {checkNetnsName, expectNetnsName},
 	"ifname":     {checkIfname, expectIfname},
 	"cidr_addr":  {checkCIDRAddr, expectCIDRAddr},
@@ -59,6 +61,8 @@ const (
 	expectRlimit     = "a setrlimit(2) resource such as RLIMIT_NOFILE"
 	expectSignal     = "a signal such as SIGTERM, TERM or 15"
 	expectDuration   = "a duration above 0 such as 10s or 1m30s"
+	expectDuration0  = "a duration such as 1s, 500ms or 0s"
+	expectHTTPPath   = "a request path such as /health or /status?full=1: '/' then at most 1023 printable ASCII characters without spaces"
 	expectNetnsName  = "a namespace name of letters, digits, '_', '-' and '.', at most 64 bytes"
 	expectIfname     = "an interface name of 1-15 bytes without '/', ':' or whitespace"
 	expectCIDRAddr   = "an address with its prefix length, such as 172.16.0.2/24 or fd00::2/64"
@@ -287,6 +291,27 @@ func checkDuration(s string) (string, string) {
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
 		return fmt.Sprintf("%q is not a duration above 0", s), expectDuration
+	}
+	return "", ""
+}
+
+func checkDuration0(s string) (string, string) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return fmt.Sprintf("%q is not a duration of 0 or more", s), expectDuration0
+	}
+	return "", ""
+}
+
+// checkHTTPPath wants what can go in a request line as it is: no space
+// or control character would split or end it.
+func checkHTTPPath(s string) (string, string) {
+	ok := strings.HasPrefix(s, "/") && len(s) <= 1024
+	for i := 0; ok && i < len(s); i++ {
+		ok = s[i] > ' ' && s[i] <= '~'
+	}
+	if !ok {
+		return fmt.Sprintf("%q is not a request path", s), expectHTTPPath
 	}
 	return "", ""
 }

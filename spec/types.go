@@ -70,6 +70,67 @@ type ContainerSpec struct {
 	// (net.*, from the list of those the kernel keeps per namespace), set
 	// before the process starts: net.ipv4.ip_forward: "1" makes a router.
 	Sysctls map[string]string `yaml:"sysctls,omitempty" validate:"dive,keys,sysctl,endkeys,max=255"`
+	// HealthCheck is how the supervisor tells that the process serves: an
+	// HTTP request, a TCP connect or a command inside the container.
+	HealthCheck *HealthCheck `yaml:"healthCheck,omitempty"`
+	// DependsOn are the containers of the same manifest that must be
+	// started (or healthy) before this one starts; when one of them is
+	// started again, so is this one.
+	DependsOn []Dependency `yaml:"dependsOn,omitempty" validate:"dive"`
+}
+
+// HealthCheck is one of http, tcp or exec, run by the container's
+// supervisor every interval. The container is healthy after one check
+// passes, unhealthy after retries checks in a row fail (failures during
+// startPeriod do not count), and starting until either.
+type HealthCheck struct {
+	// HTTP passes when GET path on the container's loopback at port
+	// answers with a status of 200-399.
+	HTTP *HTTPCheck `yaml:"http,omitempty"`
+	// TCP passes when a connection to the container's loopback at port is
+	// accepted.
+	TCP *TCPCheck `yaml:"tcp,omitempty"`
+	// Exec passes when the command, run inside the container's namespaces
+	// and cgroup with its process's user and security settings, exits 0.
+	Exec []string `yaml:"exec,omitempty" validate:"omitempty,min=1,dive,required"`
+	// Interval is the time between two checks once the first one passed
+	// (default 10s).
+	Interval string `yaml:"interval,omitempty" validate:"omitempty,duration"`
+	// StartInterval is the time between two checks until the first one
+	// passes (default 250ms), so that a fresh container is seen healthy
+	// soon after it is.
+	StartInterval string `yaml:"startInterval,omitempty" validate:"omitempty,duration"`
+	// Timeout is how long one check may take (default 3s).
+	Timeout string `yaml:"timeout,omitempty" validate:"omitempty,duration"`
+	// Retries is how many checks in a row must fail to be unhealthy
+	// (default 3).
+	Retries int `yaml:"retries,omitempty" validate:"omitempty,min=1,max=1000"`
+	// StartPeriod is a grace time after each start in which failures do not
+	// count (default 0s).
+	StartPeriod string `yaml:"startPeriod,omitempty" validate:"omitempty,duration0"`
+}
+
+// HTTPCheck is an HTTP GET inside the container's network namespace.
+type HTTPCheck struct {
+	// Port is the port on the container's 127.0.0.1, 1-65535.
+	Port int `yaml:"port" validate:"min=1,max=65535"`
+	// Path is the request's path (default /).
+	Path string `yaml:"path,omitempty" validate:"omitempty,httppath"`
+}
+
+// TCPCheck is a TCP connect inside the container's network namespace.
+type TCPCheck struct {
+	// Port is the port on the container's 127.0.0.1, 1-65535.
+	Port int `yaml:"port" validate:"min=1,max=65535"`
+}
+
+// Dependency is a container that must be up before this one starts.
+type Dependency struct {
+	// Name is a container of the same manifest.
+	Name string `yaml:"name" validate:"required,dnslabel"`
+	// Condition is started (the default: its process runs past its start
+	// window) or healthy (its health check passed).
+	Condition string `yaml:"condition,omitempty" validate:"omitempty,oneof=started healthy"`
 }
 
 // Rootfs is the recipe of the root filesystem, built from host files.
@@ -139,6 +200,11 @@ type Process struct {
 	// StopTimeout is how long the process has to exit after StopSignal,
 	// such as 10s or 1m30s (default 10s).
 	StopTimeout string `yaml:"stopTimeout,omitempty" validate:"omitempty,duration"`
+	// StartWindow is how long apply watches the process after starting it
+	// (default 1s, or until the health check passes): a process that exits
+	// in it fails the apply with its exit status and log tail. 0s turns the
+	// watch off.
+	StartWindow string `yaml:"startWindow,omitempty" validate:"omitempty,duration0"`
 }
 
 // Rlimit is one resource limit, as setrlimit(2) names it.

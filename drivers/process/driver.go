@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"syscall"
@@ -96,7 +97,8 @@ func (d *Driver) Observe(ctx context.Context, want plan.Resource) (plan.Resource
 // Diff compares a running process with the desired one. A different digest
 // (the OCI config or the rootfs changed) forces a replace: the process must
 // start again. The restart policy, the stop signal and timeout and the log
-// policy are the supervisor's own settings and change in place (the driver
+// policy, the health check, the start window and dependsOn are the
+// supervisor's own settings (or the driver's) and change in place (the driver
 // rewrites supervisor.json and the supervisor rereads it on SIGHUP).
 func (d *Driver) Diff(got, want plan.Resource) (fields, forceReplace []string) {
 	g, err1 := asProcess(got)
@@ -123,6 +125,15 @@ func (d *Driver) Diff(got, want plan.Resource) (fields, forceReplace []string) {
 	}
 	if g.Logs != w.Logs {
 		fields = append(fields, "logs")
+	}
+	if !reflect.DeepEqual(g.Health, w.Health) {
+		fields = append(fields, "health")
+	}
+	if g.StartWindow != w.StartWindow {
+		fields = append(fields, "startWindow")
+	}
+	if !slices.Equal(g.After, w.After) {
+		fields = append(fields, "after")
 	}
 	return fields, forceReplace
 }
@@ -152,6 +163,7 @@ func (d *Driver) update(p *plan.Process, st *State) error {
 		return fmt.Errorf("container %s: %w", p.Container, err)
 	}
 	c.Process.Restart, c.Process.StopSignal, c.Process.StopTimeout, c.Process.Logs = p.Restart, p.StopSignal, p.StopTimeout, p.Logs
+	c.Process.Health, c.Process.StartWindow, c.Process.After = p.Health, p.StartWindow, p.After
 	if err := writeJSON(filepath.Join(p.Bundle, configFile), &c); err != nil {
 		return fmt.Errorf("container %s: %w", p.Container, err)
 	}

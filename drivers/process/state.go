@@ -61,11 +61,49 @@ type State struct {
 	Signal          string    `json:"signal,omitempty"`
 	OOMKilled       bool      `json:"oomKilled"`
 	Error           string    `json:"error,omitempty"`
+	// Health is the state of the health check, nil without one.
+	Health *Health `json:"health,omitempty"`
 	// Foreground says that the "supervisor" is a `hutch run` waiting for
 	// its child (foreground.go): it has no restarts or logs to reload, and
 	// a SIGHUP to it is forwarded to the container.
 	Foreground bool `json:"foreground,omitempty"`
 }
+
+// Health states, as Health.Status holds them.
+const (
+	HealthStarting  = "starting"  // no check passed yet since the start, and not enough failed
+	HealthHealthy   = "healthy"   // the last check passed
+	HealthUnhealthy = "unhealthy" // Retries checks in a row failed (outside the start period)
+)
+
+// Health is what the supervisor records of the health check in
+// process.json, after every check: the state, the failures in a row, and
+// the last results (at most healthLogSize, oldest first). It starts again
+// as starting at every start of the process.
+type Health struct {
+	Status        string         `json:"status"`
+	FailingStreak int            `json:"failingStreak"`
+	Log           []HealthResult `json:"log,omitempty"`
+}
+
+// healthLogSize is how many check results Health keeps, as Docker does.
+const healthLogSize = 5
+
+// HealthResult is one check: when it ran, whether it passed, and what it
+// said (an exec check's output, an HTTP status line, a connect error),
+// cut to healthOutputMax bytes.
+type HealthResult struct {
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Passed bool      `json:"passed"`
+	// ExitCode is an exec check's exit status (-1 when it did not run or
+	// was killed at its timeout); 0 or 1 for http and tcp.
+	ExitCode int    `json:"exitCode"`
+	Output   string `json:"output,omitempty"`
+}
+
+// healthOutputMax bounds HealthResult.Output.
+const healthOutputMax = 4096
 
 // Alive says whether the container's first process still runs: the pid
 // exists and has the recorded start time.

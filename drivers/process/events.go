@@ -1,0 +1,98 @@
+//go:build linux
+
+package process
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Events of a container, as its supervisor appends them to the bundle's
+// events file, one JSON object per line, so that `hutch events` can show
+// the past (--since) and follow what comes.
+const (
+	eventsFile = "events.jsonl"
+	// eventsMax is the size at which the supervisor renames the events
+	// file to eventsFile+".1" (replacing the one before) and starts a new
+	// one: two files of at most this size, hours of a crash loop.
+	eventsMax = 1 << 20
+)
+
+// Event types.
+const (
+	EventStart   = "start"   // the process started (Event.PID)
+	EventExit    = "exit"    // the process ended (ExitCode or Signal)
+	EventOOM     = "oom"     // the kernel's OOM killer killed a process of the container
+	EventRestart = "restart" // the supervisor starts the process again after the back-off
+	EventHealth  = "health"  // the health state changed (Health; Message: the check's output)
+	EventStop    = "stop"    // a stop was asked for (delete, replace)
+)
+
+// Event is one thing that happened to a container's process.
+type Event struct {
+	Time      time.Time `json:"time"`
+	Container string    `json:"container"`
+	Type      string    `json:"type"`
+	PID       int       `json:"pid,omitempty"`
+	ExitCode  *int      `json:"exitCode,omitempty"`
+	Signal    string    `json:"signal,omitempty"`
+	Health    string    `json:"health,omitempty"`
+	Message   string    `json:"message,omitempty"`
+}
+
+// EventsPaths are the events files of a bundle, oldest first.
+func EventsPaths(bundle string) []string {
+	p := filepath.Join(bundle, eventsFile)
+	return []string{p + ".1", p}
+}
+
+// ReadEvents returns the events of the bundle at or after since, oldest
+// first. Missing files are no events; a line that does not decode (the
+// supervisor was killed while writing it) is skipped.
+func ReadEvents(bundle string, since time.Time) ([]Event, error) {
+	var out []Event
+	for _, p := range EventsPaths(bundle) {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("events: %w", err)
+		}
+		evs, _ := DecodeEvents(b)
+		for _, e := range evs {
+			if !e.Time.Before(since) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
+
+// DecodeEvents decodes the complete lines of b and returns them with the
+// number of bytes they took (a last line without its newline is left for
+// a later read).
+func DecodeEvents(b []byte) ([]Event, int) {
+	var out []Event
+	used := 0
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if used+len(line) >= len(b) || b[used+len(line)] != '\n' {
+			break
+		}
+		used += len(line) + 1
+		var e Event
+		if json.Unmarshal(line, &e) == nil && e.Type != "" {
+			out = append(out, e)
+		}
+	}
+	return out, used
+}
