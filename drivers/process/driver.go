@@ -275,7 +275,7 @@ func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
 		return fmt.Errorf("container %s: delete: %w", p.Container, err)
 	}
 	var errs []error
-	for _, f := range []string{stateFile, configFile, confFile, stopFile, "supervisor.log", logDir} {
+	for _, f := range []string{stateFile, configFile, confFile, stopFile, "supervisor.log", logDir, eventsFile, eventsFile + ".1"} {
 		if err := os.RemoveAll(filepath.Join(p.Bundle, f)); err != nil {
 			errs = append(errs, fmt.Errorf("container %s: %w", p.Container, err))
 		}
