@@ -384,7 +384,8 @@ func absent(r plan.Resource) bool {
 // dep (created or replaced) leaves the existing dependent stale: a new netns
 // holds none of the old one's links, addresses, routes or processes; a new
 // veth has none of the old one's addresses or routes; a process runs in the
-// rootfs and cgroup that existed when it started. A new address or a new veth
+// rootfs and cgroup that existed when it started, and after the processes
+// it depends on (dependsOn) as they were then. A new address or a new veth
 // does not restart the process: its netns stays the same.
 func bound(dep, dependent plan.Kind) bool {
 	switch dep {
@@ -397,6 +398,12 @@ func bound(dep, dependent plan.Kind) bool {
 	case plan.KindAddress:
 		return dependent == plan.KindRoute
 	case plan.KindRootfs, plan.KindCgroup:
+		return dependent == plan.KindProcess
+	case plan.KindProcess:
+		// dependsOn: a container started again restarts the ones that
+		// depend on it, which may hold connections to the old one or
+		// have read its state at their start (as compose's
+		// depends_on.restart does).
 		return dependent == plan.KindProcess
 	}
 	return false

@@ -190,9 +190,11 @@ func (d *Driver) update(p *plan.Process, st *State) error {
 	return nil
 }
 
-// Start starts the container of p under a new supervisor and returns once
-// its first process runs (or failed to start). A supervisor still running in
-// the bundle is stopped first.
+// Start starts the container of p under a new supervisor, after the
+// dependencies that must be healthy are, and returns once its first
+// process has run through its start window (or its health check passed):
+// one that ended in it is a *StartError. A supervisor still running in the
+// bundle is stopped first.
 func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
 	st, err := d.State(p.Bundle)
 	if err != nil {
@@ -205,6 +207,9 @@ func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
 		if err := d.Stop(ctx, p.Bundle, p.StopTimeout); err != nil {
 			return err
 		}
+	}
+	if err := d.waitDependencies(ctx, p); err != nil {
+		return err
 	}
 	spec, err := loadSpec(p.Bundle)
 	if err != nil {
@@ -254,7 +259,7 @@ func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
 	if m.Error != "" {
 		return fmt.Errorf("container %s: %s", p.Container, m.Error)
 	}
-	return nil
+	return d.watchStart(ctx, p, m.PID)
 }
 
 // Delete stops the container (its stop signal, the timeout, then SIGKILL of
