@@ -332,6 +332,7 @@ spec:
   process:
     args: [busybox, httpd, -f, -p, "8000", -h, /www]
     stopTimeout: 300ms
+    startWindow: 0s
   network:
     interfaces:
       - name: eth0
