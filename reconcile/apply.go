@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"hutch/internal/progress"
 	"hutch/internal/scan"
 	"hutch/plan"
 )
@@ -59,7 +60,7 @@ func (r *Reconciler) Apply(ctx context.Context, want []*Container, o ApplyOption
 	if err != nil {
 		return fmt.Errorf("%w\nnothing was changed", err)
 	}
-	if err := res.Plan.Render(r.Out, plan.RenderOptions{Color: r.Color}); err != nil {
+	if err := r.showPlan(res.Plan); err != nil {
 		return err
 	}
 	s := res.Plan.Summary()
@@ -76,7 +77,6 @@ func (r *Reconciler) Apply(ctx context.Context, want []*Container, o ApplyOption
 		}
 		return nil
 	}
-	fmt.Fprintln(r.Out)
 	x := r.newRun(false)
 	if err := x.prepare(res); err != nil {
 		return err
@@ -576,6 +576,8 @@ func (x *execution) step(ctx context.Context, n *node) error {
 	}
 	start := time.Now()
 	x.r.trace("step %s %s: starts", action, c.ID)
+	ctx, stopProgress := x.showProgress(ctx, c.ID, action, start)
+	defer stopProgress()
 	if action == "delete" {
 		cd, ok := d.(CarriedDeleter)
 		if ok && n.carried() {
@@ -593,6 +595,7 @@ func (x *execution) step(ctx context.Context, n *node) error {
 		err = d.Apply(ctx, c)
 	}
 	took := time.Since(start)
+	stopProgress()
 	if err != nil {
 		x.print("! %s (%s failed after %s)", name(c.ID), action, ms(took))
 		return fmt.Errorf("%s %s: %w", action, c.ID, err)
@@ -629,6 +632,48 @@ func (x *execution) step(ctx context.Context, n *node) error {
 		x.print("- %s (deleted, %s)", name(c.ID), ms(took))
 	}
 	return nil
+}
+
+// How soon, and how often after, a step that is still running says so.
+var (
+	progressAfter = 2 * time.Second
+	progressEvery = 5 * time.Second
+)
+
+// showProgress prints a line for the step id while it runs longer than
+// progressAfter, then every progressEvery, with its driver's latest word
+// (progress.Report): a rootfs copy of hundreds of MB is seen moving. The
+// returned stop may be called more than once.
+func (x *execution) showProgress(ctx context.Context, id, action string, start time.Time) (context.Context, func()) {
+	m := &progress.Meter{}
+	done, exited := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	go func() {
+		defer close(exited)
+		t := time.NewTimer(progressAfter)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			line := fmt.Sprintf("… %s (%s: %s", name(id), strings.TrimSuffix(action, "e")+"ing", roundSeconds(time.Since(start)))
+			if w := m.Last(); w != "" {
+				line += ", " + w
+			}
+			x.print("%s)", line)
+			t.Reset(progressEvery)
+		}
+	}()
+	// stop waits for the goroutine, so no progress line follows the
+	// step's own.
+	return progress.With(ctx, m), func() { once.Do(func() { close(done); <-exited }) }
+}
+
+// roundSeconds is d in whole seconds, "7 s".
+func roundSeconds(d time.Duration) string {
+	return fmt.Sprintf("%d s", int(d.Round(time.Second)/time.Second))
 }
 
 func (x *execution) print(format string, args ...any) {

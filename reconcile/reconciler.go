@@ -41,6 +41,10 @@ type Reconciler struct {
 	Out io.Writer
 	// Color paints the plan (set only for a terminal without NO_COLOR).
 	Color bool
+	// Verbose prints the whole plan, every field of every change, before
+	// the steps; otherwise only its summary line comes first (hutch plan
+	// is where a plan is reviewed).
+	Verbose bool
 	// Parallel bounds the steps that run at once, over all containers
 	// (0: eight per CPU). Most steps wait on the kernel (a process start
 	// waits for its child, a stop for the process to end) rather than
@@ -359,6 +363,25 @@ func (r *Reconciler) trace(format string, args ...any) {
 		defer r.traceMu.Unlock()
 		fmt.Fprintf(r.Trace, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000000")}, args...)...)
 	}
+}
+
+// showPlan prints the plan before its steps run: whole with Verbose,
+// else its summary line ("Plan: 3 to create, ...", or "No changes").
+func (r *Reconciler) showPlan(p *plan.Plan) error {
+	if r.Verbose {
+		if err := p.Render(r.Out, plan.RenderOptions{Color: r.Color}); err != nil {
+			return err
+		}
+		fmt.Fprintln(r.Out)
+		return nil
+	}
+	s := p.Summary()
+	if !s.Changed() {
+		_, err := fmt.Fprintf(r.Out, "No changes: the host matches the manifest (%d unchanged).\n", s.NoOp)
+		return err
+	}
+	_, err := fmt.Fprintf(r.Out, "Plan: %s.\n", s)
+	return err
 }
 
 func (r *Reconciler) driver(k plan.Kind) (Driver, error) {

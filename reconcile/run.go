@@ -114,10 +114,9 @@ func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, 
 	if !ok {
 		return -1, fmt.Errorf("container %s: process resource %T is not a *plan.Process", c.Name, proc.After)
 	}
-	if err := res.Plan.Render(r.Out, plan.RenderOptions{Color: r.Color}); err != nil {
+	if err := r.showPlan(res.Plan); err != nil {
 		return -1, err
 	}
-	fmt.Fprintln(r.Out)
 
 	// Every step, the process's too, is recorded pending in one write
 	// before the first starts; then all steps but the process run as

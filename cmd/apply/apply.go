@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	processdrv "hutch/drivers/process"
 	"hutch/plan"
 	"hutch/reconcile"
 )
@@ -24,14 +26,26 @@ func init() {
 		prune   bool
 		noWait  bool
 		explain bool
+		verbose bool
+		wait    bool
+		timeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE...",
 		Short: "Make the host match the manifests",
 		Long: `apply reads and validates the manifests, observes what is on the host, prints
 the plan (+ create, ~ update in place, -/+ replace, - delete) and carries it
-out, printing each step with its duration as it ends. A second apply of an
-unchanged manifest changes nothing and writes nothing.
+out, printing each step with its duration as it ends (and, for a step that
+takes longer than 2 s, how far it has got). A second apply of an unchanged
+manifest changes nothing and writes nothing. It prints the plan's summary
+first; --verbose prints the whole plan, as 'hutch plan' does.
+
+A process step is complete when the process has run through its start window
+(spec.process.startWindow, 1 s unless set) or its health check passed: one
+that exits in it fails the apply (exit status 1) with its exit status and the
+last lines of its log. With --wait, apply then waits until every container is
+ready (running, and healthy when it has a health check), at most --timeout,
+and fails naming each one that is not.
 
 Memory and CPU limits and addresses change in place; a changed rootfs, process
 or namespace replaces the container's process. Whatever was changed or removed
@@ -60,6 +74,7 @@ that the files no longer have.`,
 				return err
 			}
 			r.NoWait = noWait
+			r.Verbose = verbose
 			o := reconcile.ApplyOptions{Prune: prune}
 			if prune {
 				if o.Sources, err = sources(files); err != nil {
@@ -81,6 +96,16 @@ that the files no longer have.`,
 			if err := r.Apply(ctx(cmd), want, o); err != nil {
 				return fmt.Errorf("apply: %w", err)
 			}
+			if !wait {
+				return nil
+			}
+			pd, ok := r.Drivers[plan.KindProcess].(*processdrv.Driver)
+			if !ok {
+				return fmt.Errorf("apply: --wait: no process driver")
+			}
+			if err := waitReady(ctx(cmd), out, pd, d, timeout); err != nil {
+				return fmt.Errorf("apply: --wait: %w", err)
+			}
 			return nil
 		},
 	}
@@ -88,6 +113,9 @@ that the files no longer have.`,
 	cmd.Flags().BoolVar(&prune, "prune", false, "delete containers an earlier apply of these files made that they no longer have")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "fail at once when another hutch is working on a container")
 	cmd.Flags().BoolVar(&explain, "explain", false, "first print each change's kernel operation and equivalent shell command")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print the whole plan (every field of every change) before the steps")
+	cmd.Flags().BoolVar(&wait, "wait", false, "then wait until every container runs, and is healthy when it has a health check")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "longest wait of --wait")
 	cmd.MarkFlagRequired("file")
 	rootCmd.AddCommand(cmd)
 

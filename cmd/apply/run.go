@@ -110,6 +110,7 @@ func runOne(cmd *cobra.Command, file string, rm bool, out io.Writer, sigs <-chan
 	if err != nil {
 		return -1, err
 	}
+	r.Verbose = true // out is stderr with --verbose, else nothing
 	runTrace("run: loaded, planned, drivers made")
 	stdin := io.Reader(os.Stdin)
 	if file == "-" {

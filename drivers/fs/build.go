@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hutch/internal/progress"
 	"os"
 	"runtime"
 	"sync"
@@ -136,11 +137,17 @@ func writeFiles(ctx context.Context, r *root, files []*entry) error {
 	var (
 		next    atomic.Int64
 		written atomic.Int64
+		bytes   atomic.Int64
 		wg      sync.WaitGroup
 		once    sync.Once
 		first   error
 		failed  atomic.Bool
+		total   int64
 	)
+	meter := progress.Enabled(ctx)
+	for _, e := range files {
+		total += e.Size
+	}
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -161,6 +168,10 @@ func writeFiles(ctx context.Context, r *root, files []*entry) error {
 					return
 				}
 				n := written.Add(1)
+				if meter {
+					b := bytes.Add(e.Size)
+					progress.Report(ctx, "%d of %d files, %s of %s copied", n, len(files), progress.Bytes(b), progress.Bytes(total))
+				}
 				if testHookFileWritten != nil {
 					testHookFileWritten(n)
 				}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -222,4 +223,64 @@ func dependencyDown(c, dep string, st *State) error {
 		return fmt.Errorf("container %s: depends on %s being healthy, and it is unhealthy after %d failed checks%s", c, dep, st.Health.FailingStreak, msg)
 	}
 	return nil
+}
+
+// Readiness of a container's process, as Ready reports it.
+type Readiness struct {
+	// Ready: running, and healthy if it has a health check.
+	Ready bool
+	// Failed says it will not become ready without a new start: its
+	// process ended for good, or its health check failed Retries times.
+	Failed bool
+	// Why is the state in a few words: "healthy", "running",
+	// "starting (2 checks failed)", "exited with status 1".
+	Why string
+	// LogTail is the last lines of the log since the process started,
+	// when it failed.
+	LogTail []string
+}
+
+// Ready says whether the container of bundle is ready: its process runs
+// and, with a health check, the check passed. A process the supervisor is
+// about to start again (restarting) may still become ready.
+func (d *Driver) Ready(ctx context.Context, bundle string) (Readiness, error) {
+	st, err := d.State(bundle)
+	if err != nil {
+		return Readiness{}, err
+	}
+	switch st.Status {
+	case StatusRunning:
+	case StatusCreated, StatusRestarting:
+		return Readiness{Why: st.Status}, nil
+	case StatusExited:
+		return Readiness{Failed: true, Why: (&StartError{ExitCode: st.ExitCode, Signal: st.Signal, OOMKilled: st.OOMKilled}).How(),
+			LogTail: d.logTailSince(ctx, bundle, st.Started)}, nil
+	default:
+		return Readiness{Failed: true, Why: st.Status, LogTail: d.logTailSince(ctx, bundle, st.Started)}, nil
+	}
+	h := st.Health
+	if h == nil {
+		var c supervisorConfig
+		if readJSON(filepath.Join(bundle, configFile), &c) == nil && c.Process.Health != nil {
+			// The supervisor has not recorded a check yet.
+			return Readiness{Why: HealthStarting}, nil
+		}
+		return Readiness{Ready: true, Why: "running"}, nil
+	}
+	switch h.Status {
+	case HealthHealthy:
+		return Readiness{Ready: true, Why: HealthHealthy}, nil
+	case HealthUnhealthy:
+		r := Readiness{Failed: true, Why: fmt.Sprintf("unhealthy after %d failed checks", h.FailingStreak)}
+		if n := len(h.Log); n > 0 && strings.TrimSpace(h.Log[n-1].Output) != "" {
+			r.Why += ": " + strings.TrimSpace(h.Log[n-1].Output)
+		}
+		r.LogTail = d.logTailSince(ctx, bundle, st.Started)
+		return r, nil
+	}
+	why := HealthStarting
+	if h.FailingStreak > 0 {
+		why = fmt.Sprintf("starting (%d checks failed)", h.FailingStreak)
+	}
+	return Readiness{Why: why}, nil
 }
