@@ -40,6 +40,13 @@ func NftText(r *plan.NftRule) string {
 		}
 		parts = append(parts, fam+" daddr "+r.Dst)
 	}
+	if r.NotDst != "" {
+		fam := "ip"
+		if strings.Contains(r.NotDst, ":") {
+			fam = "ip6"
+		}
+		parts = append(parts, fam+" daddr != "+r.NotDst)
+	}
 	if r.LocalDst {
 		parts = append(parts, "fib daddr type local")
 	}

@@ -453,20 +453,23 @@ func buildNetwork(sc *spec.Container, lab *lab) ([]Resource, error) {
 				Dev: it.Name, Needs: sortedKeys(map[string]bool{veths[i].ID(): true, a.id: true})})
 		}
 	}
-	// Published ports go to the container's first IPv4 address.
-	var target portTarget
+	// Published ports go to the container's first IPv4 address and its
+	// first IPv6 one that is not link-local.
+	var target [2]portTarget
 	for i, it := range n.Interfaces {
 		for _, a := range inside {
-			if a.iface == it.Name && a.prefix.Addr().Is4() && !target.addr.IsValid() {
-				target = portTarget{addr: a.prefix, egress: veths[i].(*Veth).Host.Name, egressID: veths[i].ID()}
+			fam := portFamily(a.prefix.Addr())
+			if a.iface == it.Name && fam >= 0 && !target[fam].addr.IsValid() {
+				target[fam] = portTarget{addr: a.prefix, egress: veths[i].(*Veth).Host.Name, egressID: veths[i].ID()}
 				if b := veths[i].(*Veth).Bridge; b != "" {
-					target.egress, target.egressID = b, BridgeID(b)
+					target[fam].egress, target[fam].egressID = b, BridgeID(b)
 				}
 			}
 		}
 	}
 	for _, r := range routes {
-		target.routed = target.routed || r.(*Route).Dst == "0.0.0.0/0"
+		target[0].routed = target[0].routed || r.(*Route).Dst == "0.0.0.0/0"
+		target[1].routed = target[1].routed || r.(*Route).Dst == "::/0"
 	}
 	ports, err := buildPorts(sc, target)
 	if err != nil {

@@ -113,7 +113,8 @@ func TestBuildRefusalsValidate(t *testing.T) {
 		"address-no-prefix", "default-route-no-address", "default-route-twice",
 		"default-route-two-interfaces", "duplicate-host-ifname", "duplicate-name",
 		"duplicate-netns", "link-address-twice", "link-unknown-container",
-		"network-full", "network-unknown", "port-host-ip-ipv6", "port-without-ipv4",
+		"network-full", "network-unknown", "port-host-ip-family",
+		"port-host-ip-ipv6-loopback", "port-without-address",
 		"rlimit-soft-above-hard", "route-dst-twice", "route-link-local-lo",
 		"route-link-local-no-dev", "route-no-via-no-dev", "route-via-unreachable",
 	} {

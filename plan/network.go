@@ -78,6 +78,9 @@ type NftRule struct {
 	// be one of the host's own (nft's `fib daddr type local`).
 	Dst      string `json:"dst,omitempty"`
 	LocalDst bool   `json:"localDst,omitempty"`
+	// NotDst is an address the destination must not be (`ip6 daddr !=
+	// ::1`).
+	NotDst string `json:"notDst,omitempty"`
 	// LocalSrc asks that the source be one of the host's own addresses
 	// (`fib saddr type local`: 127.0.0.1 and every address of the host).
 	LocalSrc bool `json:"localSrc,omitempty"`

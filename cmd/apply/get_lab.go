@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -99,8 +100,8 @@ func writeUnits(w io.Writer, store *reconcile.Store, units []*reconcile.State) e
 }
 
 // publishedPorts are a container's published ports, from its recorded
-// prerouting dnat rules: "0.0.0.0:8080->8000/tcp" (the host address when
-// one is given).
+// prerouting dnat rules: "0.0.0.0:8080->8000/tcp", "[::]:8080->8000/tcp"
+// for IPv6 (the host address when one is given).
 func publishedPorts(st *reconcile.State) []string {
 	var out []string
 	for _, rec := range st.Resources {
@@ -116,11 +117,18 @@ func publishedPorts(st *reconcile.State) []string {
 			continue
 		}
 		host := "0.0.0.0"
+		if strings.HasPrefix(n.To, "[") {
+			host = "::"
+		}
 		if n.Dst != "" {
 			host = n.Dst
 		}
 		to := n.To[strings.LastIndex(n.To, ":")+1:]
-		out = append(out, fmt.Sprintf("%s:%d->%s/%s", host, n.DPort, to, n.Proto))
+		at := fmt.Sprintf("%s:%d", host, n.DPort)
+		if a, err := netip.ParseAddr(host); err == nil {
+			at = netip.AddrPortFrom(a, uint16(n.DPort)).String() // [::]:8080
+		}
+		out = append(out, fmt.Sprintf("%s->%s/%s", at, to, n.Proto))
 	}
 	sort.Strings(out)
 	return out

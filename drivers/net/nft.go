@@ -124,15 +124,18 @@ func nftExprs(r *plan.NftRule) ([]expr.Any, error) {
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(addr)), Mask: mask, Xor: make([]byte, len(addr))},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr})
 	}
-	if r.To != "" || r.Dst != "" {
+	if r.To != "" || r.Dst != "" || r.NotDst != "" {
 		// dnat and an address match need the family: meta nfproto.
 		a := r.Dst
-		if a == "" {
+		if a == "" && r.To != "" {
 			ap, err := netip.ParseAddrPort(r.To)
 			if err != nil {
 				return nil, fmt.Errorf("nftables rule %s: to: %w", r.Name, err)
 			}
 			a = ap.Addr().String()
+		}
+		if a == "" {
+			a = r.NotDst
 		}
 		ip, err := netip.ParseAddr(a)
 		if err != nil {
@@ -149,6 +152,15 @@ func nftExprs(r *plan.NftRule) ([]expr.Any, error) {
 			e = append(e,
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(ip.AsSlice()))},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip.AsSlice()})
+		}
+		if r.NotDst != "" {
+			not, err := netip.ParseAddr(r.NotDst)
+			if err != nil || not.Is6() != ip.Is6() {
+				return nil, fmt.Errorf("nftables rule %s: notDst %q: not an address of the rule's family", r.Name, r.NotDst)
+			}
+			e = append(e,
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(not.AsSlice()))},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: not.AsSlice()})
 		}
 	}
 	if r.LocalSrc {

@@ -22,10 +22,23 @@ import (
 // names must exist.
 
 // boundSocket is a socket bound to a port in the host's namespace, as
-// /proc/net/{tcp,tcp6,udp,udp6} list them.
+// /proc/net/{tcp,tcp6,udp,udp6} list them; v6 for tcp6 and udp6.
 type boundSocket struct {
 	addr  netip.Addr
+	v6    bool
 	inode string
+}
+
+// hostIP is the host addresses a socket receives on, as a published port's
+// hostIP says them (plan.PortRule.Overlaps): an IPv6 socket bound to :: also
+// takes IPv4 unless it is IPV6_V6ONLY, which /proc/net/tcp6 does not show,
+// so it counts as every address; one bound to an IPv4-mapped address
+// (::ffff:127.0.0.1) takes that IPv4 address.
+func (s boundSocket) hostIP() string {
+	if s.v6 && s.addr == netip.IPv6Unspecified() {
+		return ""
+	}
+	return s.addr.Unmap().String()
 }
 
 // boundTo lists the sockets of the host's namespace bound to port: TCP
@@ -34,6 +47,7 @@ type boundSocket struct {
 func boundTo(proto string, port int) ([]boundSocket, error) {
 	var out []boundSocket
 	for _, f := range []string{proto, proto + "6"} {
+		v6 := strings.HasSuffix(f, "6")
 		file, err := os.Open(filepath.Join("/proc/self/net", f))
 		if os.IsNotExist(err) {
 			continue // no IPv6
@@ -61,7 +75,7 @@ func boundTo(proto string, port int) ([]boundSocket, error) {
 			if !ok {
 				continue
 			}
-			out = append(out, boundSocket{a, inode})
+			out = append(out, boundSocket{a, v6, inode})
 		}
 		file.Close()
 		if err := sc.Err(); err != nil {
@@ -84,7 +98,7 @@ func procAddr(h string) (netip.Addr, bool) {
 		}
 	}
 	a, ok := netip.AddrFromSlice(b)
-	return a.Unmap(), ok
+	return a, ok
 }
 
 var nativeLittle = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
@@ -113,12 +127,19 @@ func socketOwner(inode string) string {
 
 // portFree is the preflight of a published port's rule: an error wrapping
 // ErrNotOwned names what already holds the port on the host, or that the
-// host has no such address.
+// host has no such address. The port's hostIP, as the rule's name keeps
+// it, says which of the host's addresses it takes (spec.HostIPsOverlap):
+// no hostIP takes the port on every address of both families, even for a
+// container with one family, as Docker's published ports do.
 func (n *NftDriver) portFree(r *plan.NftRule) error {
-	var want netip.Addr
+	pr, ok := plan.ParsePortRuleName(r.Name)
+	if !ok {
+		// Not named by plan.PortRuleName: the rule's own match says it.
+		pr = plan.PortRule{Container: r.Network, Proto: r.Proto, HostPort: r.DPort, HostIP: r.Dst}
+	}
 	if r.Dst != "" {
-		var err error
-		if want, err = netip.ParseAddr(r.Dst); err != nil {
+		want, err := netip.ParseAddr(r.Dst)
+		if err != nil {
 			return fmt.Errorf("nftables rule %s: dst: %w", r.Name, err)
 		}
 		ifs, err := n.d.Interfaces(plan.HostNetns)
@@ -137,17 +158,19 @@ func (n *NftDriver) portFree(r *plan.NftRule) error {
 			return fmt.Errorf("port %s/%d: the host has no address %s (`ip addr` lists them): %w", r.Proto, r.DPort, want, ErrNotOwned)
 		}
 	}
-	// Another container's published port: its rule's name ends alike.
-	if _, suffix, ok := strings.Cut(r.Name, "/"); ok {
-		rules, err := n.NftRules()
-		if err != nil {
-			return fmt.Errorf("port %s/%d: %w", r.Proto, r.DPort, err)
-		}
-		for _, id := range rules[plan.NftPrerouting] {
-			owner, other, _ := strings.Cut(strings.TrimPrefix(id, "nftrule/"), "/")
-			if other == suffix && id != r.ID() {
-				return fmt.Errorf("port %s/%d: already published by container %s: %w", r.Proto, r.DPort, owner, ErrNotOwned)
+	// Another container's published port on a common address.
+	rules, err := n.NftRules()
+	if err != nil {
+		return fmt.Errorf("port %s/%d: %w", r.Proto, r.DPort, err)
+	}
+	for _, id := range rules[plan.NftPrerouting] {
+		other, ok := plan.ParsePortRuleName(strings.TrimPrefix(id, "nftrule/"))
+		if ok && other.Container != pr.Container && pr.Overlaps(other) {
+			on := ""
+			if other.HostIP != "" {
+				on = " on " + other.HostIP
 			}
+			return fmt.Errorf("port %s/%d: already published by container %s%s: %w", r.Proto, r.DPort, other.Container, on, ErrNotOwned)
 		}
 	}
 	socks, err := boundTo(r.Proto, r.DPort)
@@ -155,7 +178,7 @@ func (n *NftDriver) portFree(r *plan.NftRule) error {
 		return fmt.Errorf("port %s/%d: read the host's sockets: %w", r.Proto, r.DPort, err)
 	}
 	for _, s := range socks {
-		if want.IsValid() && !s.addr.IsUnspecified() && s.addr != want {
+		if !pr.Overlaps(plan.PortRule{Proto: r.Proto, HostPort: r.DPort, HostIP: s.hostIP()}) {
 			continue
 		}
 		who := socketOwner(s.inode)
