@@ -158,7 +158,7 @@ func TestRenderAndReadJSON(t *testing.T) {
 	if err := p.Human(&h, false); err != nil {
 		t.Fatal(err)
 	}
-	want := "~ cgroup/c\n    memory.limit: 1048576 -> 2097152\n\nPlan: 0 to create, 1 to update, 0 to replace, 0 to delete, 1 unchanged.\n"
+	want := "~ cgroup/c\n    memory.limit: 1M (1048576) -> 2M (2097152)\n\nPlan: 0 to create, 1 to update, 0 to replace, 0 to delete, 1 unchanged.\n"
 	if h.String() != want {
 		t.Errorf("human:\n%s\nwant:\n%s", h.String(), want)
 	}

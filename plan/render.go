@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -96,19 +98,26 @@ func (p *Plan) Render(w io.Writer, o RenderOptions) error {
 	return bw.Flush()
 }
 
-// writeCreate lists every leaf field of a new resource.
+// writeCreate lists every leaf field of a new resource that holds
+// something, leaving out the order hutch keeps between resources (needs).
 func writeCreate(w io.Writer, r Resource) {
 	l := leaves(r)
 	keys := make([]string, 0, len(l))
 	for k, v := range l {
-		if v != "{}" { // an empty block: nothing set
+		if v != "{}" && v != `""` && v != "null" && !internal(k) { // an empty block or value: nothing set
 			keys = append(keys, k)
 		}
 	}
 	sortPaths(keys)
 	for _, k := range keys {
-		fmt.Fprintf(w, "    %s: %s\n", k, show(k, l[k]))
+		fmt.Fprintf(w, "    %s: %s\n", k, show(r, k, l[k]))
 	}
+}
+
+// internal says whether a field is hutch's own bookkeeping rather than
+// something the manifest says: the resources one waits for.
+func internal(path string) bool {
+	return path == "needs" || strings.HasPrefix(path, "needs[")
 }
 
 // writeFields lists the changed fields as `field: old -> new`, marking those
@@ -125,6 +134,9 @@ func writeFields(w io.Writer, c *Change) {
 	bt, _ := tree(c.Before)
 	at, _ := tree(c.After)
 	for _, f := range fields {
+		if internal(f) {
+			continue
+		}
 		old, ok := valueAt(bt, f)
 		if !ok || c.Before == nil {
 			old = "(none)"
@@ -133,7 +145,11 @@ func writeFields(w io.Writer, c *Change) {
 		if !ok || c.After == nil {
 			nw = "(none)"
 		}
-		line := fmt.Sprintf("    %s: %s -> %s", f, show(f, old), show(f, nw))
+		r := c.After
+		if r == nil {
+			r = c.Before
+		}
+		line := fmt.Sprintf("    %s: %s -> %s", f, show(r, f, old), show(r, f, nw))
 		if force[f] {
 			line += " (forces replace)"
 		}
@@ -144,14 +160,71 @@ func writeFields(w io.Writer, c *Change) {
 	}
 }
 
-// show is a value as Render prints it: file modes in octal, long values cut.
-func show(path, v string) string {
+// show is a value of r's field at path as Render prints it, as a
+// manifest writes it: file modes in octal, durations as 10s (the JSON
+// form holds nanoseconds), sizes in bytes as 50M (52428800); long values
+// cut.
+func show(r Resource, path, v string) string {
 	if path == "mode" || strings.HasSuffix(path, ".mode") {
 		if n, err := strconv.ParseUint(v, 10, 32); err == nil {
 			return fmt.Sprintf("%04o", n)
 		}
 	}
+	if f, ok := fieldAt(reflect.TypeOf(r), path); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		switch {
+		case err != nil:
+		case f.Type == reflect.TypeOf(time.Duration(0)):
+			return time.Duration(n).String()
+		case f.Tag.Get("show") == "bytes":
+			return showBytes(n)
+		}
+	}
 	return cut(v)
+}
+
+// fieldAt finds the struct field of t at a leaf path ("logs.maxSize",
+// "health.interval", "addresses[0]") by the fields' JSON names.
+func fieldAt(t reflect.Type, path string) (reflect.StructField, bool) {
+	var f reflect.StructField
+	for _, seg := range strings.Split(path, ".") {
+		if i := strings.IndexByte(seg, '['); i >= 0 {
+			seg = seg[:i]
+		}
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice) {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			return f, false
+		}
+		found := false
+		for i := 0; i < t.NumField(); i++ {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name == seg {
+				f, found = t.Field(i), true
+				break
+			}
+		}
+		if !found {
+			return f, false
+		}
+		t = f.Type
+	}
+	return f, true
+}
+
+// showBytes writes a size as spec.ParseMemory reads it, with the bytes:
+// 52428800 is "50M (52428800)"; a size that is no whole number of KiB
+// stays as it is.
+func showBytes(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d%s (%d)", n/u.size, u.suffix, n)
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // cut shortens a long value to maxValue runes and says how long it was.

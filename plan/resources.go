@@ -183,11 +183,11 @@ type Cgroup struct {
 
 // CgroupMemory holds memory limits in bytes.
 type CgroupMemory struct {
-	Limit int64 `json:"limit,omitempty"` // memory.limit_in_bytes / memory.max; 0 = unlimited
+	Limit int64 `json:"limit,omitempty" show:"bytes"` // memory.limit_in_bytes / memory.max; 0 = unlimited
 	// Swap is memory plus swap, as OCI's memory.swap and v1's
 	// memory.memsw.limit_in_bytes read it: 0 = the kernel default, -1 =
 	// unlimited, equal to Limit = no swap.
-	Swap int64 `json:"swap,omitempty"`
+	Swap int64 `json:"swap,omitempty" show:"bytes"`
 }
 
 // CgroupCPU holds CPU bandwidth and placement.
@@ -325,7 +325,7 @@ type RestartPolicy struct {
 // LogPolicy says how stdout and stderr are kept: rotated at MaxSize bytes,
 // keeping MaxFiles files.
 type LogPolicy struct {
-	MaxSize  int64 `json:"maxSize"`
+	MaxSize  int64 `json:"maxSize" show:"bytes"`
 	MaxFiles int   `json:"maxFiles"`
 }
 
