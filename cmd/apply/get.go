@@ -26,7 +26,11 @@ type containerInfo struct {
 	Uptime    string    `json:"uptime,omitempty"`
 	Restarts  int       `json:"restarts"`
 	ExitCode  int       `json:"exitCode"`
+	Signal    string    `json:"signal,omitempty"`
 	OOMKilled bool      `json:"oomKilled"`
+	// Health is the health check's state (starting, healthy, unhealthy),
+	// "" without a check.
+	Health string `json:"health,omitempty"`
 	// OOMKills counts every process of the container the kernel's OOM
 	// killer ended (the cgroup's oom_kill counter), an exec'd one included.
 	OOMKills uint64 `json:"oomKills"`
@@ -48,7 +52,10 @@ func init() {
 		Short: "List containers: state, pid, addresses, uptime, restarts, OOM kills",
 		Long: `get lists the containers the state store knows (or those named), one line each
 as kubectl get and docker ps do: the state of the process as its supervisor
-and the kernel report it (running, restarting, exited, stopped, dead...), its
+and the kernel report it (running, restarting, exited, stopped, dead...),
+with its health check's state (running (healthy), running (starting),
+running (unhealthy)) or how it ended (exited (1), exited (SIGKILL),
+exited (OOMKilled)), its
 pid on the host, the container's addresses, how long it has been running and
 how many times it was restarted, and how many of its processes the kernel's
 OOM killer ended (oom_kill in the cgroup's memory.oom_control on cgroup v1,
@@ -195,10 +202,20 @@ func info(store *reconcile.Store, proc *processdrv.Driver, name string) (contain
 		return row, err
 	}
 	row.State = ps.Status
-	if ps.OOMKilled {
-		row.State += " (OOMKilled)"
+	row.Restarts, row.ExitCode, row.Signal, row.OOMKilled = ps.Restarts, ps.ExitCode, ps.Signal, ps.OOMKilled
+	if ps.Health != nil {
+		row.Health = ps.Health.Status
 	}
-	row.Restarts, row.ExitCode, row.OOMKilled = ps.Restarts, ps.ExitCode, ps.OOMKilled
+	switch {
+	case ps.OOMKilled:
+		row.State += " (OOMKilled)"
+	case ps.Status == processdrv.StatusExited && ps.Signal != "":
+		row.State += " (" + ps.Signal + ")"
+	case ps.Status == processdrv.StatusExited:
+		row.State += fmt.Sprintf(" (%d)", ps.ExitCode)
+	case ps.Status == processdrv.StatusRunning && row.Health != "":
+		row.State += " (" + row.Health + ")"
+	}
 	if ps.Status == processdrv.StatusRunning && ps.Alive() {
 		row.PID = ps.PID
 		row.Started = ps.Started

@@ -8,9 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Events of a container, as its supervisor appends them to the bundle's
@@ -96,3 +99,82 @@ func DecodeEvents(b []byte) ([]Event, int) {
 	}
 	return out, used
 }
+
+// EventsTail reads the events a bundle's supervisor appends, from where
+// it was created on: each Next returns the complete lines written since
+// the one before, across a rotation of the file.
+type EventsTail struct {
+	bundle string
+	ino    uint64
+	off    int64
+}
+
+// NewEventsTail starts reading the events of bundle after those already
+// written (they are ReadEvents').
+func NewEventsTail(bundle string) *EventsTail {
+	t := &EventsTail{bundle: bundle}
+	var st unix.Stat_t
+	if unix.Stat(filepath.Join(bundle, eventsFile), &st) == nil {
+		t.ino, t.off = st.Ino, st.Size
+	}
+	return t
+}
+
+// Next returns the events written since the last call.
+func (t *EventsTail) Next() ([]Event, error) {
+	cur := filepath.Join(t.bundle, eventsFile)
+	var st unix.Stat_t
+	if err := unix.Stat(cur, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	var out []Event
+	if st.Ino != t.ino {
+		// Rotated: the rest of the file read so far is now the .1 one.
+		if t.ino != 0 {
+			var old unix.Stat_t
+			if unix.Stat(cur+".1", &old) == nil && old.Ino == t.ino {
+				evs, _, err := readFrom(cur+".1", t.off)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, evs...)
+			}
+		}
+		t.ino, t.off = st.Ino, 0
+	}
+	evs, n, err := readFrom(cur, t.off)
+	if err != nil {
+		return nil, err
+	}
+	t.off += int64(n)
+	return append(out, evs...), nil
+}
+
+// readFrom decodes the complete event lines of the file at path after off,
+// and returns them with the bytes they took.
+func readFrom(path string, off int64) ([]Event, int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("events: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return nil, 0, fmt.Errorf("events: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4*eventsMax))
+	if err != nil {
+		return nil, 0, fmt.Errorf("events: %w", err)
+	}
+	evs, n := DecodeEvents(b)
+	return evs, n, nil
+}
+
+// NewEventsTailFromStart reads the events of bundle from its first one: a
+// container made after the reader started.
+func NewEventsTailFromStart(bundle string) *EventsTail { return &EventsTail{bundle: bundle} }
