@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -289,6 +290,16 @@ func writeInspection(w io.Writer, in *inspection) error {
 		state += " (OOMKilled)"
 	}
 	p("State:\t%s (exit %d, %d restarts)\n", state, st.ExitCode, st.Restarts)
+	if h := st.Health; h != nil {
+		p("Health:\t%s (%d failed in a row)\n", h.Status, h.FailingStreak)
+		for _, r := range h.Log {
+			verdict := "failed"
+			if r.Passed {
+				verdict = "passed"
+			}
+			p("  %s\t%s in %s, exit %d: %s\n", r.Start.UTC().Format("15:04:05.000"), verdict, r.End.Sub(r.Start).Round(time.Millisecond), r.ExitCode, strings.TrimSpace(firstLine(r.Output)))
+		}
+	}
 	for _, l := range in.Limits {
 		p("Limit hit:\t%s: %s at %s (%s)\n", l.Limit, l.Value, l.Where, l.Reason)
 	}
@@ -404,4 +415,14 @@ func seccompMode(mode, filters int) string {
 		return "1 (strict)"
 	}
 	return fmt.Sprintf("%d (filter, %d attached)", mode, filters)
+}
+
+// firstLine is s up to its first newline, for a one-line summary of a
+// check's output (inspect -o json keeps all of it).
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
 }
