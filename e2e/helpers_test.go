@@ -95,12 +95,6 @@ func (l *lab) write(path string, edit func(string) string) {
 		l.port = testutil.FreePort(l.t)
 	}
 	s = strings.ReplaceAll(s, "hostPort: 8080", fmt.Sprintf("hostPort: %d", l.port))
-	// The seed's server does not set SO_REUSEADDR (socketserver.TCPServer's
-	// allow_reuse_address is off), so a server restarted in the same netns
-	// within TIME_WAIT (60 s) of a connection it closed cannot bind port
-	// 8000. The drift and crash tests restart it there on purpose.
-	s = strings.Replace(s, "          with socketserver.TCPServer(",
-		"          socketserver.TCPServer.allow_reuse_address = True\n          with socketserver.TCPServer(", 1)
 	// python is the container's pid 1, and pid 1 of a pid namespace
 	// ignores SIGTERM unless it handles it (python does not): every stop
 	// would wait the whole stop timeout (10 s by default) before SIGKILL.
