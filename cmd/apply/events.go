@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -111,7 +112,7 @@ while it follows too. -o json prints each event as one JSON object per line
 				case <-time.After(eventsPoll):
 				}
 				var evs []processdrv.Event
-				for _, n := range sortedTails(tails) {
+				for _, n := range slices.Sorted(maps.Keys(tails)) {
 					e, err := tails[n].Next()
 					if err != nil {
 						return fmt.Errorf("events: container %s: %w", n, err)
@@ -151,15 +152,6 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%q: expected a duration such as 1h or 30m, or a time such as 2026-12-04T10:00:00Z", s)
-}
-
-func sortedTails(m map[string]*processdrv.EventsTail) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 // writeEvent prints one event: a JSON line, or for people

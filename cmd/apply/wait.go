@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,7 +42,7 @@ func waitReady(ctx context.Context, out io.Writer, pd *processdrv.Driver, d *pla
 	last := map[string]processdrv.Readiness{}
 	for {
 		var failed []string
-		for _, name := range sortedKeys(pending) {
+		for _, name := range slices.Sorted(maps.Keys(pending)) {
 			r, err := pd.Ready(ctx, pending[name])
 			if err != nil {
 				return err
@@ -66,7 +67,7 @@ func waitReady(ctx context.Context, out io.Writer, pd *processdrv.Driver, d *pla
 		select {
 		case <-ctx.Done():
 			var msgs []string
-			for _, name := range sortedKeys(pending) {
+			for _, name := range slices.Sorted(maps.Keys(pending)) {
 				r := last[name]
 				r.Why = "still " + r.Why + " after " + timeout.String()
 				msgs = append(msgs, notReady(name, r))
@@ -88,15 +89,6 @@ func notReady(name string, r processdrv.Readiness) string {
 		}
 	}
 	return b.String()
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // elapsed is a wait's length for people: "340 ms", "2.4 s".
