@@ -29,7 +29,7 @@ func (l *lab) publishing(hostPort, udpPort int) {
 // netns ("" for the host).
 func get200(t *testing.T, netns, url string) bool {
 	t.Helper()
-	args := []string{"curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", url}
+	args := []string{"curl", "-s", "-g", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", url}
 	if netns != "" {
 		args = append([]string{"ip", "netns", "exec", netns}, args...)
 	}
