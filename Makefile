@@ -1,8 +1,8 @@
 # hutch: see README.md. Every target runs as root on Debian.
-.PHONY: build up test bench bench-lab gobench clean
+.PHONY: build up test bench bench-lab bench-ports bench-startup gobench clean
 
 build:
-	go build -o bin/hutch ./cmd/apply
+	./scripts/build.sh bin/hutch
 
 up:
 	./scripts/up.sh
@@ -13,9 +13,17 @@ test:
 bench:
 	./bench/run.sh
 	./bench/lab.sh
+	./bench/ports.sh
+	./bench/startup.sh
 
 bench-lab:
 	./bench/lab.sh
+
+bench-ports:
+	./bench/ports.sh
+
+bench-startup:
+	./bench/startup.sh
 
 gobench:
 	./bench/gobench.sh
