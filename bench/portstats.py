@@ -279,8 +279,8 @@ def report(a):
         f"{a.requests} sequential requests through each path, alternating, a new connection each, and deletes "
         "it. One unrecorded warm-up round first; the same --root throughout (the rootfs layer is cached). "
         "The published path is the output chain's dnat, route_localnet on the veth and the masquerade of the "
-        "host's own source (docs/labs.md#published-ports). apply returns after the process step's start "
-        "window (1 s, docs/orchestration.md), so the first answers come before it returns.",
+        "host's own source (docs/labs.md#published-ports). The process has `startWindow: 0s`, as in run.sh "
+        "and lab.sh: apply returns once it is started, and the pollers measure the rest.",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {os.cpu_count()} CPUs ({cpu_model()}), kernel {platform.release()}",
