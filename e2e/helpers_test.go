@@ -29,13 +29,20 @@ import (
 var hutchBin string
 
 func TestMain(m *testing.M) {
-	// Published ports and NAT networks hold the host's forwarding while
-	// they exist: after every test it is what it was before.
-	before, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	// Published ports and NAT networks hold the host's forwarding (IPv4
+	// and IPv6) while they exist: after every test it is what it was
+	// before.
+	params := []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"}
+	before := map[string][]byte{}
+	for _, p := range params {
+		before[p], _ = os.ReadFile(p)
+	}
 	code := testutil.RunWithHutch(m, &hutchBin)
-	if after, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); len(before) > 0 && string(after) != string(before) {
-		fmt.Fprintf(os.Stderr, "e2e: net.ipv4.ip_forward is %s after the tests, %s before: a test left it changed\n", strings.TrimSpace(string(after)), strings.TrimSpace(string(before)))
-		code = 1
+	for _, p := range params {
+		if after, _ := os.ReadFile(p); len(before[p]) > 0 && string(after) != string(before[p]) {
+			fmt.Fprintf(os.Stderr, "e2e: %s is %s after the tests, %s before: a test left it changed\n", p, strings.TrimSpace(string(after)), strings.TrimSpace(string(before[p])))
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
