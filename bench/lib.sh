@@ -1,6 +1,17 @@
 # bench/lib.sh: what bench/run.sh and bench/lab.sh share. Sourced; the
 # caller defines W (its work folder, with W/log), REPO, say and note.
 
+# build_hutch DIR OUT: builds the hutch of the tree at DIR into OUT as every
+# build of it is made (scripts/build.sh: statically linked), or with a plain
+# go build for a tree older than that script.
+build_hutch() {
+	if [ -x "$1/scripts/build.sh" ]; then
+		"$1/scripts/build.sh" "$2"
+	else
+		(cd "$1" && go build -o "$2" ./cmd/apply)
+	fi
+}
+
 # hutch_binary sets HUTCH to a hutch binary of this run's own: BENCH_HUTCH
 # copied, else built from the working tree, else (a tree mid-edit that does
 # not build) from the last commit; HUTCH stays empty when none builds.
@@ -9,14 +20,14 @@ hutch_binary() {
 		# a path of this run's own, so its processes are told from any other hutch's
 		cp "$BENCH_HUTCH" "$W/hutch" && HUTCH=$W/hutch
 	elif command -v go >/dev/null; then
-		say "building hutch (go build ./cmd/apply)"
-		if (cd "$REPO" && go build -o "$W/hutch" ./cmd/apply) >"$W/log/build.log" 2>&1; then
+		say "building hutch (scripts/build.sh)"
+		if build_hutch "$REPO" "$W/hutch" >"$W/log/build.log" 2>&1; then
 			HUTCH=$W/hutch
 		elif git -C "$REPO" rev-parse HEAD >/dev/null 2>&1; then
 			# the working tree does not build (someone mid-edit): try the last commit
 			mkdir -p "$W/src"
 			if git -C "$REPO" archive HEAD | tar -x -C "$W/src" &&
-				(cd "$W/src" && go build -o "$W/hutch" ./cmd/apply) >>"$W/log/build.log" 2>&1; then
+				build_hutch "$W/src" "$W/hutch" >>"$W/log/build.log" 2>&1; then
 				HUTCH=$W/hutch
 				note "hutch: the working tree did not build; built the last commit ($(git -C "$REPO" rev-parse --short HEAD)) instead"
 			fi

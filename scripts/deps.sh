@@ -3,6 +3,10 @@
 # Debian packages through apt-get and Go modules through the module proxy.
 set -euo pipefail
 PKGS="ca-certificates git make gcc iproute2 curl python3 procps psmisc busybox-static"
+# libc6-dev: the C headers cgo compiles drivers/process's C code with, and
+# glibc's libc.a that scripts/build.sh links hutch statically against (gcc
+# only recommends it); binutils' readelf checks the result.
+PKGS+=" libc6-dev binutils"
 PKGS+=" runc crun nftables"
 missing=""
 for p in $PKGS; do

@@ -12,7 +12,7 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
-go build -o bin/hutch ./cmd/apply
+./scripts/build.sh bin/hutch
 # Packages run one after another (-p 1): root tests share the host's network
 # and cgroup trees, and two cores are better spent inside each package.
 go test -p 1 -count=1 -timeout 60m "$@" ./...

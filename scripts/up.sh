@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 ./scripts/deps.sh
-go build -o bin/hutch ./cmd/apply
+./scripts/build.sh bin/hutch
 install -m 0755 bin/hutch /usr/local/bin/hutch
 hutch apply -f manifests/webserver.yaml
 # The server is python: it answers some tens of milliseconds after its start.

@@ -13,13 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"hutch/internal/testutil"
 	"hutch/plan"
 )
 
 var hutchOnce sync.Once
 var hutchBin, hutchErr string
 
-// hutch builds the hutch binary (cmd/apply) once.
+// hutch builds the hutch binary (cmd/apply) once, as scripts/build.sh does.
 func hutch(t testing.TB) string {
 	t.Helper()
 	hutchOnce.Do(func() {
@@ -29,8 +30,8 @@ func hutch(t testing.TB) string {
 			return
 		}
 		bin := filepath.Join(dir, "hutch")
-		if out, err := exec.Command("go", "build", "-o", bin, "hutch/cmd/apply").CombinedOutput(); err != nil {
-			hutchErr = err.Error() + ": " + string(out)
+		if err := testutil.BuildHutch(bin); err != nil {
+			hutchErr = err.Error()
 			return
 		}
 		hutchBin = bin
