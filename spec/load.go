@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -89,7 +90,9 @@ func expand(src string) ([]string, error) {
 	return files, nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+// yamlLine is compiled on first use, not at package init (see
+// namespacedSysctls).
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // Parse decodes the container documents of one file's content (see
 // ParseManifest).
@@ -112,7 +115,7 @@ func ParseManifest(file string, data []byte) (*Manifest, Errors) {
 		}
 		if err != nil {
 			e := &Error{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
-			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			if m := yamlLine().FindStringSubmatch(err.Error()); m != nil {
 				e.Line, _ = strconv.Atoi(m[1])
 				e.Col = 1
 				e.Msg = m[2]

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // The lab documents: networks that containers attach to (a Linux bridge on
@@ -110,23 +111,27 @@ type Endpoint struct {
 // namespacedSysctls are the kernel parameters a container may set: those
 // the kernel keeps per network namespace (so setting one never changes the
 // host), with IFACE standing for all, default, lo or an interface name.
-var namespacedSysctls = regexp.MustCompile(`^net\.(` +
-	`ipv4\.(ip_forward|ip_local_port_range|ip_unprivileged_port_start|ping_group_range|` +
-	`tcp_syncookies|tcp_keepalive_time|tcp_keepalive_intvl|tcp_keepalive_probes|tcp_fin_timeout|tcp_tw_reuse|` +
-	`tcp_ecn|tcp_rmem|tcp_wmem|tcp_mtu_probing|icmp_echo_ignore_all|icmp_echo_ignore_broadcasts|` +
-	`icmp_ratelimit|fib_multipath_hash_policy|fib_multipath_use_neigh|ip_default_ttl|ip_nonlocal_bind|` +
-	`conf\.[^./\s]{1,15}\.(forwarding|rp_filter|accept_redirects|send_redirects|secure_redirects|proxy_arp|` +
-	`arp_ignore|arp_announce|arp_filter|accept_local|accept_source_route|log_martians|route_localnet|mc_forwarding))|` +
-	`ipv6\.(fib_multipath_hash_policy|` +
-	`conf\.[^./\s]{1,15}\.(forwarding|disable_ipv6|accept_ra|accept_dad|autoconf|accept_redirects|` +
-	`hop_limit|mtu|proxy_ndp|use_tempaddr|addr_gen_mode|seg6_enabled))|` +
-	`core\.somaxconn` +
-	`)$`)
+// Compiled on first use, not at package init: every verb of the binary,
+// `hutch version` too, pays for what package init does.
+var namespacedSysctls = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^net\.(` +
+		`ipv4\.(ip_forward|ip_local_port_range|ip_unprivileged_port_start|ping_group_range|` +
+		`tcp_syncookies|tcp_keepalive_time|tcp_keepalive_intvl|tcp_keepalive_probes|tcp_fin_timeout|tcp_tw_reuse|` +
+		`tcp_ecn|tcp_rmem|tcp_wmem|tcp_mtu_probing|icmp_echo_ignore_all|icmp_echo_ignore_broadcasts|` +
+		`icmp_ratelimit|fib_multipath_hash_policy|fib_multipath_use_neigh|ip_default_ttl|ip_nonlocal_bind|` +
+		`conf\.[^./\s]{1,15}\.(forwarding|rp_filter|accept_redirects|send_redirects|secure_redirects|proxy_arp|` +
+		`arp_ignore|arp_announce|arp_filter|accept_local|accept_source_route|log_martians|route_localnet|mc_forwarding))|` +
+		`ipv6\.(fib_multipath_hash_policy|` +
+		`conf\.[^./\s]{1,15}\.(forwarding|disable_ipv6|accept_ra|accept_dad|autoconf|accept_redirects|` +
+		`hop_limit|mtu|proxy_ndp|use_tempaddr|addr_gen_mode|seg6_enabled))|` +
+		`core\.somaxconn` +
+		`)$`)
+})
 
 const expectSysctl = "a kernel parameter of the network namespace, such as net.ipv4.ip_forward or net.ipv6.conf.all.forwarding (docs/manifest.md lists them)"
 
 func checkSysctl(s string) (string, string) {
-	if namespacedSysctls.MatchString(s) {
+	if namespacedSysctls().MatchString(s) {
 		return "", ""
 	}
 	if !strings.HasPrefix(s, "net.") {

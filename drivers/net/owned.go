@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 
@@ -32,10 +33,12 @@ import (
 // marks of networks and links ("hutch:net:NAME", "hutch:link:NAME") have a
 // colon, which no name has, so they are never taken for a container's.
 func validContainer(name string) bool {
-	return dnsLabel.MatchString(name)
+	return dnsLabel().MatchString(name)
 }
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+// dnsLabel is compiled on first use, not at package init: every verb of
+// the binary, `hutch version` too, pays for what package init does.
+var dnsLabel = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`) })
 
 // ErrOtherContainer says that an object hutch wants for one container
 // carries hutch's mark for another: the mark, not the store, says whose it

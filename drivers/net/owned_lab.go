@@ -126,7 +126,7 @@ func (s *SysctlDriver) holders() (map[string][]string, error) {
 	}
 	out := map[string][]string{}
 	for _, k := range keys {
-		if !sysctlKey.MatchString(k.Name()) {
+		if !sysctlKey().MatchString(k.Name()) {
 			continue
 		}
 		hs, err := os.ReadDir(filepath.Join(s.base(plan.HostNetns), "host", k.Name(), "holders"))

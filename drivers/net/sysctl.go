@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"hutch/plan"
 )
@@ -69,15 +70,15 @@ func (s *SysctlDriver) Kind() plan.Kind { return plan.KindSysctl }
 
 // sysctlKey is the form a key must have: net., then dotted words. The
 // manifest's list of allowed keys is spec's; this only keeps a key from
-// naming a path outside /proc/sys/net.
-var sysctlKey = regexp.MustCompile(`^net(\.[A-Za-z0-9_-]+)+$`)
+// naming a path outside /proc/sys/net. Compiled on first use (see dnsLabel).
+var sysctlKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^net(\.[A-Za-z0-9_-]+)+$`) })
 
 func asSysctl(r plan.Resource) (*plan.Sysctl, error) {
 	sc, ok := r.(*plan.Sysctl)
 	if !ok || sc == nil {
 		return nil, fmt.Errorf("sysctl driver: resource %T is not a *plan.Sysctl", r)
 	}
-	if !sysctlKey.MatchString(sc.Key) {
+	if !sysctlKey().MatchString(sc.Key) {
 		return nil, fmt.Errorf("sysctl %q: not a net.* parameter", sc.Key)
 	}
 	for _, name := range []string{sc.Holder, sc.Netns} {
