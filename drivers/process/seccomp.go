@@ -4,9 +4,11 @@ package process
 
 import (
 	"fmt"
+	"runtime"
+	"slices"
+	"strings"
 	"unsafe"
 
-	"github.com/elastic/go-seccomp-bpf/arch"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -41,9 +43,8 @@ import (
 // a default-allow profile must not be bypassed through int 0x80 or x32
 // (libseccomp kills them; ENOSYS lets a program fall back).
 func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
-	info, err := arch.GetInfo("")
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
+	if len(seccompSyscalls) == 0 {
+		return nil, fmt.Errorf("seccomp: no system call table for %s", runtime.GOARCH)
 	}
 	def, err := seccompAction(s.DefaultAction, s.DefaultErrnoRet)
 	if err != nil {
@@ -61,7 +62,7 @@ func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 			return nil, fmt.Errorf("seccomp: rule %d (%v): %w", i, r.Names, err)
 		}
 		for _, n := range r.Names {
-			nr, ok := info.SyscallNames[n]
+			nr, ok := syscallNumber(n)
 			if !ok {
 				continue
 			}
@@ -82,18 +83,18 @@ func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	enosys := unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
 	prog := []unix.SockFilter{
 		stmt(bpfLoad, seccompArchOff),
-		jump(bpfJeq, uint32(info.ID), 1, 0),
+		jump(bpfJeq, seccompAuditArch, 1, 0),
 		stmt(bpfRet, enosys),
 		stmt(bpfLoad, seccompNrOff),
 	}
-	if info.ID == arch.X86_64.ID {
+	if seccompX32 {
 		// x32 shares x86_64's audit arch; its numbers carry __X32_SYSCALL_BIT.
 		prog = append(prog, jump(bpfJge, 0x40000000, 0, 1), stmt(bpfRet, enosys))
 	}
 	for _, nr := range order {
 		body, err := blocks[nr].link(def)
 		if err != nil {
-			return nil, fmt.Errorf("seccomp: syscall %s: %w", info.SyscallNumbers[nr], err)
+			return nil, fmt.Errorf("seccomp: syscall %s: %w", syscallName(nr), err)
 		}
 		if len(body) <= 0xff {
 			prog = append(prog, jump(bpfJeq, uint32(nr), 0, uint8(len(body))))
@@ -108,6 +109,39 @@ func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 		return nil, fmt.Errorf("seccomp: %d instructions, the kernel takes at most %d", len(prog), unix.BPF_MAXINSNS)
 	}
 	return prog, nil
+}
+
+//go:generate go run mkseccomp.go
+
+// seccompSyscall is one entry of the generated table of this
+// architecture's system calls (zseccomp_linux_GOARCH.go, written by
+// mkseccomp.go): static data, not a map built at package init, since every
+// verb of the binary pays for package init.
+type seccompSyscall struct {
+	name string
+	nr   int
+}
+
+// syscallNumber gives the number of the system call named name on this
+// architecture.
+func syscallNumber(name string) (int, bool) {
+	i, ok := slices.BinarySearchFunc(seccompSyscalls, name, func(e seccompSyscall, name string) int {
+		return strings.Compare(e.name, name)
+	})
+	if !ok {
+		return 0, false
+	}
+	return seccompSyscalls[i].nr, true
+}
+
+// syscallName gives the name of system call nr, for errors.
+func syscallName(nr int) string {
+	for _, e := range seccompSyscalls {
+		if e.nr == nr {
+			return e.name
+		}
+	}
+	return fmt.Sprintf("#%d", nr)
 }
 
 // Classic BPF opcodes the compiler uses (include/uapi/linux/filter.h).
