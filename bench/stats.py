@@ -300,16 +300,17 @@ def main(argv):
             f"- podman: {run('podman', '--version')}",
             "",
         ]
-        # bench/lab.sh's section (between its markers) is kept, after ours
-        lab = ""
+        # the other scripts' sections (lab.sh, ports.sh, startup.sh: each
+        # between its <!-- NAME begin --> and <!-- NAME end --> markers) are
+        # kept, in their order, after ours
+        kept = ""
         if os.path.exists(a.out):
             with open(a.out) as f:
                 old = f.read()
-            b, e = old.find("<!-- lab begin -->"), old.find("<!-- lab end -->")
-            if 0 <= b < e:
-                lab = "\n" + old[b:e + len("<!-- lab end -->")] + "\n"
+            for m in re.finditer(r"<!-- (\w+) begin -->.*?<!-- \1 end -->", old, re.S):
+                kept += "\n" + m.group(0) + "\n"
         with open(a.out, "w") as f:
-            f.write("\n".join(head) + "\n" + body + "\n" + lab)
+            f.write("\n".join(head) + "\n" + body + "\n" + kept)
 
 
 if __name__ == "__main__":
