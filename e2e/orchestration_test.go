@@ -61,8 +61,11 @@ func TestApplyFailsWhenTheProcessExitsAtStart(t *testing.T) {
 			t.Errorf("apply's output lacks %q:\n%s", want, out)
 		}
 	}
-	if st := l.get().State; st != "exited (3)" {
-		t.Errorf("get: state %q, want exited (3)", st)
+	if st := l.get().State; st != "exited" {
+		t.Errorf("get -o json: state %q, want exited", st)
+	}
+	if table := l.must("get", l.name); !strings.Contains(table, " exited (3) ") {
+		t.Errorf("get's STATE column does not say exited (3):\n%s", table)
 	}
 	// Everything else it made stays; the next apply starts the process
 	// again (and fails again the same way).

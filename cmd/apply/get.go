@@ -147,7 +147,7 @@ config.json hutch keeps for each container, so get needs no manifest.`,
 					if len(r.Ports) > 0 {
 						ports = strings.Join(r.Ports, ",")
 					}
-					line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s", r.Name, r.State, pid, addrs, up, r.Restarts, r.OOMKills, ports)
+					line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s", r.Name, r.stateText(), pid, addrs, up, r.Restarts, r.OOMKills, ports)
 					if showLabels {
 						line += "\t" + labelList(r.Labels)
 					}
@@ -206,15 +206,8 @@ func info(store *reconcile.Store, proc *processdrv.Driver, name string) (contain
 	if ps.Health != nil {
 		row.Health = ps.Health.Status
 	}
-	switch {
-	case ps.OOMKilled:
+	if ps.OOMKilled {
 		row.State += " (OOMKilled)"
-	case ps.Status == processdrv.StatusExited && ps.Signal != "":
-		row.State += " (" + ps.Signal + ")"
-	case ps.Status == processdrv.StatusExited:
-		row.State += fmt.Sprintf(" (%d)", ps.ExitCode)
-	case ps.Status == processdrv.StatusRunning && row.Health != "":
-		row.State += " (" + row.Health + ")"
 	}
 	if ps.Status == processdrv.StatusRunning && ps.Alive() {
 		row.PID = ps.PID
@@ -224,6 +217,23 @@ func info(store *reconcile.Store, proc *processdrv.Driver, name string) (contain
 		}
 	}
 	return row, nil
+}
+
+// stateText is the STATE column: the state with how the process ended
+// (exited (1), exited (SIGKILL)) or its health (running (healthy)), as
+// docker ps shows them; -o json has these as fields of their own.
+func (r containerInfo) stateText() string {
+	switch {
+	case r.OOMKilled:
+		return r.State
+	case r.State == processdrv.StatusExited && r.Signal != "":
+		return r.State + " (" + r.Signal + ")"
+	case r.State == processdrv.StatusExited:
+		return fmt.Sprintf("%s (%d)", r.State, r.ExitCode)
+	case r.State == processdrv.StatusRunning && r.Health != "":
+		return r.State + " (" + r.Health + ")"
+	}
+	return r.State
 }
 
 // uptime is a duration as docker ps shows it, to the second.
