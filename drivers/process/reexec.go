@@ -36,7 +36,7 @@ func init() {
 	// Package init functions run on the main thread; locking here keeps the
 	// main goroutine on it until the exec.
 	switch os.Getenv(envStage) {
-	case stageInit, stageExec:
+	case stageInit, stageExec, stageHealth:
 		runtime.LockOSThread()
 	}
 }
@@ -74,6 +74,8 @@ func Reexec(newCgroup CgroupFactory) bool {
 		initMain()
 	case stageExec:
 		execMain()
+	case stageHealth:
+		healthExecMain()
 	default:
 		fmt.Fprintf(os.Stderr, "hutch: unknown stage %q\n", stage)
 		os.Exit(1)

@@ -21,8 +21,11 @@
 // init's stdout and stderr (written to logs/container.log in the CRI format,
 // rotated), for SIGCHLD (the init ended: exit code, signal, OOM kill; the
 // restart policy), SIGTERM or SIGINT (stop: the stop signal, the timeout,
-// then SIGKILL of the cgroup) and SIGHUP (reread the policies). Its record
-// is bundle/process.json, the State type of state.go, written atomically.
+// then SIGKILL of the cgroup) and SIGHUP (reread the policies), and runs
+// the health check (supervisor_health.c). Its record is bundle/process.json,
+// the State type of state.go, written atomically; what happens to the
+// process (start, exit, OOM kill, restart, health, stop) it appends to
+// bundle/events.jsonl (supervisor_events.c).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +49,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "supervisor.h"
 
 #define SUP_MAXLINE (16 << 10)
 
@@ -86,11 +91,11 @@ static struct {
 	char error[4096];
 } st;
 
-static char sup_bundle[4096];
+char sup_bundle[4096];
 static char sup_logpath[4200];
 static int sup_logfd = -1;
 static long long sup_logsize;
-static sigset_t sup_oldmask;
+sigset_t sup_oldmask;
 
 struct sup_stream {
 	int fd;
@@ -100,14 +105,14 @@ struct sup_stream {
 };
 static struct sup_stream sup_out = {-1, "stdout", 0, {0}}, sup_err = {-1, "stderr", 0, {0}};
 
-static void sup_log(const char *fmt, const char *arg) {
+void sup_log(const char *fmt, const char *arg) {
 	fprintf(stderr, "supervisor: ");
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\n");
 }
 
 // sup_errstr is strerror(e) as Go says it: "no such file or directory".
-static const char *sup_errstr(int e) {
+const char *sup_errstr(int e) {
 	static char buf[128];
 	snprintf(buf, sizeof buf, "%s", strerror(e));
 	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
@@ -115,7 +120,7 @@ static const char *sup_errstr(int e) {
 	return buf;
 }
 
-static long long sup_now(clockid_t c) {
+long long sup_now(clockid_t c) {
 	struct timespec ts;
 	clock_gettime(c, &ts);
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
@@ -125,7 +130,9 @@ static void sup_path(char *dst, size_t n, const char *name) {
 	snprintf(dst, n, "%s/%s", sup_bundle, name);
 }
 
-// sup_read_conf reads supervisor.conf: one "key value" per line.
+// sup_read_conf reads supervisor.conf: one "key value" per line. It
+// returns 1 when the health check changed (supervisor_health.c takes the
+// health_* lines), 0 when not, -1 when the file cannot be read.
 static int sup_read_conf(void) {
 	char p[4200], line[4200];
 	sup_path(p, sizeof p, "supervisor.conf");
@@ -137,6 +144,7 @@ static int sup_read_conf(void) {
 	for (int i = 0; i < cf.n_cgroup_procs; i++)
 		free(cf.cgroup_procs[i]);
 	cf.n_cgroup_procs = 0;
+	sup_health_conf_begin();
 	while (fgets(line, sizeof line, f) != NULL) {
 		line[strcspn(line, "\n")] = '\0';
 		char *v = strchr(line, ' ');
@@ -173,12 +181,13 @@ static int sup_read_conf(void) {
 			char *d = strdup(v);
 			if (d != NULL)
 				cf.cgroup_procs[cf.n_cgroup_procs++] = d;
-		}
+		} else
+			sup_health_conf(line, v);
 	}
 	fclose(f);
 	if (cf.stop_signal <= 0)
 		cf.stop_signal = SIGTERM;
-	return 0;
+	return sup_health_conf_end();
 }
 
 // sup_start_time reads field 22 of /proc/PID/stat, counting after the last
@@ -206,7 +215,7 @@ static unsigned long long sup_start_time(int pid) {
 	return strtoull(s + 1, NULL, 10);
 }
 
-static void sup_json_str(FILE *f, const char *s) {
+void sup_json_str(FILE *f, const char *s) {
 	fputc('"', f);
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
@@ -220,7 +229,7 @@ static void sup_json_str(FILE *f, const char *s) {
 	fputc('"', f);
 }
 
-static void sup_fmt_time(char *buf, size_t n, struct timespec ts) {
+void sup_fmt_time(char *buf, size_t n, struct timespec ts) {
 	struct tm tm;
 	gmtime_r(&ts.tv_sec, &tm);
 	size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
@@ -230,7 +239,7 @@ static void sup_fmt_time(char *buf, size_t n, struct timespec ts) {
 // sup_save writes process.json atomically: a temporary file, rename(2).
 // No fsync(2): the record describes processes, which do not outlive the
 // machine (see writeAtomic in state.go).
-static void sup_save(void) {
+void sup_save(void) {
 	char p[4200], tmp[4300], t[64];
 	sup_path(p, sizeof p, "process.json");
 	snprintf(tmp, sizeof tmp, "%s.tmp%d", p, (int)getpid());
@@ -264,6 +273,7 @@ static void sup_save(void) {
 		fprintf(f, ",\n  \"error\": ");
 		sup_json_str(f, st.error);
 	}
+	sup_health_json(f);
 	fprintf(f, "\n}\n");
 	int ok = fflush(f) == 0;
 	if (fclose(f) != 0)
@@ -512,6 +522,14 @@ static int sup_memfd_exe(void) {
 	return -1;
 }
 
+// sup_sealed_exe opens the binary no one can write to that the init and
+// an exec health check are executed from: the private overlay, or else
+// the sealed memfd copy. -1 when neither can be made.
+int sup_sealed_exe(void) {
+	int fd = sup_overlay_exe();
+	return fd >= 0 ? fd : sup_memfd_exe();
+}
+
 // sup_write_file writes s to path in one write(2) (a uid_map must be
 // written at once).
 static int sup_write_file(const char *path, const char *s) {
@@ -523,6 +541,19 @@ static int sup_write_file(const char *path, const char *s) {
 	close(fd);
 	errno = e;
 	return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+// sup_join_cgroups puts the calling process in the container's cgroup, in
+// every hierarchy (cgroup.procs, as the cgroup driver's AddProcess does):
+// for a child of the supervisor, such as an exec health check, before it
+// executes anything.
+int sup_join_cgroups(void) {
+	char num[32];
+	snprintf(num, sizeof num, "%d", (int)getpid());
+	for (int i = 0; i < cf.n_cgroup_procs; i++)
+		if (sup_write_file(cf.cgroup_procs[i], num) < 0)
+			return -1;
+	return 0;
 }
 
 // The descriptors the init stage finds (init.go): 0 /dev/null (the
@@ -651,7 +682,7 @@ static int sup_clone(int out, int err, int into, int *born_dead) {
 		goto fail;
 	what = "sealed copy of hutch";
 	arg = "";
-	if ((exe = sup_overlay_exe()) < 0 && (exe = sup_memfd_exe()) < 0)
+	if ((exe = sup_sealed_exe()) < 0)
 		goto fail;
 	what = "pipe";
 	if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 || pipe2(up, O_CLOEXEC) < 0)
@@ -916,7 +947,9 @@ static int sup_start(void) {
 	st.signal[0] = '\0';
 	st.oom = 0;
 	st.error[0] = '\0';
+	sup_health_start_run(pid, sup_started_mono);
 	sup_save();
+	sup_event(&(struct sup_event){.type = "start", .time = st.started, .pid = pid});
 	return 0;
 }
 
@@ -943,6 +976,7 @@ static long long sup_backoff(int n, long long ran_ns) {
 }
 
 static void sup_record_exit(int status) {
+	int pid = st.pid;
 	clock_gettime(CLOCK_REALTIME, &st.finished);
 	st.pid = 0;
 	st.pid_start = 0;
@@ -960,8 +994,23 @@ static void sup_record_exit(int status) {
 	// killer struck. The kernel counts the kill before it sends SIGKILL
 	// (__oom_kill_process), so the count is final here.
 	long long n = sup_oom_kills();
-	if (sup_oom_before >= 0 && n > sup_oom_before)
+	if (sup_oom_before >= 0 && n > sup_oom_before) {
 		st.oom = 1;
+		char msg[128];
+		snprintf(msg, sizeof msg, "the OOM killer killed %lld process(es) of the container", n - sup_oom_before);
+		sup_event(&(struct sup_event){.type = "oom", .time = st.finished, .pid = pid, .message = msg});
+	}
+	sup_event(&(struct sup_event){.type = "exit", .time = st.finished, .pid = pid, .exit_code = &st.exit_code, .signal = st.signal});
+}
+
+// sup_start_failed records a restart that failed (st.error says why) as a
+// failed run: exit status 127, as a shell gives for a command it could not
+// run.
+static void sup_start_failed(void) {
+	st.exit_code = 127;
+	st.signal[0] = '\0';
+	clock_gettime(CLOCK_REALTIME, &st.finished);
+	sup_event(&(struct sup_event){.type = "exit", .time = st.finished, .exit_code = &st.exit_code, .message = st.error});
 }
 
 // sup_catches says whether pid has a handler for sig (the SigCgt mask of
@@ -1011,6 +1060,7 @@ static int sup_main(void) {
 		dprintf(ready, "{\"error\":\"supervisor: read %s/supervisor.conf: %s\"}\n", sup_bundle, strerror(errno));
 		return 1;
 	}
+	sup_events_open(sup_bundle, cf.container);
 	char dir[4200];
 	sup_path(dir, sizeof dir, "logs");
 	mkdir(dir, 0700);
@@ -1040,6 +1090,8 @@ static int sup_main(void) {
 		st.status = "failed";
 		clock_gettime(CLOCK_REALTIME, &st.finished);
 		sup_save();
+		int code = 127;
+		sup_event(&(struct sup_event){.type = "exit", .time = st.finished, .exit_code = &code, .message = st.error});
 		FILE *f = fdopen(ready, "w");
 		fprintf(f, "{\"error\":");
 		sup_json_str(f, st.error);
@@ -1060,7 +1112,7 @@ static int sup_main(void) {
 	int init_status = 0, init_done = 0, stopping = 0;
 	long long kill_at = -1, restart_at = -1, close_at = -1;
 	for (;;) {
-		struct pollfd pf[3];
+		struct pollfd pf[4];
 		int n = 0;
 		pf[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		int io = n;
@@ -1068,15 +1120,18 @@ static int sup_main(void) {
 			pf[n++] = (struct pollfd){.fd = sup_out.fd, .events = POLLIN};
 		if (sup_err.fd >= 0)
 			pf[n++] = (struct pollfd){.fd = sup_err.fd, .events = POLLIN};
+		int io_end = n, hpf = -1;
+		if (sup_health_pollfd(&pf[n]))
+			hpf = n++;
 		long long now = sup_now(CLOCK_MONOTONIC), next = -1;
-		long long deadlines[3] = {kill_at, restart_at, close_at};
-		for (int i = 0; i < 3; i++)
+		long long deadlines[4] = {kill_at, restart_at, close_at, sup_health_deadline()};
+		for (int i = 0; i < 4; i++)
 			if (deadlines[i] >= 0 && (next < 0 || deadlines[i] < next))
 				next = deadlines[i];
 		int timeout = next < 0 ? -1 : (next <= now ? 0 : (int)((next - now) / 1000000 + 1));
 		if (poll(pf, n, timeout) < 0 && errno != EINTR)
 			return 1;
-		for (int i = io; i < n; i++) {
+		for (int i = io; i < io_end; i++) {
 			if (pf[i].revents == 0)
 				continue;
 			struct sup_stream *s = pf[i].fd == sup_out.fd ? &sup_out : &sup_err;
@@ -1087,9 +1142,15 @@ static int sup_main(void) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof si) == sizeof si) {
 				if (si.ssi_signo == SIGHUP) {
-					sup_read_conf();
+					if (sup_read_conf() == 1)
+						sup_health_reload();
 				} else if (si.ssi_signo != SIGCHLD && !stopping) {
 					stopping = 1;
+					const char *abbr = sigabbrev_np((int)si.ssi_signo);
+					char msg[64];
+					snprintf(msg, sizeof msg, "stop asked for (SIG%s to the supervisor)", abbr ? abbr : "?");
+					sup_event(&(struct sup_event){.type = "stop", .pid = st.pid, .message = msg});
+					sup_health_end_run();
 					if (st.pid <= 0 && !init_done) {
 						st.status = "stopped";
 						clock_gettime(CLOCK_REALTIME, &st.finished);
@@ -1129,12 +1190,16 @@ static int sup_main(void) {
 			if (w == st.pid && !init_done) {
 				init_done = 1;
 				init_status = status;
+				sup_health_end_run();
 				// Its output may still sit in the pipes: read them to
 				// their end (bounded, should something else hold them).
 				close_at = sup_now(CLOCK_MONOTONIC) + 2000000000LL;
+			} else {
+				sup_health_reaped(w, status);
 			}
 		}
 		now = sup_now(CLOCK_MONOTONIC);
+		sup_health_step(hpf >= 0 ? pf[hpf].revents : 0, now);
 		if (kill_at >= 0 && now >= kill_at) {
 			// The stop timeout passed: SIGKILL every process of the cgroup
 			// (a Go helper through the cgroup driver), and the init.
@@ -1168,11 +1233,12 @@ static int sup_main(void) {
 		if (restart_at >= 0 && now >= restart_at) {
 			restart_at = -1;
 			st.restarts++;
+			char msg[32];
+			snprintf(msg, sizeof msg, "restart %d", st.restarts);
+			sup_event(&(struct sup_event){.type = "restart", .message = msg});
 			if (sup_start() < 0) {
 				// A start that fails counts as a failed run.
-				st.exit_code = 127;
-				st.signal[0] = '\0';
-				clock_gettime(CLOCK_REALTIME, &st.finished);
+				sup_start_failed();
 				if (!sup_should_restart()) {
 					st.status = "failed";
 					sup_save();

@@ -95,6 +95,8 @@ type supervisor struct {
 	cfg    supervisorConfig
 	cg     CgroupJoiner
 	log    *logFile
+	events *eventLog
+	health *healthMonitor
 	state  State
 }
 
@@ -122,6 +124,8 @@ func supervisorMain(newCgroup CgroupFactory) int {
 		s.state.Status, s.state.Error = StatusFailed, err.Error()
 		s.state.Finished = time.Now()
 		s.save()
+		code := 127 // a start that fails counts as a run that exits 127
+		s.events.add(Event{Time: s.state.Finished, Type: EventExit, ExitCode: &code, Message: err.Error()})
 		json.NewEncoder(ready).Encode(readyMsg{Error: err.Error()})
 		return 1
 	}
@@ -152,6 +156,8 @@ func (s *supervisor) setup(newCgroup CgroupFactory) error {
 		return fmt.Errorf("supervisor: %w", err)
 	}
 	s.log = l
+	s.events = openEvents(s.bundle, p.Container)
+	s.health = newHealthMonitor(p.Health)
 	st, err := startTime(os.Getpid())
 	if err != nil {
 		return fmt.Errorf("supervisor: %w", err)
@@ -197,7 +203,12 @@ func (s *supervisor) start() (*run, error) {
 	s.state.PID, s.state.PIDStart = cmd.Process.Pid, st
 	s.state.Status, s.state.Started, s.state.Error = StatusRunning, r.started, ""
 	s.state.Finished, s.state.ExitCode, s.state.Signal, s.state.OOMKilled = time.Time{}, 0, "", false
+	if s.health.cfg != nil {
+		s.state.Health = newHealth(s.state.Health)
+	}
 	s.save()
+	s.events.add(Event{Time: r.started, Type: EventStart, PID: cmd.Process.Pid})
+	s.health.startRun(checkTarget{bundle: s.bundle, cg: s.cg, cgPath: s.cfg.Cgroup, pid: cmd.Process.Pid, pidStart: st}, r.started)
 	go func() { r.done <- cmd.Wait() }()
 	return r, nil
 }
@@ -223,6 +234,8 @@ func (s *supervisor) loop(r *run, sigs chan os.Signal) int {
 					continue
 				}
 				stopping = true
+				s.events.add(Event{Type: EventStop, PID: s.state.PID, Message: "stop asked for (" + unix.SignalName(sig.(unix.Signal)) + " to the supervisor)"})
+				s.health.endRun()
 				if r == nil {
 					s.state.Status = StatusStopped
 					s.state.Finished = time.Now()
@@ -233,6 +246,10 @@ func (s *supervisor) loop(r *run, sigs chan os.Signal) int {
 				s.save()
 				killTimer = time.After(s.stopSignal(r))
 			}
+		case <-s.health.due:
+			s.startCheck()
+		case d := <-s.health.results:
+			s.checkDone(d)
 		case <-killTimer:
 			// The process did not end within the timeout: SIGKILL every
 			// process in the container's cgroup, then the init itself (in
@@ -244,6 +261,7 @@ func (s *supervisor) loop(r *run, sigs chan os.Signal) int {
 		case <-done:
 			r.out.flush()
 			r.err.flush()
+			s.health.endRun()
 			s.recordExit(r)
 			ran := time.Since(r.started)
 			r = nil
@@ -264,11 +282,13 @@ func (s *supervisor) loop(r *run, sigs chan os.Signal) int {
 		case <-restartTimer:
 			restartTimer = nil
 			s.state.Restarts++
+			s.events.add(Event{Type: EventRestart, Message: "restart " + strconv.Itoa(s.state.Restarts)})
 			nr, err := s.start()
 			if err != nil {
 				// A start that fails counts as a failed run.
 				s.state.Error = err.Error()
 				s.state.ExitCode, s.state.Signal, s.state.Finished = 127, "", time.Now()
+				s.events.add(Event{Type: EventExit, ExitCode: &s.state.ExitCode, Message: err.Error()})
 				if !s.shouldRestart() {
 					s.state.Status = StatusFailed
 					s.save()
@@ -341,6 +361,7 @@ func parseSignal(s string) (unix.Signal, error) {
 }
 
 func (s *supervisor) recordExit(r *run) {
+	pid := s.state.PID
 	s.state.Finished = time.Now()
 	s.state.PID, s.state.PIDStart = 0, 0
 	s.state.ExitCode, s.state.Signal = -1, ""
@@ -361,8 +382,12 @@ func (s *supervisor) recordExit(r *run) {
 		// OOM killer killed one of its processes.
 		if n, err := s.cg.OOMKills(s.cfg.Cgroup); err == nil && n > r.oomBefore {
 			s.state.OOMKilled = true
+			s.events.add(Event{Time: s.state.Finished, Type: EventOOM, PID: pid, Message: fmt.Sprintf("the OOM killer killed %d process(es) of the container", n-r.oomBefore)})
 		}
 	}
+	e := exitEvent(&s.state)
+	e.PID = pid
+	s.events.add(e)
 }
 
 func (s *supervisor) shouldRestart() bool {
@@ -405,6 +430,8 @@ func (s *supervisor) reload() {
 	s.cfg.Process.StopTimeout = c.Process.StopTimeout
 	s.cfg.Process.Logs = c.Process.Logs
 	s.log.setPolicy(c.Process.Logs.MaxSize, c.Process.Logs.MaxFiles)
+	s.cfg.Process.Health = c.Process.Health
+	s.reloadHealth(c.Process.Health)
 }
 
 // cgroupPath turns the config's linux.cgroupsPath ("/hutch/web") into the
@@ -845,6 +872,26 @@ func writeConf(bundle string, p *plan.Process, l *launch) error {
 	}
 	b = fmt.Appendf(b, "clone_flags %d\n", l.CloneFlags)
 	kv := [][2]string{{"oom_file", l.OOMFile}, {"netns", l.Netns}}
+	if h := p.Health; h != nil {
+		// supervisor_health.c holds 64 arguments in 16 KiB.
+		n := 0
+		for _, a := range h.Command {
+			n += len(a) + 1
+		}
+		if len(h.Command) > 64 || n > 16<<10 {
+			return fmt.Errorf("container %s: health check: %d arguments of %d bytes: more than the supervisor holds (64, 16 KiB)", p.Container, len(h.Command), n)
+		}
+		b = fmt.Appendf(b, "health_kind %s\nhealth_port %d\nhealth_interval_ns %d\nhealth_start_interval_ns %d\nhealth_timeout_ns %d\nhealth_retries %d\nhealth_start_period_ns %d\n",
+			h.Kind, h.Port, int64(h.Interval), int64(h.StartInterval), int64(h.Timeout), h.Retries, int64(h.StartPeriod))
+		kv = append(kv, [2]string{"health_path", h.Path})
+		for _, a := range h.Command {
+			if strings.Contains(a, "\x00") {
+				return fmt.Errorf("container %s: health check: argument %q holds a NUL byte", p.Container, a)
+			}
+			// One line each, a newline in it written as \n (and \ as \\).
+			kv = append(kv, [2]string{"health_arg", confEscaper.Replace(a)})
+		}
+	}
 	for _, m := range l.UIDMap {
 		kv = append(kv, [2]string{"uid_map", m})
 	}
@@ -855,7 +902,7 @@ func writeConf(bundle string, p *plan.Process, l *launch) error {
 		kv = append(kv, [2]string{"cgroup_procs", f})
 	}
 	for _, e := range kv {
-		if e[1] == "" {
+		if e[1] == "" && e[0] != "health_arg" {
 			continue
 		}
 		// The C supervisor reads lines of up to 4 KiB.
@@ -866,6 +913,10 @@ func writeConf(bundle string, p *plan.Process, l *launch) error {
 	}
 	return writeAtomic(filepath.Join(bundle, confFile), b)
 }
+
+// confEscaper writes a value that may hold newlines as one line of
+// supervisor.conf (hc_unescape in supervisor_health.c reads it back).
+var confEscaper = strings.NewReplacer("\\", "\\\\", "\n", "\\n")
 
 // The helper stage the C supervisor runs for what still needs Go.
 
