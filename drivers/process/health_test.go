@@ -481,3 +481,40 @@ func TestHealthConfLines(t *testing.T) {
 		t.Errorf("after the refused start: %+v", st)
 	}
 }
+
+// TestEventsOOMWhileRunning: the OOM killer's kill of a process other
+// than the container's first (here one hutch exec started, as the seed's
+// memory test is run) is an oom event when it happens, while the first
+// process runs on.
+func TestEventsOOMWhileRunning(t *testing.T) {
+	bothSupervisors(t, func(t *testing.T) {
+		c := newContainer(t, []string{"sleep", "100000"}, containerOpts{memLimit: 32 << 20})
+		c.start()
+		if _, _, code := c.exec("sh", "-c", "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done"); code != 137 {
+			t.Fatalf("the memory hog exited %d, not killed by the OOM killer", code)
+		}
+		var oom Event
+		waitFor(t, "an oom event", func() bool {
+			evs := c.events(t)
+			i := slices.IndexFunc(evs, func(e Event) bool { return e.Type == EventOOM })
+			if i >= 0 {
+				oom = evs[i]
+			}
+			return i >= 0
+		})
+		st := c.state()
+		if st.Status != StatusRunning || !st.Alive() || oom.PID != st.PID || !strings.Contains(oom.Message, "killed 1 process") {
+			t.Errorf("oom event %+v while the state is %+v", oom, st)
+		}
+		if got := eventTypes(c.events(t)); !slices.Equal(got, []string{"start", "oom"}) {
+			t.Errorf("events %v, want [start oom]", got)
+		}
+		// The init's own end reports no second oom.
+		if err := c.d.Stop(context.Background(), c.bundle, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if got := eventTypes(c.events(t)); !slices.Equal(got, []string{"start", "oom", "stop", "exit"}) {
+			t.Errorf("events %v, want [start oom stop exit]", got)
+		}
+	})
+}

@@ -37,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -393,6 +395,19 @@ static int sup_helper(const char *stage) {
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// sup_write_file writes s to path in one write(2) (a uid_map must be
+// written at once).
+static int sup_write_file(const char *path, const char *s) {
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, s, strlen(s));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
 // sup_oom_kills reads the oom_kill line of the cgroup file the driver
 // named (v1 memory.oom_control, v2 memory.events: "oom_kill N", which
 // oom_kill_disable and oom_group_kill must not be taken for). -1 when
@@ -421,6 +436,78 @@ static long long sup_oom_kills(void) {
 
 static long long sup_oom_before = -1;
 static long long sup_started_mono;
+
+// The OOM killer may kill a process of the container other than its first
+// (one that `hutch exec` started, a worker the workload forked) while the
+// first runs on. So that the oom event says so when it happens, not only
+// at the end of the run, the supervisor watches the count: sup_oom_fd is
+// readable when it may have risen. sup_oom_seen is the count last
+// reported (or found at the start of the run).
+static int sup_oom_fd = -1, sup_oom_v1;
+static long long sup_oom_seen = -1, sup_oom_recheck_at = -1;
+
+// sup_oom_watch opens sup_oom_fd for the cgroup file the driver named:
+//   - cgroup v2 (memory.events): an inotify(7) watch; the kernel notifies
+//     each change of the file to its watchers as IN_MODIFY
+//     (cgroup_file_notify);
+//   - cgroup v1 (memory.oom_control): an eventfd(2) registered by writing
+//     "EVENTFD OOM_CONTROL_FD" to the cgroup's cgroup.event_control; the
+//     kernel signals it when the cgroup is out of memory
+//     (mem_cgroup_oom_notify), before the OOM killer has counted its kill,
+//     so the count is read again a little later (sup_oom_recheck_at).
+// Without either (no memory controller, a kernel that refuses), the count
+// is read at the end of each run only.
+static void sup_oom_watch(void) {
+	const char *base = strrchr(cf.oom_file, '/');
+	if (cf.oom_file[0] == '\0' || base == NULL)
+		return;
+	if (strcmp(base + 1, "memory.events") == 0) {
+		int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (fd >= 0 && inotify_add_watch(fd, cf.oom_file, IN_MODIFY) < 0) {
+			close(fd);
+			fd = -1;
+		}
+		sup_oom_fd = fd;
+		return;
+	}
+	char ctl[4200], line[64];
+	snprintf(ctl, sizeof ctl, "%.*s/cgroup.event_control", (int)(base - cf.oom_file), cf.oom_file);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	int ofd = open(cf.oom_file, O_RDONLY | O_CLOEXEC);
+	snprintf(line, sizeof line, "%d %d", efd, ofd);
+	if (efd >= 0 && ofd >= 0 && sup_write_file(ctl, line) == 0) {
+		sup_oom_fd = efd;
+		sup_oom_v1 = 1;
+	} else if (efd >= 0) {
+		close(efd);
+	}
+	if (ofd >= 0)
+		close(ofd); // the registration keeps what it needs
+}
+
+// sup_oom_check reads the count and appends an oom event when it rose
+// since it was last seen.
+static void sup_oom_check(void) {
+	long long n = sup_oom_kills();
+	if (n < 0)
+		return;
+	if (sup_oom_seen >= 0 && n > sup_oom_seen) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "the OOM killer killed %lld process(es) of the container", n - sup_oom_seen);
+		sup_event(&(struct sup_event){.type = "oom", .pid = st.pid, .message = msg});
+	}
+	sup_oom_seen = n;
+}
+
+// sup_oom_notified drains sup_oom_fd after poll(2) found it readable.
+static void sup_oom_notified(void) {
+	char buf[4096];
+	while (read(sup_oom_fd, buf, sizeof buf) > 0)
+		;
+	sup_oom_check();
+	if (sup_oom_v1)
+		sup_oom_recheck_at = sup_now(CLOCK_MONOTONIC) + 100000000LL;
+}
 
 // sup_overlay_exe opens the running binary through a private, read-only
 // overlayfs mount that is attached to no mount table (fsopen(2),
@@ -528,19 +615,6 @@ static int sup_memfd_exe(void) {
 int sup_sealed_exe(void) {
 	int fd = sup_overlay_exe();
 	return fd >= 0 ? fd : sup_memfd_exe();
-}
-
-// sup_write_file writes s to path in one write(2) (a uid_map must be
-// written at once).
-static int sup_write_file(const char *path, const char *s) {
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = write(fd, s, strlen(s));
-	int e = errno;
-	close(fd);
-	errno = e;
-	return n == (ssize_t)strlen(s) ? 0 : -1;
 }
 
 // sup_join_cgroups puts the calling process in the container's cgroup, in
@@ -936,7 +1010,7 @@ static int sup_start(void) {
 	fcntl(e[0], F_SETFL, O_NONBLOCK);
 	sup_out.fd = o[0];
 	sup_err.fd = e[0];
-	sup_oom_before = oom;
+	sup_oom_before = sup_oom_seen = oom;
 	st.pid = pid;
 	st.pid_start = pstart;
 	st.status = "running";
@@ -994,12 +1068,17 @@ static void sup_record_exit(int status) {
 	// killer struck. The kernel counts the kill before it sends SIGKILL
 	// (__oom_kill_process), so the count is final here.
 	long long n = sup_oom_kills();
-	if (sup_oom_before >= 0 && n > sup_oom_before) {
+	if (sup_oom_before >= 0 && n > sup_oom_before)
 		st.oom = 1;
+	// Not reported yet (sup_oom_check): the kill of the process itself,
+	// most often, whose SIGCHLD came with the notification.
+	if (sup_oom_seen >= 0 && n > sup_oom_seen) {
 		char msg[128];
-		snprintf(msg, sizeof msg, "the OOM killer killed %lld process(es) of the container", n - sup_oom_before);
+		snprintf(msg, sizeof msg, "the OOM killer killed %lld process(es) of the container", n - sup_oom_seen);
 		sup_event(&(struct sup_event){.type = "oom", .time = st.finished, .pid = pid, .message = msg});
 	}
+	if (n >= 0)
+		sup_oom_seen = n;
 	sup_event(&(struct sup_event){.type = "exit", .time = st.finished, .pid = pid, .exit_code = &st.exit_code, .signal = st.signal});
 }
 
@@ -1061,6 +1140,7 @@ static int sup_main(void) {
 		return 1;
 	}
 	sup_events_open(sup_bundle, cf.container);
+	sup_oom_watch();
 	char dir[4200];
 	sup_path(dir, sizeof dir, "logs");
 	mkdir(dir, 0700);
@@ -1112,7 +1192,7 @@ static int sup_main(void) {
 	int init_status = 0, init_done = 0, stopping = 0;
 	long long kill_at = -1, restart_at = -1, close_at = -1;
 	for (;;) {
-		struct pollfd pf[4];
+		struct pollfd pf[5];
 		int n = 0;
 		pf[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		int io = n;
@@ -1120,12 +1200,16 @@ static int sup_main(void) {
 			pf[n++] = (struct pollfd){.fd = sup_out.fd, .events = POLLIN};
 		if (sup_err.fd >= 0)
 			pf[n++] = (struct pollfd){.fd = sup_err.fd, .events = POLLIN};
-		int io_end = n, hpf = -1;
+		int io_end = n, hpf = -1, opf = -1;
 		if (sup_health_pollfd(&pf[n]))
 			hpf = n++;
+		if (sup_oom_fd >= 0) {
+			opf = n;
+			pf[n++] = (struct pollfd){.fd = sup_oom_fd, .events = POLLIN};
+		}
 		long long now = sup_now(CLOCK_MONOTONIC), next = -1;
-		long long deadlines[4] = {kill_at, restart_at, close_at, sup_health_deadline()};
-		for (int i = 0; i < 4; i++)
+		long long deadlines[5] = {kill_at, restart_at, close_at, sup_health_deadline(), sup_oom_recheck_at};
+		for (int i = 0; i < 5; i++)
 			if (deadlines[i] >= 0 && (next < 0 || deadlines[i] < next))
 				next = deadlines[i];
 		int timeout = next < 0 ? -1 : (next <= now ? 0 : (int)((next - now) / 1000000 + 1));
@@ -1137,6 +1221,12 @@ static int sup_main(void) {
 			struct sup_stream *s = pf[i].fd == sup_out.fd ? &sup_out : &sup_err;
 			if (sup_drain(s) == 0)
 				sup_close_stream(s);
+		}
+		if (opf >= 0 && (pf[opf].revents & POLLIN))
+			sup_oom_notified();
+		if (sup_oom_recheck_at >= 0 && sup_now(CLOCK_MONOTONIC) >= sup_oom_recheck_at) {
+			sup_oom_recheck_at = -1;
+			sup_oom_check();
 		}
 		if (pf[0].revents & POLLIN) {
 			struct signalfd_siginfo si;

@@ -98,6 +98,12 @@ type supervisor struct {
 	events *eventLog
 	health *healthMonitor
 	state  State
+	// The OOM kill count: notifications of a change (watchOOM), a read
+	// again due (cgroup v1), and the count last reported.
+	oomCh      <-chan struct{}
+	oomRecheck bool
+	oomAgain   <-chan time.Time
+	oomSeen    uint64
 }
 
 func supervisorMain(newCgroup CgroupFactory) int {
@@ -149,6 +155,9 @@ func (s *supervisor) setup(newCgroup CgroupFactory) error {
 			return fmt.Errorf("supervisor: %w", err)
 		}
 		s.cg = cg
+		if f, err := cg.OOMFile(s.cfg.Cgroup); err == nil {
+			s.oomCh, s.oomRecheck = watchOOM(f)
+		}
 	}
 	p := s.cfg.Process
 	l, err := openLog(filepath.Join(s.bundle, logDir, logName), p.Logs.MaxSize, p.Logs.MaxFiles)
@@ -186,7 +195,7 @@ func (s *supervisor) start() (*run, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.oomBefore = n
+		r.oomBefore, s.oomSeen = n, n
 	}
 	cmd, err := startInit(s.bundle, s.cg, s.cfg.Cgroup, r.out, r.err)
 	if err != nil {
@@ -246,6 +255,14 @@ func (s *supervisor) loop(r *run, sigs chan os.Signal) int {
 				s.save()
 				killTimer = time.After(s.stopSignal(r))
 			}
+		case <-s.oomCh:
+			s.checkOOM()
+			if s.oomRecheck {
+				s.oomAgain = time.After(100 * time.Millisecond)
+			}
+		case <-s.oomAgain:
+			s.oomAgain = nil
+			s.checkOOM()
 		case <-s.health.due:
 			s.startCheck()
 		case d := <-s.health.results:
@@ -380,14 +397,39 @@ func (s *supervisor) recordExit(r *run) {
 		// The kernel counts OOM kills per cgroup (v1 memory.oom_control
 		// oom_kill, v2 memory.events): a rise during this run means the
 		// OOM killer killed one of its processes.
-		if n, err := s.cg.OOMKills(s.cfg.Cgroup); err == nil && n > r.oomBefore {
-			s.state.OOMKilled = true
-			s.events.add(Event{Time: s.state.Finished, Type: EventOOM, PID: pid, Message: fmt.Sprintf("the OOM killer killed %d process(es) of the container", n-r.oomBefore)})
+		if n, err := s.cg.OOMKills(s.cfg.Cgroup); err == nil {
+			s.state.OOMKilled = n > r.oomBefore
+			// Not reported yet (checkOOM): the kill of the process
+			// itself, most often, whose exit came with the notification.
+			if n > s.oomSeen {
+				s.events.add(Event{Time: s.state.Finished, Type: EventOOM, PID: pid, Message: oomMessage(n - s.oomSeen)})
+			}
+			s.oomSeen = n
 		}
 	}
 	e := exitEvent(&s.state)
 	e.PID = pid
 	s.events.add(e)
+}
+
+// checkOOM reads the cgroup's OOM kill count and appends an oom event when
+// it rose since it was last seen.
+func (s *supervisor) checkOOM() {
+	if s.cg == nil {
+		return
+	}
+	n, err := s.cg.OOMKills(s.cfg.Cgroup)
+	if err != nil {
+		return
+	}
+	if n > s.oomSeen {
+		s.events.add(Event{Type: EventOOM, PID: s.state.PID, Message: oomMessage(n - s.oomSeen)})
+	}
+	s.oomSeen = n
+}
+
+func oomMessage(n uint64) string {
+	return fmt.Sprintf("the OOM killer killed %d process(es) of the container", n)
 }
 
 func (s *supervisor) shouldRestart() bool {
