@@ -54,7 +54,9 @@ struct hc_conf {
 	int kind;
 	int port;
 	char path[1100];
-	char args[HC_ARGBUF]; // the command's arguments, each ended by a NUL
+	// The command's arguments, each ended by a NUL: from the heap, and
+	// only for an exec check (the supervisor's memory counts).
+	char *args;
 	size_t args_len;
 	int nargs;
 	long long interval, start_interval, timeout, start_period; // ns
@@ -100,6 +102,7 @@ static struct {
 // sup_health_conf_begin comes before supervisor.conf is read: the check
 // it held is kept to compare (sup_health_conf_end).
 void sup_health_conf_begin(void) {
+	free(hc_prev.args);
 	hc_prev = hc;
 	memset(&hc, 0, sizeof hc);
 }
@@ -143,8 +146,10 @@ int sup_health_conf(const char *k, const char *v) {
 	else if (strcmp(k, "health_retries") == 0)
 		hc.retries = atol(v);
 	else if (strcmp(k, "health_arg") == 0) {
-		if (hc.nargs < HC_ARGS && hc.args_len < sizeof hc.args) {
-			hc.args_len += hc_unescape(hc.args + hc.args_len, sizeof hc.args - hc.args_len, v) + 1;
+		if (hc.args == NULL && (hc.args = malloc(HC_ARGBUF)) == NULL)
+			return 1;
+		if (hc.nargs < HC_ARGS && hc.args_len < HC_ARGBUF) {
+			hc.args_len += hc_unescape(hc.args + hc.args_len, HC_ARGBUF - hc.args_len, v) + 1;
 			hc.nargs++;
 		}
 	} else
@@ -163,7 +168,11 @@ int sup_health_conf_end(void) {
 			*d[i] = 1000000;
 	if (hc.retries < 1)
 		hc.retries = 1;
-	return memcmp(&hc, &hc_prev, sizeof hc) != 0;
+	const struct hc_conf *a = &hc, *b = &hc_prev;
+	return a->kind != b->kind || a->port != b->port || strcmp(a->path, b->path) != 0 || a->interval != b->interval ||
+	       a->start_interval != b->start_interval || a->timeout != b->timeout || a->start_period != b->start_period ||
+	       a->retries != b->retries || a->nargs != b->nargs || a->args_len != b->args_len ||
+	       (a->args_len > 0 && memcmp(a->args, b->args, a->args_len) != 0);
 }
 
 // sup_fmt_duration writes ns as Go's time.Duration prints the round ones:
