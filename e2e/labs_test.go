@@ -44,7 +44,7 @@ func newLabWorld(t *testing.T, file string, edit func(string) string) *labWorld 
 	w.names["client-router"] = w.names["client"] + "-" + w.names["router"]
 	w.names["router-server"] = w.names["router"] + "-" + w.names["server"]
 	for _, n := range []string{"client-router", "router-server", "labnet", "server", "client", "router"} {
-		for _, pat := range []string{"name: %s\n", "network: %s\n", "container: %s,", "http://%s:"} {
+		for _, pat := range []string{"name: %s\n", "name: %s,", "network: %s\n", "container: %s,", "http://%s:"} {
 			s = strings.ReplaceAll(s, fmt.Sprintf(pat, n), fmt.Sprintf(pat, w.names[n]))
 		}
 	}

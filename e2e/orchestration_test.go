@@ -209,3 +209,73 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("%s: not within 10 s", what)
 }
+
+// manifests/lab.yaml with apply --wait: when it returns, the server
+// answers at once (no retry loop), the client started only after the
+// server's health check passed, and hutch events -o json has it all as
+// one valid JSON object per line, in time order.
+func TestLabApplyWaitAndEvents(t *testing.T) {
+	w := newLabWorld(t, "lab.yaml", nil)
+	out := w.must("apply", "--wait", "--timeout", "1m", "-f", w.manifest)
+	server, client := w.names["server"], w.names["client"]
+	if !strings.Contains(out, "✓ "+server+" healthy") || !strings.Contains(out, "Ready in ") {
+		t.Errorf("apply --wait:\n%s", out)
+	}
+	url := fmt.Sprintf("http://172.16.%d.3:8000/", w.subnet)
+	if got, err := run(t, "curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", url); got != "200" {
+		t.Errorf("right after apply --wait, curl %s: %q %v", url, got, err)
+	}
+	if table := w.must("get", server); !strings.Contains(table, "running (healthy)") {
+		t.Errorf("get:\n%s", table)
+	}
+
+	lines := strings.Split(strings.TrimSpace(w.must("events", "--since", "1h", "--no-follow", "-o", "json")), "\n")
+	type event struct {
+		Time      time.Time `json:"time"`
+		Container string    `json:"container"`
+		Type      string    `json:"type"`
+		PID       int       `json:"pid"`
+		Health    string    `json:"health"`
+	}
+	var evs []event
+	var last time.Time
+	for _, line := range lines {
+		var e event
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(line), &raw); err != nil {
+			t.Fatalf("events line %q: %v", line, err)
+		}
+		for _, k := range []string{"time", "container", "type"} {
+			if _, ok := raw[k]; !ok {
+				t.Errorf("events line %q has no %s", line, k)
+			}
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("events line %q: %v", line, err)
+		}
+		if e.Time.Before(last) || time.Since(e.Time) > time.Minute {
+			t.Errorf("event %q out of order or not recent", line)
+		}
+		last = e.Time
+		evs = append(evs, e)
+	}
+	find := func(c, typ string) (event, bool) {
+		for _, e := range evs {
+			if e.Container == c && e.Type == typ {
+				return e, true
+			}
+		}
+		return event{}, false
+	}
+	sStart, ok1 := find(server, "start")
+	sHealthy, ok2 := find(server, "health")
+	cStart, ok3 := find(client, "start")
+	if !ok1 || !ok2 || !ok3 || sStart.PID <= 0 || sHealthy.Health != "healthy" {
+		t.Fatalf("events: %+v", evs)
+	}
+	if !cStart.Time.After(sHealthy.Time) {
+		t.Errorf("the client started at %s, before the server was healthy at %s", cStart.Time, sHealthy.Time)
+	}
+	w.must("delete", "-f", w.manifest)
+	w.gone()
+}
