@@ -461,11 +461,11 @@ func (s *supervisor) checkDone(d healthDone) {
 	m.cancel = nil
 	h := s.state.Health
 	inStart := d.res.Start.Sub(m.started) < m.cfg.StartPeriod
-	changed := h.record(d.res, inStart, m.cfg.Retries)
-	s.save()
-	if changed {
+	// The event first: whoever sees the state has its event to read.
+	if h.record(d.res, inStart, m.cfg.Retries) {
 		s.events.add(Event{Type: EventHealth, PID: s.state.PID, Health: h.Status, Message: d.res.Output})
 	}
+	s.save()
 	next := m.cfg.Interval
 	if h.Status == HealthStarting {
 		next = m.cfg.StartInterval
@@ -495,10 +495,10 @@ func (s *supervisor) reloadHealth(hc *plan.HealthCheck) {
 		before = s.state.Health.Status
 	}
 	s.state.Health = newHealth(s.state.Health)
-	s.save()
 	if m.running && before != "" && before != HealthStarting {
 		s.events.add(Event{Type: EventHealth, PID: s.state.PID, Health: HealthStarting, Message: "the health check changed"})
 	}
+	s.save()
 	m.schedule(hc.StartInterval)
 }
 

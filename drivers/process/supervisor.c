@@ -223,6 +223,8 @@ void sup_json_str(FILE *f, const char *s) {
 		unsigned char c = (unsigned char)*s;
 		if (c == '"' || c == '\\')
 			fprintf(f, "\\%c", c);
+		else if (c == '\n' || c == '\t' || c == '\r')
+			fprintf(f, "\\%c", c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
 		else if (c < 0x20)
 			fprintf(f, "\\u%04x", c);
 		else
@@ -1022,8 +1024,9 @@ static int sup_start(void) {
 	st.oom = 0;
 	st.error[0] = '\0';
 	sup_health_start_run(pid, sup_started_mono);
-	sup_save();
+	// The event first: whoever sees the state has its event to read.
 	sup_event(&(struct sup_event){.type = "start", .time = st.started, .pid = pid});
+	sup_save();
 	return 0;
 }
 
@@ -1169,9 +1172,9 @@ static int sup_main(void) {
 	if (sup_start() < 0) {
 		st.status = "failed";
 		clock_gettime(CLOCK_REALTIME, &st.finished);
-		sup_save();
-		int code = 127;
+		int code = 127; // a start that fails counts as a run that exits 127
 		sup_event(&(struct sup_event){.type = "exit", .time = st.finished, .exit_code = &code, .message = st.error});
+		sup_save();
 		FILE *f = fdopen(ready, "w");
 		fprintf(f, "{\"error\":");
 		sup_json_str(f, st.error);

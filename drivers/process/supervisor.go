@@ -129,9 +129,9 @@ func supervisorMain(newCgroup CgroupFactory) int {
 	if err != nil {
 		s.state.Status, s.state.Error = StatusFailed, err.Error()
 		s.state.Finished = time.Now()
-		s.save()
 		code := 127 // a start that fails counts as a run that exits 127
 		s.events.add(Event{Time: s.state.Finished, Type: EventExit, ExitCode: &code, Message: err.Error()})
+		s.save()
 		json.NewEncoder(ready).Encode(readyMsg{Error: err.Error()})
 		return 1
 	}
@@ -215,8 +215,9 @@ func (s *supervisor) start() (*run, error) {
 	if s.health.cfg != nil {
 		s.state.Health = newHealth(s.state.Health)
 	}
-	s.save()
+	// The event first: whoever sees the state has its event to read.
 	s.events.add(Event{Time: r.started, Type: EventStart, PID: cmd.Process.Pid})
+	s.save()
 	s.health.startRun(checkTarget{bundle: s.bundle, cg: s.cg, cgPath: s.cfg.Cgroup, pid: cmd.Process.Pid, pidStart: st}, r.started)
 	go func() { r.done <- cmd.Wait() }()
 	return r, nil

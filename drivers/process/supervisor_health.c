@@ -246,9 +246,10 @@ static void hc_finish(int passed, int exit_code, long long now) {
 		if (hs.streak >= hc.retries)
 			hs.status = "unhealthy";
 	}
-	sup_save();
+	// The event first: whoever sees the state has its event to read.
 	if (strcmp(hs.status, before) != 0)
 		sup_event(&(struct sup_event){.type = "health", .pid = hs.pid, .health = hs.status, .message = r->output});
+	sup_save();
 	hs.next_at = now + (strcmp(hs.status, "starting") == 0 ? hc.start_interval : hc.interval);
 }
 
@@ -617,9 +618,9 @@ void sup_health_reload(void) {
 	const char *before = hs.status;
 	hs.status = "starting";
 	hs.streak = 0;
-	sup_save();
 	if (hs.running && before != NULL && strcmp(before, "starting") != 0)
 		sup_event(&(struct sup_event){.type = "health", .pid = hs.pid, .health = hs.status, .message = "the health check changed"});
+	sup_save();
 	if (hs.running)
 		hs.next_at = sup_now(CLOCK_MONOTONIC) + hc.start_interval;
 }
