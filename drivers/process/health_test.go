@@ -317,12 +317,14 @@ func TestHealthReload(t *testing.T) {
 // at each start, and no check runs in the back-off between runs.
 func TestHealthOnlyWhileRunning(t *testing.T) {
 	bothSupervisors(t, func(t *testing.T) {
-		// Each run lives 1.5 s; the check passes from the start. A
-		// restart's back-off is 100 ms, 200 ms, ...
-		c := newContainer(t, []string{"sh", "-c", "sleep 1.5; exit 1"}, containerOpts{})
+		// Each run lives 1.5 s and serves from its start (busybox httpd
+		// without -f goes to the background); a tcp check, which starts
+		// no process, passes at once. A restart's back-off is 100 ms,
+		// 200 ms, ...
+		c := newContainer(t, []string{"sh", "-c", "httpd -p 127.0.0.1:8080 -h /www; sleep 1.5; exit 1"}, containerOpts{})
 		c.proc.Restart = plan.RestartPolicy{Policy: "on-failure", MaxRetries: 2}
-		c.proc.Health = fastCheck("exec")
-		c.proc.Health.Command = []string{"true"}
+		c.proc.Health = fastCheck("tcp")
+		c.proc.Health.Port = 8080
 		c.start()
 		st := c.waitEnd()
 		if st.Restarts != 2 || st.Health == nil {
