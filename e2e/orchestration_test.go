@@ -193,6 +193,11 @@ func TestDependsOnOrder(t *testing.T) {
 	if !c.started("side").Equal(side) {
 		t.Errorf("side was restarted:\n%s", out)
 	}
+	// The replace kept db's events: both starts are there.
+	_, evs := c.hutch("events", "--since", "1h", "--no-follow", "-o", "json", c.names["db"])
+	if n := strings.Count(evs, `"type":"start"`); n != 2 {
+		t.Errorf("db's events after its replace have %d starts, want 2:\n%s", n, evs)
+	}
 	if code, out := c.hutch("delete", "-f", c.manifest); code != 0 {
 		t.Fatalf("delete: exit %d\n%s", code, out)
 	}
