@@ -64,8 +64,8 @@ func TestApplyFailsWhenTheProcessExitsAtStart(t *testing.T) {
 	if st := l.get().State; st != "exited" {
 		t.Errorf("get -o json: state %q, want exited", st)
 	}
-	if table := l.must("get", l.name); !strings.Contains(table, " exited (3) ") {
-		t.Errorf("get's STATE column does not say exited (3):\n%s", table)
+	if table := l.must("get", l.name); !strings.Contains(table, " exited(3) ") {
+		t.Errorf("get's STATE column does not say exited(3):\n%s", table)
 	}
 	// Everything else it made stays; the next apply starts the process
 	// again (and fails again the same way).
@@ -230,7 +230,7 @@ func TestLabApplyWaitAndEvents(t *testing.T) {
 	if got, err := run(t, "curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", url); got != "200" {
 		t.Errorf("right after apply --wait, curl %s: %q %v", url, got, err)
 	}
-	if table := w.must("get", server); !strings.Contains(table, "running (healthy)") {
+	if table := w.must("get", server); !strings.Contains(table, "running(healthy)") {
 		t.Errorf("get:\n%s", table)
 	}
 

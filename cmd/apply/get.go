@@ -53,9 +53,9 @@ func init() {
 		Long: `get lists the containers the state store knows (or those named), one line each
 as kubectl get and docker ps do: the state of the process as its supervisor
 and the kernel report it (running, restarting, exited, stopped, dead...),
-with its health check's state (running (healthy), running (starting),
-running (unhealthy)) or how it ended (exited (1), exited (SIGKILL),
-exited (OOMKilled)), its
+with its health check's state (running(healthy), running(starting),
+running(unhealthy)) or how it ended (exited(1), exited(SIGKILL),
+exited(OOMKilled)), its
 pid on the host, the container's addresses, how long it has been running and
 how many times it was restarted, and how many of its processes the kernel's
 OOM killer ended (oom_kill in the cgroup's memory.oom_control on cgroup v1,
@@ -220,20 +220,23 @@ func info(store *reconcile.Store, proc *processdrv.Driver, name string) (contain
 }
 
 // stateText is the STATE column: the state with how the process ended
-// (exited (1), exited (SIGKILL)) or its health (running (healthy)), as
-// docker ps shows them; -o json has these as fields of their own.
+// (exited(1), exited(SIGKILL), exited(OOMKilled)) or its health
+// (running(healthy)), as docker ps shows them, in one word so that the
+// columns split on spaces (awk '{print $3}' is the pid); -o json has these
+// as fields of their own.
 func (r containerInfo) stateText() string {
+	state, _, _ := strings.Cut(r.State, " ")
 	switch {
 	case r.OOMKilled:
-		return r.State
-	case r.State == processdrv.StatusExited && r.Signal != "":
-		return r.State + " (" + r.Signal + ")"
-	case r.State == processdrv.StatusExited:
-		return fmt.Sprintf("%s (%d)", r.State, r.ExitCode)
-	case r.State == processdrv.StatusRunning && r.Health != "":
-		return r.State + " (" + r.Health + ")"
+		return state + "(OOMKilled)"
+	case state == processdrv.StatusExited && r.Signal != "":
+		return state + "(" + r.Signal + ")"
+	case state == processdrv.StatusExited:
+		return fmt.Sprintf("%s(%d)", state, r.ExitCode)
+	case state == processdrv.StatusRunning && r.Health != "":
+		return state + "(" + r.Health + ")"
 	}
-	return r.State
+	return state
 }
 
 // uptime is a duration as docker ps shows it, to the second.
