@@ -3,9 +3,11 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -25,8 +27,37 @@ func TestKillNineThenApplyAnswers(t *testing.T) {
 	l.apply()
 	l.serving() // leaves a connection in TIME_WAIT on the server's side
 	first := l.get()
+	// hutch events follows live: the kill reaches it as an exit event.
+	events := exec.Command(hutchBin, "--root", l.root, "events", "-o", "json", l.name)
+	stdout, err := events.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { events.Process.Kill(); events.Wait() })
+	seen := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"type":"exit"`) {
+				seen <- sc.Text()
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // events has read where the files end
 	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case line := <-seen:
+		if !strings.Contains(line, `"signal":"SIGKILL"`) || !strings.Contains(line, fmt.Sprintf(`"pid":%d`, first.PID)) {
+			t.Errorf("hutch events: %s", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("hutch events showed no exit within 10 s of the kill")
 	}
 	waitFor(t, "the supervisor records the kill", func() bool { return strings.HasPrefix(l.get().State, "exited") })
 	out := l.apply()
