@@ -14,35 +14,57 @@ import (
 // buildOCI is the container's OCI runtime-spec configuration (config.json of
 // its bundle), complete: a runtime such as runc or crun runs it as it is.
 func buildOCI(sc *spec.Container, o Options, cg *Cgroup) (*specs.Spec, error) {
+	proc, err := ociProcess(sc)
+	if err != nil {
+		return nil, err
+	}
+	s := &specs.Spec{
+		Version:     specs.Version,
+		Root:        &specs.Root{Path: "rootfs", Readonly: sc.Spec.Rootfs.ReadOnly},
+		Process:     proc,
+		Hostname:    sc.Spec.Hostname,
+		Annotations: labelAnnotations(sc.Metadata.Labels),
+	}
+	if s.Mounts, err = mounts(sc, sc.Spec.Security.UserNamespace); err != nil {
+		return nil, err
+	}
+	s.Linux = ociLinux(sc, o, cg)
+	// The seccomp profile comes last: Docker's profile allows some system
+	// calls only when the bounding set holds a capability (CAP_SYS_ADMIN
+	// for mount, CAP_SYS_PTRACE for process_vm_*), so it reads the
+	// capabilities set above.
+	if s.Linux.Seccomp, err = seccompProfile(sc.Spec.Security.Seccomp, o, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ociProcess is the process block: the user as numbers, arguments,
+// environment, capabilities and rlimits.
+func ociProcess(sc *spec.Container) (*specs.Process, error) {
 	p := sc.Spec.Process
 	uid, gid, err := parseUser(p.User)
 	if err != nil {
 		return nil, atField("spec.process.user", err)
 	}
 	caps := capabilitySet(sc.Spec.Security.Capabilities)
-	s := &specs.Spec{
-		Version: specs.Version,
-		Root:    &specs.Root{Path: "rootfs", Readonly: sc.Spec.Rootfs.ReadOnly},
-		Process: &specs.Process{
-			Terminal: false,
-			User:     specs.User{UID: uid, GID: gid, AdditionalGids: append([]uint32(nil), p.AdditionalGids...)},
-			Args:     append([]string(nil), p.Args...),
-			Env:      append([]string(nil), p.Env...),
-			Cwd:      p.Cwd,
-			// Docker's default set in the bounding, permitted and effective
-			// sets; nothing inheritable or ambient, so an exec'd program
-			// without file capabilities keeps none when it is not root.
-			Capabilities: &specs.LinuxCapabilities{
-				Bounding:    caps,
-				Effective:   caps,
-				Permitted:   caps,
-				Inheritable: []string{},
-				Ambient:     []string{},
-			},
-			NoNewPrivileges: *sc.Spec.Security.NoNewPrivileges,
+	proc := &specs.Process{
+		Terminal: false,
+		User:     specs.User{UID: uid, GID: gid, AdditionalGids: append([]uint32(nil), p.AdditionalGids...)},
+		Args:     append([]string(nil), p.Args...),
+		Env:      append([]string(nil), p.Env...),
+		Cwd:      p.Cwd,
+		// Docker's default set in the bounding, permitted and effective
+		// sets; nothing inheritable or ambient, so an exec'd program
+		// without file capabilities keeps none when it is not root.
+		Capabilities: &specs.LinuxCapabilities{
+			Bounding:    caps,
+			Effective:   caps,
+			Permitted:   caps,
+			Inheritable: []string{},
+			Ambient:     []string{},
 		},
-		Hostname:    sc.Spec.Hostname,
-		Annotations: labelAnnotations(sc.Metadata.Labels),
+		NoNewPrivileges: *sc.Spec.Security.NoNewPrivileges,
 	}
 	for i, rl := range p.Rlimits {
 		t := spec.RlimitName(rl.Type)
@@ -52,14 +74,15 @@ func buildOCI(sc *spec.Container, o Options, cg *Cgroup) (*specs.Spec, error) {
 		if rl.Hard < rl.Soft {
 			return nil, fieldErrorf(fmt.Sprintf("spec.process.rlimits[%d]", i), "soft %d above hard %d", rl.Soft, rl.Hard)
 		}
-		s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: t, Soft: rl.Soft, Hard: rl.Hard})
+		proc.Rlimits = append(proc.Rlimits, specs.POSIXRlimit{Type: t, Soft: rl.Soft, Hard: rl.Hard})
 	}
+	return proc, nil
+}
 
-	userns := sc.Spec.Security.UserNamespace
-	if s.Mounts, err = mounts(sc, userns); err != nil {
-		return nil, err
-	}
-
+// ociLinux is the linux block without its seccomp profile: the cgroup and
+// its limits, the namespaces (the network one at the netns hutch made, when
+// the container has a network block) and the user namespace's mappings.
+func ociLinux(sc *spec.Container, o Options, cg *Cgroup) *specs.Linux {
 	l := &specs.Linux{
 		CgroupsPath:       "/" + cg.Path,
 		Resources:         linuxResources(cg),
@@ -84,7 +107,7 @@ func buildOCI(sc *spec.Container, o Options, cg *Cgroup) (*specs.Spec, error) {
 		{Type: specs.CgroupNamespace},
 		netns,
 	}
-	if userns != nil {
+	if userns := sc.Spec.Security.UserNamespace; userns != nil {
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		for _, m := range userns.UIDMappings {
 			l.UIDMappings = append(l.UIDMappings, specs.LinuxIDMapping{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
@@ -93,28 +116,32 @@ func buildOCI(sc *spec.Container, o Options, cg *Cgroup) (*specs.Spec, error) {
 			l.GIDMappings = append(l.GIDMappings, specs.LinuxIDMapping{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
 		}
 	}
-	s.Linux = l
+	return l
+}
 
-	// The seccomp profile comes last: Docker's profile allows some system
-	// calls only when the bounding set holds a capability (CAP_SYS_ADMIN
-	// for mount, CAP_SYS_PTRACE for process_vm_*), so it reads the
-	// capabilities set above.
-	switch prof := sc.Spec.Security.Seccomp; prof {
+// seccompProfile is the seccomp block for the manifest's seccomp: nothing
+// for unconfined, Docker's default profile, or a profile file the caller
+// read into Options.SeccompProfiles. s must hold the capabilities already.
+func seccompProfile(prof string, o Options, s *specs.Spec) (*specs.LinuxSeccomp, error) {
+	switch prof {
 	case "unconfined":
+		return nil, nil
 	case "default":
-		if l.Seccomp, err = seccomp.GetDefaultProfile(s); err != nil {
+		l, err := seccomp.GetDefaultProfile(s)
+		if err != nil {
 			return nil, fieldErrorf("spec.security.seccomp", "default profile: %w", err)
 		}
-	default:
-		body, ok := o.SeccompProfiles[prof]
-		if !ok {
-			return nil, fieldErrorf("spec.security.seccomp", "profile %s was not read (the caller passes it in Options.SeccompProfiles)", prof)
-		}
-		if l.Seccomp, err = seccomp.LoadProfile(string(body), s); err != nil {
-			return nil, fieldErrorf("spec.security.seccomp", "profile %s: %w", prof, err)
-		}
+		return l, nil
 	}
-	return s, nil
+	body, ok := o.SeccompProfiles[prof]
+	if !ok {
+		return nil, fieldErrorf("spec.security.seccomp", "profile %s was not read (the caller passes it in Options.SeccompProfiles)", prof)
+	}
+	l, err := seccomp.LoadProfile(string(body), s)
+	if err != nil {
+		return nil, fieldErrorf("spec.security.seccomp", "profile %s: %w", prof, err)
+	}
+	return l, nil
 }
 
 // LabelPrefix starts the annotation of each label of a container in its
