@@ -475,53 +475,116 @@ func processUp(ctr *plan.Container, r *plan.Process, h Host) []string {
 	if sp.Root != nil && sp.Root.Path != "" && path.IsAbs(sp.Root.Path) {
 		rootfs = sp.Root.Path
 	}
+	var out []string
+	out = append(out, "# 1. join the cgroups: this shell writes its own pid; its children inherit them")
+	out = append(out, joinCgroups(ctr, h)...)
+	init := path.Join(r.Bundle, "init.sh")
+	out = append(out, "# 2. what the container's pid 1 does first, in its new namespaces (bash, from the host, until pivot_root)",
+		"cat > "+init+" <<'HUTCH_INIT'\nset -eu\n"+strings.Join(initScript(sp, rootfs), "\n")+"\nHUTCH_INIT")
+	unshare, netns := unshareArgs(sp)
+	cmd := "exec "
+	if netns != "" {
+		cmd += "nsenter --net=" + netns + " "
+	}
+	cmd += strings.Join(unshare, " ") +
+		" setpriv --inh-caps=+sys_admin setpriv --bounding-set=" + strings.Join(boundingSet(sp.Process), ",") +
+		" /bin/bash " + init
+	out = append(out, "# 3. join the netns, then new pid, mount, uts, ipc and cgroup namespaces (--fork: the child is pid 1);",
+		"#    the bounding set is Docker's from here on; CAP_SYS_ADMIN stays (inheritable) until the last execve, which sets no_new_privs",
+		"#    seccomp(SECCOMP_SET_MODE_FILTER) with Docker's default profile has no shell command: this script does not load it",
+		cmd)
+	return out
+}
+
+// joinCgroups has this shell write its pid to cgroup.procs of each of the
+// container's cgroup folders, so that what it starts is born inside.
+func joinCgroups(ctr *plan.Container, h Host) []string {
 	var cg *plan.Cgroup
-	var netns string
 	for _, res := range ctr.Resources {
-		switch x := res.(type) {
-		case *plan.Cgroup:
+		if x, ok := res.(*plan.Cgroup); ok {
 			cg = x
 		}
 	}
-	unshare := []string{"unshare", "--fork", "--kill-child", "--propagation", "private"}
-	if sp.Linux != nil {
-		for _, ns := range sp.Linux.Namespaces {
-			switch ns.Type {
-			case specs.PIDNamespace:
-				unshare = append(unshare, "--pid")
-			case specs.MountNamespace:
-				unshare = append(unshare, "--mount")
-			case specs.UTSNamespace:
-				unshare = append(unshare, "--uts")
-			case specs.IPCNamespace:
-				unshare = append(unshare, "--ipc")
-			case specs.CgroupNamespace:
-				unshare = append(unshare, "--cgroup")
-			case specs.NetworkNamespace:
-				if ns.Path != "" {
-					netns = ns.Path
-				} else {
-					unshare = append(unshare, "--net")
-				}
+	if cg == nil {
+		return nil
+	}
+	var out []string
+	ctrls, dirs := cgroupFolders(cg, h)
+	for _, c := range ctrls {
+		out = append(out, "echo $BASHPID > "+dirs[c]+"/cgroup.procs")
+	}
+	return out
+}
+
+// unshareArgs is the unshare command for the config's new namespaces, and
+// the path of the network namespace to join first when the config names one.
+func unshareArgs(sp *specs.Spec) (unshare []string, netns string) {
+	unshare = []string{"unshare", "--fork", "--kill-child", "--propagation", "private"}
+	if sp.Linux == nil {
+		return unshare, ""
+	}
+	for _, ns := range sp.Linux.Namespaces {
+		switch ns.Type {
+		case specs.PIDNamespace:
+			unshare = append(unshare, "--pid")
+		case specs.MountNamespace:
+			unshare = append(unshare, "--mount")
+		case specs.UTSNamespace:
+			unshare = append(unshare, "--uts")
+		case specs.IPCNamespace:
+			unshare = append(unshare, "--ipc")
+		case specs.CgroupNamespace:
+			unshare = append(unshare, "--cgroup")
+		case specs.NetworkNamespace:
+			if ns.Path != "" {
+				netns = ns.Path
+			} else {
+				unshare = append(unshare, "--net")
 			}
 		}
 	}
-	var out []string
-	out = append(out, "# 1. join the cgroups: this shell writes its own pid; its children inherit them")
-	if cg != nil {
-		ctrls, dirs := cgroupFolders(cg, h)
-		for _, c := range ctrls {
-			out = append(out, "echo $BASHPID > "+dirs[c]+"/cgroup.procs")
-		}
-	}
-	// Stage 2 runs as pid 1 of the new pid namespace, in the new mount
-	// namespace, with CAP_SYS_ADMIN kept only until the final execve.
+	return unshare, netns
+}
+
+// initScript is stage 2: it runs as pid 1 of the new pid namespace, in the
+// new mount namespace, with CAP_SYS_ADMIN kept only until the final execve.
+// It mounts what the config asks, masks and write-protects paths, moves
+// into the rootfs with pivot_root and execs the process.
+func initScript(sp *specs.Spec, rootfs string) []string {
 	var st []string
 	if sp.Hostname != "" {
 		st = append(st, "hostname "+shellQuote(sp.Hostname))
 	}
 	st = append(st, "mount --bind "+rootfs+" "+rootfs+"  # pivot_root needs a mount point")
-	for _, m := range sp.Mounts {
+	st = append(st, mountCommands(sp.Mounts, rootfs)...)
+	if sp.Linux != nil && len(sp.Linux.MaskedPaths) > 0 {
+		// Masked: an empty read-only tmpfs over a folder, /dev/null over a file.
+		st = append(st, "for p in "+strings.Join(sp.Linux.MaskedPaths, " ")+"; do",
+			"  if [ -d "+rootfs+"$p ]; then mount -t tmpfs -o ro tmpfs "+rootfs+"$p",
+			"  elif [ -e "+rootfs+"$p ]; then mount --bind /dev/null "+rootfs+"$p; fi",
+			"done")
+	}
+	if sp.Linux != nil && len(sp.Linux.ReadonlyPaths) > 0 {
+		st = append(st, "for p in "+strings.Join(sp.Linux.ReadonlyPaths, " ")+"; do",
+			"  if [ -e "+rootfs+"$p ]; then mount --bind "+rootfs+"$p "+rootfs+"$p && mount -o remount,bind,ro "+rootfs+"$p; fi",
+			"done")
+	}
+	st = append(st,
+		"cd "+rootfs+" && mkdir -p .oldroot",
+		"pivot_root . .oldroot  # the host's root moves to /.oldroot",
+		"cd /")
+	// After pivot_root the rootfs has no umount or setpriv; the host's
+	// static busybox is run once through the old root, before it goes.
+	st = append(st, "exec /.oldroot/bin/busybox sh -c "+shellQuote(strings.Join(finalExec(sp.Process), "; ")))
+	return st
+}
+
+// mountCommands mount the config's mounts under rootfs, in order: binds
+// with --rbind, the rest by type with their options; /dev gets the default
+// devices every runtime makes (runtime-spec config-linux.md).
+func mountCommands(ms []specs.Mount, rootfs string) []string {
+	var st []string
+	for _, m := range ms {
 		dst := rootfs + m.Destination
 		var opts []string
 		bind := m.Type == "bind"
@@ -556,27 +619,14 @@ func processUp(ctr *plan.Container, r *plan.Process, h Host) []string {
 			st = append(st, "ln -s /proc/self/fd "+rootfs+"/dev/fd", "ln -s pts/ptmx "+rootfs+"/dev/ptmx")
 		}
 	}
-	if sp.Linux != nil && len(sp.Linux.MaskedPaths) > 0 {
-		// Masked: an empty read-only tmpfs over a folder, /dev/null over a file.
-		st = append(st, "for p in "+strings.Join(sp.Linux.MaskedPaths, " ")+"; do",
-			"  if [ -d "+rootfs+"$p ]; then mount -t tmpfs -o ro tmpfs "+rootfs+"$p",
-			"  elif [ -e "+rootfs+"$p ]; then mount --bind /dev/null "+rootfs+"$p; fi",
-			"done")
-	}
-	if sp.Linux != nil && len(sp.Linux.ReadonlyPaths) > 0 {
-		st = append(st, "for p in "+strings.Join(sp.Linux.ReadonlyPaths, " ")+"; do",
-			"  if [ -e "+rootfs+"$p ]; then mount --bind "+rootfs+"$p "+rootfs+"$p && mount -o remount,bind,ro "+rootfs+"$p; fi",
-			"done")
-	}
-	st = append(st,
-		"cd "+rootfs+" && mkdir -p .oldroot",
-		"pivot_root . .oldroot  # the host's root moves to /.oldroot",
-		"cd /")
-	// After pivot_root the rootfs has no umount or setpriv; the host's
-	// static busybox is run once through the old root, before it goes.
-	p := sp.Process
-	var final []string
-	final = append(final, "umount -l /.oldroot", "rmdir /.oldroot 2>/dev/null")
+	return st
+}
+
+// finalExec is what busybox runs after pivot_root: drop the old root, go
+// to the working folder and exec the process with its environment only,
+// giving up CAP_SYS_ADMIN and, when asked, setting no_new_privs.
+func finalExec(p *specs.Process) []string {
+	final := []string{"umount -l /.oldroot", "rmdir /.oldroot 2>/dev/null"}
 	cwd := "/"
 	if p != nil && p.Cwd != "" {
 		cwd = p.Cwd
@@ -595,9 +645,12 @@ func processUp(ctr *plan.Container, r *plan.Process, h Host) []string {
 			run += " " + shellQuote(a)
 		}
 	}
-	final = append(final, run)
-	st = append(st, "exec /.oldroot/bin/busybox sh -c "+shellQuote(strings.Join(final, "; ")))
+	return append(final, run)
+}
 
+// boundingSet is setpriv's --bounding-set for the process's bounding
+// capabilities: all dropped, then each one added back, sorted.
+func boundingSet(p *specs.Process) []string {
 	bounding := []string{"-all"}
 	if p != nil && p.Capabilities != nil {
 		caps := append([]string{}, p.Capabilities.Bounding...)
@@ -606,19 +659,5 @@ func processUp(ctr *plan.Container, r *plan.Process, h Host) []string {
 			bounding = append(bounding, "+"+capName(c))
 		}
 	}
-	init := path.Join(r.Bundle, "init.sh")
-	out = append(out, "# 2. what the container's pid 1 does first, in its new namespaces (bash, from the host, until pivot_root)",
-		"cat > "+init+" <<'HUTCH_INIT'\nset -eu\n"+strings.Join(st, "\n")+"\nHUTCH_INIT")
-	cmd := "exec "
-	if netns != "" {
-		cmd += "nsenter --net=" + netns + " "
-	}
-	cmd += strings.Join(unshare, " ") +
-		" setpriv --inh-caps=+sys_admin setpriv --bounding-set=" + strings.Join(bounding, ",") +
-		" /bin/bash " + init
-	out = append(out, "# 3. join the netns, then new pid, mount, uts, ipc and cgroup namespaces (--fork: the child is pid 1);",
-		"#    the bounding set is Docker's from here on; CAP_SYS_ADMIN stays (inheritable) until the last execve, which sets no_new_privs",
-		"#    seccomp(SECCOMP_SET_MODE_FILTER) with Docker's default profile has no shell command: this script does not load it",
-		cmd)
-	return out
+	return bounding
 }
