@@ -367,11 +367,39 @@ type node struct {
 // creates and updates of its dependencies and for every delete of its
 // container (and any delete of the same ID, from a container being pruned).
 func (x *execution) run(ctx context.Context, p *plan.Plan) error {
+	nodes, ix := x.nodes(p)
+	x.total = len(nodes)
+	for _, n := range nodes {
+		if teardown(n.ch) {
+			x.waitTeardown(n, ix)
+		} else {
+			waitBuild(n, nodes, ix)
+		}
+	}
+	if c := waitCycle(nodes); c != "" {
+		// Only records edited by hand can say so (plan.Order refuses a
+		// cycle among the changes themselves): nothing would ever start.
+		return fmt.Errorf("%w among the recorded resources: %s", plan.ErrCycle, c)
+	}
+	return x.runNodes(ctx, nodes)
+}
+
+// stepIndex finds a run's steps by the resource they act on. A dependency
+// of another unit's (a container's veth on a network's bridge, a link
+// between two containers' namespaces) is found by its ID alone: IDs of
+// shared objects are unique host-wide.
+type stepIndex struct {
+	down     map[string]*node // owner|id -> teardown step
+	downByID map[string][]*node
+	up       map[string]*node // owner|id -> create or update step
+	upByID   map[string]*node
+}
+
+// nodes makes a step of every change that does something, in the plan's
+// order, and their index.
+func (x *execution) nodes(p *plan.Plan) ([]*node, *stepIndex) {
 	var nodes []*node
-	down := map[string]*node{} // owner|id -> teardown step
-	downByID := map[string][]*node{}
-	up := map[string]*node{}
-	upByID := map[string]*node{}
+	ix := &stepIndex{down: map[string]*node{}, downByID: map[string][]*node{}, up: map[string]*node{}, upByID: map[string]*node{}}
 	for _, c := range p.Changes {
 		if c.Action == plan.NoOp {
 			continue
@@ -379,69 +407,77 @@ func (x *execution) run(ctx context.Context, p *plan.Plan) error {
 		n := &node{ch: c, owner: x.owners[c.Resource()], done: make(chan struct{})}
 		nodes = append(nodes, n)
 		if teardown(c) {
-			down[n.owner+"|"+c.ID] = n
-			downByID[c.ID] = append(downByID[c.ID], n)
+			ix.down[n.owner+"|"+c.ID] = n
+			ix.downByID[c.ID] = append(ix.downByID[c.ID], n)
 		} else {
-			up[n.owner+"|"+c.ID] = n
-			upByID[c.ID] = n
+			ix.up[n.owner+"|"+c.ID] = n
+			ix.upByID[c.ID] = n
 		}
 	}
-	// A dependency of another unit's (a container's veth on a network's
-	// bridge, a link between two containers' namespaces) is found by its
-	// ID alone: IDs of shared objects are unique host-wide.
-	downOf := func(owner, id string) (*node, bool) {
-		if m, ok := down[owner+"|"+id]; ok {
-			return m, true
-		}
-		if ms := downByID[id]; len(ms) == 1 {
-			return ms[0], true
-		}
-		return nil, false
+	return nodes, ix
+}
+
+// downOf is the teardown step of id, owner's or the only one of that ID.
+func (ix *stepIndex) downOf(owner, id string) (*node, bool) {
+	if m, ok := ix.down[owner+"|"+id]; ok {
+		return m, true
 	}
-	upOf := func(owner, id string) (*node, bool) {
-		if m, ok := up[owner+"|"+id]; ok {
-			return m, true
-		}
-		m, ok := upByID[id]
-		return m, ok
+	if ms := ix.downByID[id]; len(ms) == 1 {
+		return ms[0], true
 	}
-	x.total = len(nodes)
-	for _, n := range nodes {
-		if teardown(n.ch) {
-			// n's own dependencies are torn down after n, except those
-			// that carry it (plan.Carried): n goes after them.
-			r := x.doomed(n)
-			carriers := plan.CarriedBy(r)
-			for _, d := range r.Deps() {
-				m, ok := downOf(n.owner, d)
-				switch {
-				case !ok:
-				case slices.Contains(carriers, d):
-					n.waits = append(n.waits, m)
-					n.carriers = append(n.carriers, m)
-				default:
-					m.waits = append(m.waits, n)
-				}
-			}
-			continue
-		}
-		for _, d := range n.ch.After.Deps() {
-			if m, ok := upOf(n.owner, d); ok {
-				n.waits = append(n.waits, m)
-			}
-		}
-		for _, m := range nodes {
-			if teardown(m.ch) && m.owner == n.owner {
-				n.waits = append(n.waits, m)
-			}
-		}
-		n.waits = append(n.waits, downByID[n.ch.ID]...)
+	return nil, false
+}
+
+// upOf is the create or update step of id, owner's or any unit's.
+func (ix *stepIndex) upOf(owner, id string) (*node, bool) {
+	if m, ok := ix.up[owner+"|"+id]; ok {
+		return m, true
 	}
-	if c := waitCycle(nodes); c != "" {
-		// Only records edited by hand can say so (plan.Order refuses a
-		// cycle among the changes themselves): nothing would ever start.
-		return fmt.Errorf("%w among the recorded resources: %s", plan.ErrCycle, c)
+	m, ok := ix.upByID[id]
+	return m, ok
+}
+
+// waitTeardown orders the teardown step n: its own dependencies are torn
+// down after n, except those that carry it (plan.Carried): n goes after
+// them, and knows them to skip what the kernel removes along.
+func (x *execution) waitTeardown(n *node, ix *stepIndex) {
+	r := x.doomed(n)
+	carriers := plan.CarriedBy(r)
+	for _, d := range r.Deps() {
+		m, ok := ix.downOf(n.owner, d)
+		switch {
+		case !ok:
+		case slices.Contains(carriers, d):
+			n.waits = append(n.waits, m)
+			n.carriers = append(n.carriers, m)
+		default:
+			m.waits = append(m.waits, n)
+		}
 	}
+}
+
+// waitBuild orders the create or update step n after the steps that make
+// its dependencies, every teardown of its own unit, and the teardowns of
+// the same ID (a container being pruned that held it).
+func waitBuild(n *node, nodes []*node, ix *stepIndex) {
+	for _, d := range n.ch.After.Deps() {
+		if m, ok := ix.upOf(n.owner, d); ok {
+			n.waits = append(n.waits, m)
+		}
+	}
+	for _, m := range nodes {
+		if teardown(m.ch) && m.owner == n.owner {
+			n.waits = append(n.waits, m)
+		}
+	}
+	n.waits = append(n.waits, ix.downByID[n.ch.ID]...)
+}
+
+// runNodes runs every step in its own goroutine once the steps it waits
+// for have ended, up to parallel() at once. A failed step keeps the steps
+// that wait for it from starting and, unless carryOn (a delete carries on
+// past errors), every step not started yet.
+func (x *execution) runNodes(ctx context.Context, nodes []*node) error {
 	sem := make(chan struct{}, x.r.parallel())
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
