@@ -48,9 +48,8 @@ type Reconciler struct {
 	// Parallel bounds the steps that run at once, over all containers
 	// (0: eight per CPU). Most steps wait on the kernel (a process start
 	// waits for its child, a stop for the process to end) rather than
-	// compute: 20 web servers on 2 CPUs came up in 2.95 s with 2 steps at
-	// once, 1.52 s with 4, 0.94 s with 8 and 0.99 s with 16, and went away
-	// in 4.0, 2.2, 1.2 and 0.88 s.
+	// compute, so several per CPU keep the CPUs busy; bench/README.md
+	// ("Steps at once") has the figures the default comes from.
 	Parallel int
 	// NoWait makes a locked container an error (wrapping ErrLocked) rather
 	// than something to wait for.
@@ -248,30 +247,7 @@ func (r *Reconciler) diff(ctx context.Context, u *unit, pruned map[string]bool) 
 	var errs []error
 	desired := map[string]bool{}
 	if u.want != nil {
-		// The Observes of one container read the host only: run them side
-		// by side (a no-op apply of one container costs the slowest of them,
-		// the rootfs, instead of their sum).
-		type observed struct {
-			got plan.Resource
-			err error
-			dur time.Duration
-		}
-		obs := make([]observed, len(u.want.Resources))
-		var wg sync.WaitGroup
-		for i, want := range u.want.Resources {
-			d, err := r.driver(want.Kind())
-			if err != nil || pruned[want.ID()] {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				start := time.Now()
-				obs[i].got, obs[i].err = d.Observe(ctx, want)
-				obs[i].dur = time.Since(start)
-			}()
-		}
-		wg.Wait()
+		obs := r.observeAll(ctx, u.want.Resources, pruned)
 		for i, want := range u.want.Resources {
 			desired[want.ID()] = true
 			d, err := r.driver(want.Kind())
@@ -284,64 +260,114 @@ func (r *Reconciler) diff(ctx context.Context, u *unit, pruned map[string]bool) 
 					Reasons: []string{"made anew after the prune deletes the old one"}})
 				continue
 			}
-			got, err := obs[i].got, obs[i].err
 			r.trace("observe %s: %s", want.ID(), ms(obs[i].dur))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("observe %s: %w", want.ID(), err))
+			if obs[i].err != nil {
+				errs = append(errs, fmt.Errorf("observe %s: %w", want.ID(), obs[i].err))
 				continue
 			}
-			ch := &plan.Change{ID: want.ID(), Kind: want.Kind(), After: want}
-			if absent(got) {
-				ch.Action = plan.Create
-			} else {
-				ch.Before = got
-				ch.Fields, ch.ForceReplace = d.Diff(got, want)
-				ch.Fields, ch.ForceReplace = hostFields(ch.Fields), hostFields(ch.ForceReplace)
-				switch {
-				case len(ch.Fields) == 0:
-					ch.Action = plan.NoOp
-				case len(ch.ForceReplace) > 0:
-					ch.Action = plan.Replace
-				default:
-					ch.Action = plan.Update
-				}
-			}
-			changes = append(changes, ch)
+			changes = append(changes, desiredChange(d, obs[i].got, want))
 		}
 	}
 	if u.state != nil {
-		for _, rec := range u.state.Resources {
-			if desired[rec.ID] {
-				continue
-			}
-			res, err := rec.Resource()
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			d, err := r.driver(res.Kind())
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			got, err := d.Observe(ctx, res)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("observe %s: %w", rec.ID, err))
-				continue
-			}
-			if absent(got) {
-				continue // already gone; the record is dropped when the state is saved
-			}
-			reason := "no longer in the manifest"
-			if u.want == nil {
-				reason = "container " + u.name + " is no longer in the manifest (prune)"
-			}
-			changes = append(changes, &plan.Change{ID: rec.ID, Kind: rec.Kind, Action: plan.Delete,
-				Before: res, Reasons: []string{reason}})
-		}
+		deletes, derrs := r.leftovers(ctx, u, desired)
+		changes = append(changes, deletes...)
+		errs = append(errs, derrs...)
 	}
 	cascade(changes)
 	return changes, errors.Join(errs...)
+}
+
+// observed is what one Observe returned, and how long it took.
+type observed struct {
+	got plan.Resource
+	err error
+	dur time.Duration
+}
+
+// observeAll observes the desired resources of one container, but those
+// being pruned and those of no driver (diff reports them). The Observes of
+// one container read the host only: they run side by side (a no-op apply of
+// one container costs the slowest of them, the rootfs, instead of their
+// sum).
+func (r *Reconciler) observeAll(ctx context.Context, want []plan.Resource, pruned map[string]bool) []observed {
+	obs := make([]observed, len(want))
+	var wg sync.WaitGroup
+	for i, w := range want {
+		d, err := r.driver(w.Kind())
+		if err != nil || pruned[w.ID()] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			obs[i].got, obs[i].err = d.Observe(ctx, w)
+			obs[i].dur = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	return obs
+}
+
+// desiredChange is the change that takes the observed got to want: a create when
+// it is absent, else what the driver's Diff says the kernel can change in
+// place (an update), cannot (a replace) or nothing (a no-op).
+func desiredChange(d Driver, got, want plan.Resource) *plan.Change {
+	ch := &plan.Change{ID: want.ID(), Kind: want.Kind(), After: want}
+	if absent(got) {
+		ch.Action = plan.Create
+		return ch
+	}
+	ch.Before = got
+	ch.Fields, ch.ForceReplace = d.Diff(got, want)
+	ch.Fields, ch.ForceReplace = hostFields(ch.Fields), hostFields(ch.ForceReplace)
+	switch {
+	case len(ch.Fields) == 0:
+		ch.Action = plan.NoOp
+	case len(ch.ForceReplace) > 0:
+		ch.Action = plan.Replace
+	default:
+		ch.Action = plan.Update
+	}
+	return ch
+}
+
+// leftovers are the deletes of what the unit's store records and the
+// manifest no longer wants, for each object still on the host; a record
+// whose object is gone is dropped when the state is saved.
+func (r *Reconciler) leftovers(ctx context.Context, u *unit, desired map[string]bool) ([]*plan.Change, []error) {
+	var changes []*plan.Change
+	var errs []error
+	for _, rec := range u.state.Resources {
+		if desired[rec.ID] {
+			continue
+		}
+		res, err := rec.Resource()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d, err := r.driver(res.Kind())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		got, err := d.Observe(ctx, res)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("observe %s: %w", rec.ID, err))
+			continue
+		}
+		if absent(got) {
+			continue // already gone; the record is dropped when the state is saved
+		}
+		reason := "no longer in the manifest"
+		if u.want == nil {
+			reason = "container " + u.name + " is no longer in the manifest (prune)"
+		}
+		changes = append(changes, &plan.Change{ID: rec.ID, Kind: rec.Kind, Action: plan.Delete,
+			Before: res, Reasons: []string{reason}})
+	}
+	return changes, errs
 }
 
 // hostFields drops the fields that only say what a resource depends on
