@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"syscall"
 	"time"
 
 	"hutch/plan"
@@ -43,10 +42,16 @@ type RunOptions struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	// Signals are forwarded to the container's first process once it runs
-	// (those that arrive before are forwarded as soon as it runs; one that
-	// asks to end while Run waits for the container's lock ends the wait:
-	// lockInterruptibly).
+	// (those that arrive before are forwarded as soon as it runs). Run
+	// reads them itself only while it waits for the container's lock.
 	Signals <-chan os.Signal
+	// Interrupts says which of Signals ask to end the run (the caller's
+	// choice: hutch run's are those of a Ctrl-C, a kill, a closed
+	// terminal). One that arrives while Run waits for another hutch to
+	// finish with the container ends the wait with an error, as nothing
+	// was made yet; others that arrive meanwhile are dropped. Nil: no
+	// signal ends the wait.
+	Interrupts func(os.Signal) bool
 }
 
 // Run converges the container c as Apply would, except for its process,
@@ -67,13 +72,9 @@ type RunOptions struct {
 // Delete cannot find.
 func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, error) {
 	start := time.Now()
-	d, err := r.driver(plan.KindProcess)
+	fg, err := r.foregrounder(c.Name)
 	if err != nil {
 		return -1, err
-	}
-	fg, ok := d.(Foregrounder)
-	if !ok {
-		return -1, fmt.Errorf("container %s: the process driver cannot run a process in the foreground", c.Name)
 	}
 	if o.Remove {
 		// See WithoutSync: a removed container's records need to outlive
@@ -82,7 +83,7 @@ func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, 
 		r.Store = r.Store.WithoutSync()
 	}
 	u := &unit{name: c.Name, want: c}
-	if u.lock, err = r.lockInterruptibly(ctx, c.Name, o.Signals); err != nil {
+	if u.lock, err = r.lockInterruptibly(ctx, c.Name, o); err != nil {
 		return -1, err
 	}
 	defer func() { u.lock.Unlock() }()
@@ -94,68 +95,29 @@ func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, 
 	if err != nil {
 		return -1, fmt.Errorf("%w\nnothing was changed", err)
 	}
-	var proc *plan.Change
-	var rest []*plan.Change
-	for _, ch := range res.Plan.Changes {
-		if ch.Kind == plan.KindProcess && ch.Action != plan.Delete {
-			proc = ch
-			continue
-		}
-		rest = append(rest, ch)
-	}
-	if proc == nil {
-		return -1, fmt.Errorf("container %s: the manifest has no process to run", c.Name)
-	}
-	if proc.Action != plan.Create {
-		return -1, fmt.Errorf("container %s: %w: its process runs under its supervisor (hutch apply) or another hutch run; stop it (hutch stop %s) or delete it first\nnothing was changed",
-			c.Name, ErrRunning, c.Name)
-	}
-	p, ok := proc.After.(*plan.Process)
-	if !ok {
-		return -1, fmt.Errorf("container %s: process resource %T is not a *plan.Process", c.Name, proc.After)
+	proc, p, rest, err := foregroundChange(c.Name, res.Plan)
+	if err != nil {
+		return -1, err
 	}
 	if err := r.showPlan(res.Plan); err != nil {
 		return -1, err
 	}
-
 	// Every step, the process's too, is recorded pending in one write
-	// before the first starts; then all steps but the process run as
-	// Apply runs them.
+	// before the first starts.
 	x := r.newRun(false)
 	if err := x.prepare(res); err != nil {
 		return -1, err
 	}
 	cr := x.units[c.Name]
 	r.trace("run: intent recorded at %s", ms(time.Since(start)))
-	runErr := x.run(ctx, &plan.Plan{FormatVersion: res.Plan.FormatVersion, Changes: rest})
-	r.trace("run: steps ended at %s", ms(time.Since(start)))
-	if err := cr.saver.flush(); err != nil {
-		runErr = errors.Join(runErr, err)
+	if err := r.makeAllButProcess(ctx, x, cr, &plan.Plan{FormatVersion: res.Plan.FormatVersion, Changes: rest}, start); err != nil {
+		return -1, r.failed(ctx, u, o, err)
 	}
-	if runErr == nil && c.Config != nil {
-		// The process driver runs the bundle's config.json.
-		_, runErr = r.Store.SaveConfig(c.Name, c.Config)
-	}
-	if runErr != nil {
-		return -1, r.failed(ctx, u, o, runErr)
-	}
-
 	if r.Fault != nil {
 		r.Fault("before", plan.KindProcess, "create")
 	}
 	x.print("+ %s (starting in the foreground)", name(proc.ID))
-	started := func() error {
-		// The process runs and the driver has recorded it: the store
-		// says so too, and other hutches may work on the container.
-		err := cr.saver.sync(func(st *State) error { return st.set(p, StatusDone) })
-		u.lock.Unlock()
-		r.trace("run: process started at %s", ms(time.Since(start)))
-		if r.Fault != nil {
-			r.Fault("after", plan.KindProcess, "create")
-		}
-		return err
-	}
-	code, err := fg.Foreground(ctx, p, o.Stdin, o.Stdout, o.Stderr, o.Signals, started)
+	code, err := fg.Foreground(ctx, p, o.Stdin, o.Stdout, o.Stderr, o.Signals, r.started(u, cr, p, start))
 	r.trace("run: process ended at %s", ms(time.Since(start)))
 	if err != nil {
 		return -1, r.failed(ctx, u, o, fmt.Errorf("create %s: %w", proc.ID, err))
@@ -166,6 +128,76 @@ func (r *Reconciler) Run(ctx context.Context, c *Container, o RunOptions) (int, 
 	err = r.remove(ctx, c.Name)
 	r.trace("run: removed at %s", ms(time.Since(start)))
 	return code, err
+}
+
+// foregrounder is the process driver, which must run processes in the
+// foreground.
+func (r *Reconciler) foregrounder(container string) (Foregrounder, error) {
+	d, err := r.driver(plan.KindProcess)
+	if err != nil {
+		return nil, err
+	}
+	fg, ok := d.(Foregrounder)
+	if !ok {
+		return nil, fmt.Errorf("container %s: the process driver cannot run a process in the foreground", container)
+	}
+	return fg, nil
+}
+
+// foregroundChange splits the container's plan into the create of its
+// process, which Run runs in the foreground, and the rest. A process that
+// exists already (its change is not a create) runs under its supervisor or
+// another hutch run: that is an error wrapping ErrRunning.
+func foregroundChange(container string, pl *plan.Plan) (proc *plan.Change, p *plan.Process, rest []*plan.Change, err error) {
+	for _, ch := range pl.Changes {
+		if ch.Kind == plan.KindProcess && ch.Action != plan.Delete {
+			proc = ch
+			continue
+		}
+		rest = append(rest, ch)
+	}
+	if proc == nil {
+		return nil, nil, nil, fmt.Errorf("container %s: the manifest has no process to run", container)
+	}
+	if proc.Action != plan.Create {
+		return nil, nil, nil, fmt.Errorf("container %s: %w: its process runs under its supervisor (hutch apply) or another hutch run; stop it (hutch stop %s) or delete it first\nnothing was changed",
+			container, ErrRunning, container)
+	}
+	p, ok := proc.After.(*plan.Process)
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("container %s: process resource %T is not a *plan.Process", container, proc.After)
+	}
+	return proc, p, rest, nil
+}
+
+// makeAllButProcess runs the steps of rest (every step but the process's)
+// as Apply runs them, and writes what they made to the store, then the
+// bundle's config.json, which the process driver runs.
+func (r *Reconciler) makeAllButProcess(ctx context.Context, x *execution, cr *unitRun, rest *plan.Plan, start time.Time) error {
+	err := x.run(ctx, rest)
+	r.trace("run: steps ended at %s", ms(time.Since(start)))
+	if ferr := cr.saver.flush(); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	if err == nil && cr.want.Config != nil {
+		_, err = r.Store.SaveConfig(cr.name, cr.want.Config)
+	}
+	return err
+}
+
+// started is what the process driver calls once the process runs and it
+// has recorded it: the store says so too, and the container's lock is let
+// go, so that other hutches may work on the container while it runs.
+func (r *Reconciler) started(u *unit, cr *unitRun, p *plan.Process, start time.Time) func() error {
+	return func() error {
+		err := cr.saver.sync(func(st *State) error { return st.set(p, StatusDone) })
+		u.lock.Unlock()
+		r.trace("run: process started at %s", ms(time.Since(start)))
+		if r.Fault != nil {
+			r.Fault("after", plan.KindProcess, "create")
+		}
+		return err
+	}
 }
 
 // failed ends a Run that failed before or while starting the process: with
@@ -228,12 +260,12 @@ func (r *Reconciler) remove(ctx context.Context, name string) error {
 }
 
 // lockInterruptibly is lock for Run: while it waits for another hutch to
-// finish with the container, a signal that asks to end (SIGINT, SIGTERM,
-// SIGHUP, SIGQUIT: a Ctrl-C) ends the wait with an error, as nothing was
-// made yet; other signals that arrive meanwhile are dropped. Once the lock
-// is held, signals are left to the process, which gets them once it runs.
-func (r *Reconciler) lockInterruptibly(ctx context.Context, name string, signals <-chan os.Signal) (*Lock, error) {
-	if signals == nil || r.NoWait {
+// finish with the container, a signal that o.Interrupts says asks to end (a
+// Ctrl-C) ends the wait with an error, as nothing was made yet; other
+// signals that arrive meanwhile are dropped. Once the lock is held, signals
+// are left to the process, which gets them once it runs.
+func (r *Reconciler) lockInterruptibly(ctx context.Context, name string, o RunOptions) (*Lock, error) {
+	if o.Signals == nil || o.Interrupts == nil || r.NoWait {
 		return r.lock(ctx, name)
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -248,8 +280,8 @@ func (r *Reconciler) lockInterruptibly(ctx context.Context, name string, signals
 			defer close(watched)
 			for {
 				select {
-				case s := <-signals:
-					if endsRun(s) {
+				case s := <-o.Signals:
+					if o.Interrupts(s) {
 						interrupted = s
 						cancel()
 						return
@@ -269,15 +301,6 @@ func (r *Reconciler) lockInterruptibly(ctx context.Context, name string, signals
 		return nil, fmt.Errorf("container %s: %v while waiting for another hutch to finish with it\nnothing was changed", name, interrupted)
 	}
 	return l, err
-}
-
-// endsRun says whether s asks hutch run to end.
-func endsRun(s os.Signal) bool {
-	switch s {
-	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
-		return true
-	}
-	return false
 }
 
 // WithoutSync returns a store that writes as this one does, atomically

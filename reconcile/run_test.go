@@ -232,13 +232,21 @@ func TestRunStopsWaitingForTheLockOnCtrlC(t *testing.T) {
 	sigs := make(chan os.Signal, 1)
 	res := make(chan error, 1)
 	go func() {
-		_, err := e.r.Run(context.Background(), c, RunOptions{Signals: sigs})
+		_, err := e.r.Run(context.Background(), c, RunOptions{Signals: sigs,
+			Interrupts: func(s os.Signal) bool { return s == syscall.SIGINT }})
 		res <- err
 	}()
 	select {
 	case <-w.seen:
 	case <-time.After(10 * time.Second):
 		t.Fatal("hutch run never said it waits for the lock")
+	}
+	// A signal that does not ask to end (Interrupts says no) is dropped.
+	sigs <- syscall.SIGUSR1
+	select {
+	case err := <-res:
+		t.Fatalf("SIGUSR1 ended the wait for the lock: %v", err)
+	case <-time.After(200 * time.Millisecond):
 	}
 	sigs <- syscall.SIGINT
 	select {

@@ -122,6 +122,11 @@ func runOne(cmd *cobra.Command, file string, rm bool, out io.Writer, sigs <-chan
 		Stdout:  cmd.OutOrStdout(),
 		Stderr:  cmd.ErrOrStderr(),
 		Signals: sigs,
+		// A Ctrl-C, a kill or a closed terminal while another hutch holds
+		// the container ends the wait for it.
+		Interrupts: func(s os.Signal) bool {
+			return s == unix.SIGINT || s == unix.SIGTERM || s == unix.SIGHUP || s == unix.SIGQUIT
+		},
 	})
 }
 
