@@ -100,142 +100,208 @@ func ifname(name string) []byte {
 }
 
 // nftExprs builds the rule's expressions: each match loads a value into
-// register 1 and compares it, and the verdict ends the rule.
+// register 1 and compares it, and the verdict ends the rule. Matches come
+// in a fixed order (source, destination, local addresses, protocol and
+// port, conntrack, interfaces), so that a rule reads back as it was
+// written.
 func nftExprs(r *plan.NftRule) ([]expr.Any, error) {
-	var e []expr.Any
-	meta := func(key expr.MetaKey, op expr.CmpOp, data []byte) {
-		e = append(e, &expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: data})
+	var e ruleExprs
+	if err := e.addSrc(r); err != nil {
+		return nil, err
 	}
-	if r.Src != "" {
-		p, err := netip.ParsePrefix(r.Src)
+	if err := e.addDst(r); err != nil {
+		return nil, err
+	}
+	e.addLocal(r)
+	if err := e.addProto(r); err != nil {
+		return nil, err
+	}
+	e.addDNATed(r)
+	e.addIfaces(r)
+	if err := e.addVerdict(r); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// ruleExprs are a rule's expressions as nftExprs adds them.
+type ruleExprs []expr.Any
+
+// meta matches a meta key (nfproto, l4proto, iifname, oifname).
+func (e *ruleExprs) meta(key expr.MetaKey, op expr.CmpOp, data []byte) {
+	*e = append(*e, &expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: op, Register: 1, Data: data})
+}
+
+// addSrc matches the source subnet (ip saddr / ip6 saddr), after the
+// family.
+func (e *ruleExprs) addSrc(r *plan.NftRule) error {
+	if r.Src == "" {
+		return nil
+	}
+	p, err := netip.ParsePrefix(r.Src)
+	if err != nil {
+		return fmt.Errorf("nftables rule %s: src: %w", r.Name, err)
+	}
+	p = p.Masked()
+	proto, off := byte(unix.NFPROTO_IPV4), uint32(12) // struct iphdr's saddr
+	if p.Addr().Is6() {
+		proto, off = unix.NFPROTO_IPV6, 8 // struct ipv6hdr's saddr
+	}
+	addr := p.Addr().AsSlice()
+	mask := netipMask(p)
+	e.meta(expr.MetaKeyNFPROTO, expr.CmpOpEq, []byte{proto})
+	*e = append(*e,
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(addr))},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(addr)), Mask: mask, Xor: make([]byte, len(addr))},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr})
+	return nil
+}
+
+// addDst matches the family of the destination, dnat's target or notDst
+// (unless addSrc did), then the destination address (dst) or its
+// exclusion (notDst).
+func (e *ruleExprs) addDst(r *plan.NftRule) error {
+	if r.To == "" && r.Dst == "" && r.NotDst == "" {
+		return nil
+	}
+	// dnat and an address match need the family: meta nfproto.
+	a := r.Dst
+	if a == "" && r.To != "" {
+		ap, err := netip.ParseAddrPort(r.To)
 		if err != nil {
-			return nil, fmt.Errorf("nftables rule %s: src: %w", r.Name, err)
+			return fmt.Errorf("nftables rule %s: to: %w", r.Name, err)
 		}
-		p = p.Masked()
-		proto, off := byte(unix.NFPROTO_IPV4), uint32(12) // struct iphdr's saddr
-		if p.Addr().Is6() {
-			proto, off = unix.NFPROTO_IPV6, 8 // struct ipv6hdr's saddr
-		}
-		addr := p.Addr().AsSlice()
-		mask := netipMask(p)
-		meta(expr.MetaKeyNFPROTO, expr.CmpOpEq, []byte{proto})
-		e = append(e,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(addr))},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(addr)), Mask: mask, Xor: make([]byte, len(addr))},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr})
+		a = ap.Addr().String()
 	}
-	if r.To != "" || r.Dst != "" || r.NotDst != "" {
-		// dnat and an address match need the family: meta nfproto.
-		a := r.Dst
-		if a == "" && r.To != "" {
-			ap, err := netip.ParseAddrPort(r.To)
-			if err != nil {
-				return nil, fmt.Errorf("nftables rule %s: to: %w", r.Name, err)
-			}
-			a = ap.Addr().String()
-		}
-		if a == "" {
-			a = r.NotDst
-		}
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			return nil, fmt.Errorf("nftables rule %s: dst: %w", r.Name, err)
-		}
-		proto, off := byte(unix.NFPROTO_IPV4), uint32(16) // struct iphdr's daddr
-		if ip.Is6() {
-			proto, off = unix.NFPROTO_IPV6, 24 // struct ipv6hdr's daddr
-		}
-		if r.Src == "" {
-			meta(expr.MetaKeyNFPROTO, expr.CmpOpEq, []byte{proto})
-		}
-		if r.Dst != "" {
-			e = append(e,
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(ip.AsSlice()))},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip.AsSlice()})
-		}
-		if r.NotDst != "" {
-			not, err := netip.ParseAddr(r.NotDst)
-			if err != nil || not.Is6() != ip.Is6() {
-				return nil, fmt.Errorf("nftables rule %s: notDst %q: not an address of the rule's family", r.Name, r.NotDst)
-			}
-			e = append(e,
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(not.AsSlice()))},
-				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: not.AsSlice()})
-		}
+	if a == "" {
+		a = r.NotDst
 	}
+	ip, err := netip.ParseAddr(a)
+	if err != nil {
+		return fmt.Errorf("nftables rule %s: dst: %w", r.Name, err)
+	}
+	proto, off := byte(unix.NFPROTO_IPV4), uint32(16) // struct iphdr's daddr
+	if ip.Is6() {
+		proto, off = unix.NFPROTO_IPV6, 24 // struct ipv6hdr's daddr
+	}
+	if r.Src == "" {
+		e.meta(expr.MetaKeyNFPROTO, expr.CmpOpEq, []byte{proto})
+	}
+	if r.Dst != "" {
+		*e = append(*e,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(ip.AsSlice()))},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ip.AsSlice()})
+	}
+	if r.NotDst != "" {
+		not, err := netip.ParseAddr(r.NotDst)
+		if err != nil || not.Is6() != ip.Is6() {
+			return fmt.Errorf("nftables rule %s: notDst %q: not an address of the rule's family", r.Name, r.NotDst)
+		}
+		*e = append(*e,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(not.AsSlice()))},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: not.AsSlice()})
+	}
+	return nil
+}
+
+// addLocal matches a source or destination that is an address of the host
+// (fib saddr/daddr type local).
+func (e *ruleExprs) addLocal(r *plan.NftRule) {
 	if r.LocalSrc {
-		e = append(e, &expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
+		*e = append(*e, &expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
 	}
 	if r.LocalDst {
-		e = append(e, &expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		*e = append(*e, &expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
 	}
-	if r.Proto != "" {
-		l4 := map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP}[r.Proto]
-		if l4 == 0 {
-			return nil, fmt.Errorf("nftables rule %s: unknown protocol %q", r.Name, r.Proto)
-		}
-		meta(expr.MetaKeyL4PROTO, expr.CmpOpEq, []byte{l4})
-		if r.DPort != 0 {
-			e = append(e,
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(r.DPort))})
-		}
+}
+
+// addProto matches the transport protocol (meta l4proto) and the
+// destination port (th dport).
+func (e *ruleExprs) addProto(r *plan.NftRule) error {
+	if r.Proto == "" {
+		return nil
 	}
+	l4 := map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP}[r.Proto]
+	if l4 == 0 {
+		return fmt.Errorf("nftables rule %s: unknown protocol %q", r.Name, r.Proto)
+	}
+	e.meta(expr.MetaKeyL4PROTO, expr.CmpOpEq, []byte{l4})
+	if r.DPort != 0 {
+		*e = append(*e,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(r.DPort))})
+	}
+	return nil
+}
+
+// addDNATed matches a connection whose destination was translated (ct
+// status dnat).
+func (e *ruleExprs) addDNATed(r *plan.NftRule) {
 	if r.DNATed {
-		e = append(e, &expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		*e = append(*e, &expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
 				Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: binaryutil.NativeEndian.PutUint32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)})
 	}
+}
+
+// addIfaces matches the input and output interfaces by name (iifname,
+// oifname), a prefix of the input's, or their exclusion.
+func (e *ruleExprs) addIfaces(r *plan.NftRule) {
 	if r.IIf != "" {
-		meta(expr.MetaKeyIIFNAME, expr.CmpOpEq, ifname(r.IIf))
+		e.meta(expr.MetaKeyIIFNAME, expr.CmpOpEq, ifname(r.IIf))
 	}
 	if r.IIfPrefix != "" {
-		meta(expr.MetaKeyIIFNAME, expr.CmpOpEq, []byte(r.IIfPrefix))
+		e.meta(expr.MetaKeyIIFNAME, expr.CmpOpEq, []byte(r.IIfPrefix))
 	}
 	if r.NotIIf != "" {
-		meta(expr.MetaKeyIIFNAME, expr.CmpOpNeq, ifname(r.NotIIf))
+		e.meta(expr.MetaKeyIIFNAME, expr.CmpOpNeq, ifname(r.NotIIf))
 	}
 	if r.OIf != "" {
-		meta(expr.MetaKeyOIFNAME, expr.CmpOpEq, ifname(r.OIf))
+		e.meta(expr.MetaKeyOIFNAME, expr.CmpOpEq, ifname(r.OIf))
 	}
 	if r.NotOIf != "" {
-		meta(expr.MetaKeyOIFNAME, expr.CmpOpNeq, ifname(r.NotOIf))
+		e.meta(expr.MetaKeyOIFNAME, expr.CmpOpNeq, ifname(r.NotOIf))
 	}
+}
+
+// addVerdict ends the rule: masquerade (postrouting only), dnat to the
+// rule's address and port (prerouting and output only), accept or drop.
+func (e *ruleExprs) addVerdict(r *plan.NftRule) error {
 	switch r.Verdict {
 	case plan.NftMasquerade:
 		if r.Chain != plan.NftPostrouting {
-			return nil, fmt.Errorf("nftables rule %s: masquerade only in chain %s", r.Name, plan.NftPostrouting)
+			return fmt.Errorf("nftables rule %s: masquerade only in chain %s", r.Name, plan.NftPostrouting)
 		}
-		e = append(e, &expr.Masq{})
+		*e = append(*e, &expr.Masq{})
 	case plan.NftDNAT:
 		if r.Chain != plan.NftPrerouting && r.Chain != plan.NftOutput {
-			return nil, fmt.Errorf("nftables rule %s: dnat only in chains %s and %s", r.Name, plan.NftPrerouting, plan.NftOutput)
+			return fmt.Errorf("nftables rule %s: dnat only in chains %s and %s", r.Name, plan.NftPrerouting, plan.NftOutput)
 		}
 		to, err := netip.ParseAddrPort(r.To)
 		if err != nil {
-			return nil, fmt.Errorf("nftables rule %s: to: %w", r.Name, err)
+			return fmt.Errorf("nftables rule %s: to: %w", r.Name, err)
 		}
 		fam := uint32(unix.NFPROTO_IPV4)
 		if to.Addr().Is6() {
 			fam = unix.NFPROTO_IPV6
 		}
-		e = append(e,
+		*e = append(*e,
 			&expr.Immediate{Register: 1, Data: to.Addr().AsSlice()},
 			&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(to.Port())},
 			// The kernel reports the max registers as the min ones: so are they
 			// written, and read back equal.
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: fam, RegAddrMin: 1, RegAddrMax: 1, RegProtoMin: 2, RegProtoMax: 2, Specified: true})
 	case plan.NftAccept:
-		e = append(e, &expr.Verdict{Kind: expr.VerdictAccept})
+		*e = append(*e, &expr.Verdict{Kind: expr.VerdictAccept})
 	case plan.NftDrop:
-		e = append(e, &expr.Verdict{Kind: expr.VerdictDrop})
+		*e = append(*e, &expr.Verdict{Kind: expr.VerdictDrop})
 	default:
-		return nil, fmt.Errorf("nftables rule %s: unknown verdict %q", r.Name, r.Verdict)
+		return fmt.Errorf("nftables rule %s: unknown verdict %q", r.Name, r.Verdict)
 	}
-	return e, nil
+	return nil
 }
 
 func netipMask(p netip.Prefix) []byte {
