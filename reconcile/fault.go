@@ -1,41 +1,10 @@
 package reconcile
 
-import (
-	"fmt"
-	"os"
-	"strings"
-
-	"hutch/plan"
-)
-
-// FaultEnv names the environment variable of fault injection, used by the
-// crash-safety tests: HUTCH_FAULT=before:veth.create (or after:veth.create)
-// makes hutch exit with status 137, as if killed by SIGKILL, just before (or
-// just after) the first step that creates a veth. Actions are create, update
-// and delete; a replace is a delete, then a create. Nothing is cleaned up:
-// no deferred function runs, no lock is released but by the kernel.
-const FaultEnv = "HUTCH_FAULT"
+import "hutch/plan"
 
 // Fault is called before and after every step with "before" or "after", the
-// resource kind and the action; it may end the process.
+// resource kind and the action (create, update or delete; a replace is a
+// delete, then a create); it may end the process, as the crash-safety tests
+// have it do. The library only calls it: hutch's CLI makes one from
+// HUTCH_FAULT (cmd/apply/fault.go), the tests here their own.
 type Fault func(when string, kind plan.Kind, action string)
-
-// FaultFromEnv returns the Fault that HUTCH_FAULT asks for, or nil.
-func FaultFromEnv() (Fault, error) {
-	v := os.Getenv(FaultEnv)
-	if v == "" {
-		return nil, nil
-	}
-	when, point, ok := strings.Cut(v, ":")
-	kind, action, ok2 := strings.Cut(point, ".")
-	if !ok || !ok2 || (when != "before" && when != "after") ||
-		(action != "create" && action != "update" && action != "delete") {
-		return nil, fmt.Errorf("%s=%q: want before:KIND.ACTION or after:KIND.ACTION (ACTION create, update or delete)", FaultEnv, v)
-	}
-	return func(w string, k plan.Kind, a string) {
-		if w == when && string(k) == kind && a == action {
-			fmt.Fprintf(os.Stderr, "hutch: %s=%s: exiting as if killed\n", FaultEnv, v)
-			os.Exit(137)
-		}
-	}, nil
-}

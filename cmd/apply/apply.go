@@ -152,7 +152,7 @@ func newReconciler(out io.Writer) (*reconcile.Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
-	fault, err := reconcile.FaultFromEnv()
+	fault, err := faultFromEnv()
 	if err != nil {
 		return nil, err
 	}
