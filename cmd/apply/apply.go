@@ -2,14 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"time"
 
@@ -64,7 +59,7 @@ that the files no longer have.`,
 			if err != nil {
 				return err
 			}
-			want, err := containers(d)
+			want, err := reconcile.FromDesired(d)
 			if err != nil {
 				return err
 			}
@@ -77,7 +72,7 @@ that the files no longer have.`,
 			r.Verbose = verbose
 			o := reconcile.ApplyOptions{Prune: prune}
 			if prune {
-				if o.Sources, err = sources(files); err != nil {
+				if o.Sources, err = reconcile.Sources(files); err != nil {
 					return err
 				}
 			}
@@ -121,7 +116,7 @@ that the files no longer have.`,
 
 	// `hutch plan` observes the host through the same reconciler.
 	planChanges = func(c context.Context, d *plan.Desired) ([]*plan.Change, error) {
-		want, err := containers(d)
+		want, err := reconcile.FromDesired(d)
 		if err != nil {
 			return nil, err
 		}
@@ -176,83 +171,4 @@ func newReconciler(out io.Writer) (*reconcile.Reconciler, error) {
 		r.Trace = os.Stderr
 	}
 	return r, nil
-}
-
-// containers turns the desired state into what the reconciler takes: each
-// container's resources, its config.json and the manifest it came from.
-func containers(d *plan.Desired) ([]*reconcile.Container, error) {
-	digests := map[string]reconcile.Source{}
-	var out []*reconcile.Container
-	for _, c := range d.Containers {
-		cfg, err := json.MarshalIndent(c.Spec, "", "  ")
-		if err != nil {
-			return nil, fmt.Errorf("container %s: encode config.json: %w", c.Name, err)
-		}
-		src, ok := digests[c.Source.File]
-		if !ok {
-			src = source(c.Source.File)
-			digests[c.Source.File] = src
-		}
-		out = append(out, &reconcile.Container{
-			Name:      c.Name,
-			Resources: c.Resources,
-			Config:    append(cfg, '\n'),
-			Source:    src,
-		})
-	}
-	for _, u := range d.Units {
-		src, ok := digests[u.Source.File]
-		if !ok {
-			src = source(u.Source.File)
-			digests[u.Source.File] = src
-		}
-		out = append(out, &reconcile.Container{Name: u.Name, Resources: u.Resources, Source: src, Kind: u.Kind})
-	}
-	return out, nil
-}
-
-// source names a manifest file by its absolute path and the sha256 of its
-// bytes (standard input keeps the name "<stdin>" and no digest).
-func source(file string) reconcile.Source {
-	abs, err := filepath.Abs(file)
-	if err != nil || file == "<stdin>" {
-		return reconcile.Source{Path: file}
-	}
-	s := reconcile.Source{Path: abs}
-	if b, err := os.ReadFile(abs); err == nil {
-		sum := sha256.Sum256(b)
-		s.Digest = "sha256:" + hex.EncodeToString(sum[:])
-	}
-	return s
-}
-
-// sources lists the manifest files the -f arguments name, as spec.Load reads
-// them (a folder's *.yaml and *.yml files), for --prune: a file that now
-// holds no container still prunes what it held.
-func sources(files []string) ([]reconcile.Source, error) {
-	var out []reconcile.Source
-	for _, f := range files {
-		if f == "-" {
-			out = append(out, reconcile.Source{Path: "<stdin>"})
-			continue
-		}
-		fi, err := os.Stat(f)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir() {
-			out = append(out, source(f))
-			continue
-		}
-		var names []string
-		for _, pat := range []string{"*.yaml", "*.yml"} {
-			m, _ := filepath.Glob(filepath.Join(f, pat))
-			names = append(names, m...)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			out = append(out, source(n))
-		}
-	}
-	return out, nil
 }

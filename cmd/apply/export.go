@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 
 	fsdrv "hutch/drivers/fs"
 	"hutch/plan"
+	"hutch/reconcile"
 )
 
 func init() {
@@ -53,14 +53,14 @@ is not otherwise touched: no namespace, link or cgroup is made.`,
 
 // writeConfig writes the container's config.json into its bundle folder.
 func writeConfig(c *plan.Container, dir string) error {
-	b, err := json.MarshalIndent(c.Spec, "", "  ")
+	b, err := reconcile.ConfigJSON(c.Spec)
 	if err != nil {
-		return fmt.Errorf("encode config.json: %w", err)
+		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "config.json"), append(b, '\n'), 0o644)
+	return os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644)
 }
 
 // exportRootfs writes the container's rootfs into the bundle: a plain copy

@@ -102,7 +102,7 @@ func runOne(cmd *cobra.Command, file string, rm bool, out io.Writer, sigs <-chan
 	if err := oneContainer(file, d); err != nil {
 		return -1, err
 	}
-	want, err := containers(d)
+	want, err := reconcile.FromDesired(d)
 	if err != nil {
 		return -1, err
 	}
