@@ -10,12 +10,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	processdrv "hutch/drivers/process"
 	"hutch/plan"
 	"hutch/reconcile"
 )
 
-func init() {
+// newApplyCommand is `hutch apply`.
+func newApplyCommand(h *host) *cobra.Command {
 	var (
 		files   []string
 		prune   bool
@@ -55,7 +55,7 @@ container: apply waits for another one to finish, or fails with --no-wait.
 that the files no longer have.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, d, err := loadDesired(files, options())
+			_, d, err := loadDesired(files, h.opts)
 			if err != nil {
 				return err
 			}
@@ -64,7 +64,11 @@ that the files no longer have.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			r, err := newReconciler(out)
+			ds, err := h.drivers()
+			if err != nil {
+				return err
+			}
+			r, err := newReconciler(h, ds, out)
 			if err != nil {
 				return err
 			}
@@ -83,7 +87,7 @@ that the files no longer have.`,
 				if err != nil {
 					return fmt.Errorf("apply: %w", err)
 				}
-				if err := writeExplained(ctx(cmd), out, "human", res.Plan, d, false); err != nil {
+				if err := writeExplained(ctx(cmd), out, h, "human", res.Plan, d, false); err != nil {
 					return err
 				}
 				fmt.Fprintln(out)
@@ -94,9 +98,9 @@ that the files no longer have.`,
 			if !wait {
 				return nil
 			}
-			pd, ok := r.Drivers[plan.KindProcess].(*processdrv.Driver)
-			if !ok {
-				return fmt.Errorf("apply: --wait: no process driver")
+			pd, err := h.process()
+			if err != nil {
+				return fmt.Errorf("apply: --wait: %w", err)
 			}
 			if err := waitReady(ctx(cmd), out, pd, d, timeout); err != nil {
 				return fmt.Errorf("apply: --wait: %w", err)
@@ -112,25 +116,30 @@ that the files no longer have.`,
 	cmd.Flags().BoolVar(&wait, "wait", false, "then wait until every container runs, and is healthy when it has a health check")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "longest wait of --wait")
 	cmd.MarkFlagRequired("file")
-	rootCmd.AddCommand(cmd)
+	return cmd
+}
 
-	// `hutch plan` observes the host through the same reconciler.
-	planChanges = func(c context.Context, d *plan.Desired) ([]*plan.Change, error) {
-		want, err := reconcile.FromDesired(d)
-		if err != nil {
-			return nil, err
-		}
-		r, err := newReconciler(io.Discard)
-		if err != nil {
-			return nil, err
-		}
-		planOnly(r.Drivers, options())
-		res, err := r.Plan(c, want, reconcile.ApplyOptions{})
-		if err != nil {
-			return nil, err
-		}
-		return res.Plan.Changes, nil
+// observeChanges is how hutch plan finds the changes: the reconciler
+// observes the host and diffs, as apply does, through the plan-only
+// drivers.
+func (h *host) observeChanges(c context.Context, d *plan.Desired) ([]*plan.Change, error) {
+	want, err := reconcile.FromDesired(d)
+	if err != nil {
+		return nil, err
 	}
+	ds, err := h.planDrivers()
+	if err != nil {
+		return nil, err
+	}
+	r, err := newReconciler(h, ds, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.Plan(c, want, reconcile.ApplyOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return res.Plan.Changes, nil
 }
 
 func ctx(cmd *cobra.Command) context.Context {
@@ -140,26 +149,23 @@ func ctx(cmd *cobra.Command) context.Context {
 	return context.Background()
 }
 
-// newReconciler wires the drivers, the state store and fault injection.
-func newReconciler(out io.Writer) (*reconcile.Reconciler, error) {
-	o := options()
-	ds, err := newDrivers(o)
-	if err != nil {
-		return nil, err
-	}
+// newReconciler wires the drivers ds, the host's state store and fault
+// injection, with what the environment asks of them.
+func newReconciler(h *host, ds map[plan.Kind]reconcile.Driver, out io.Writer) (*reconcile.Reconciler, error) {
 	fault, err := faultFromEnv()
 	if err != nil {
 		return nil, err
 	}
 	r := &reconcile.Reconciler{
 		Drivers: ds,
-		Store:   reconcile.NewStore(o),
+		Store:   h.store(),
 		Out:     out,
 		Color:   useColor(out),
 		Fault:   fault,
 	}
 	if v := os.Getenv("HUTCH_PARALLEL"); v != "" {
-		// How many steps run at once (default: twice the CPU count).
+		// How many steps run at once (default: eight per CPU, as
+		// reconcile.Reconciler.Parallel says why).
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("HUTCH_PARALLEL=%q: want a number of steps, 1 or more", v)

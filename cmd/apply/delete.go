@@ -9,7 +9,8 @@ import (
 	"hutch/spec"
 )
 
-func init() {
+// newDeleteCommand is `hutch delete`.
+func newDeleteCommand(h *host) *cobra.Command {
 	var (
 		files          []string
 		ignoreNotFound bool
@@ -53,7 +54,11 @@ looks like an orphan too. Run it with the --root that made them.`,
 			if len(files) == 0 && len(args) == 0 && !orphans {
 				return fmt.Errorf("delete: name containers, give -f FILE, or --orphans")
 			}
-			r, err := newReconciler(cmd.OutOrStdout())
+			ds, err := h.drivers()
+			if err != nil {
+				return err
+			}
+			r, err := newReconciler(h, ds, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
@@ -100,7 +105,7 @@ looks like an orphan too. Run it with the --root that made them.`,
 	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "a NAME hutch does not know is not an error")
 	cmd.Flags().BoolVar(&orphans, "orphans", false, "also delete every container hutch's marks on the host name but the state store does not know")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "fail at once when another hutch is working on a container")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 type errList []error

@@ -16,13 +16,13 @@ import (
 	"github.com/spf13/cobra"
 
 	processdrv "hutch/drivers/process"
-	"hutch/reconcile"
 )
 
 // eventsPoll is how often `hutch events` looks for new events.
 const eventsPoll = 200 * time.Millisecond
 
-func init() {
+// newEventsCommand is `hutch events`.
+func newEventsCommand(h *host) *cobra.Command {
 	var output, since string
 	var noFollow bool
 	cmd := &cobra.Command{
@@ -56,8 +56,8 @@ while it follows too. -o json prints each event as one JSON object per line
 			if err != nil {
 				return fmt.Errorf("events: --since: %w", err)
 			}
-			o := options()
-			store := reconcile.NewStore(o)
+			o := h.opts
+			store := h.store()
 			list := func() ([]string, error) {
 				if len(args) > 0 {
 					return args, nil
@@ -136,7 +136,7 @@ while it follows too. -o json prints each event as one JSON object per line
 	cmd.Flags().StringVarP(&output, "output", "o", "human", "output format: human or json (one object per line)")
 	cmd.Flags().StringVar(&since, "since", "", "first print the events since a time (RFC 3339) or a duration ago (1h, 30m)")
 	cmd.Flags().BoolVar(&noFollow, "no-follow", false, "stop after the past events instead of following new ones")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // parseSince reads --since: "" (no past events), a duration before now, or

@@ -6,11 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	cgroupdrv "hutch/drivers/cgroup"
 	processdrv "hutch/drivers/process"
 )
 
-func init() {
+// newExecCommand is `hutch exec`.
+func newExecCommand(h *host) *cobra.Command {
 	var interactive, tty bool
 	cmd := &cobra.Command{
 		Use:   "exec NAME -- CMD [ARG...]",
@@ -29,17 +29,15 @@ with the command's exit status (128+N when a signal N ended it).
 			if err := checkNames("exec", args[:1]); err != nil {
 				return err
 			}
-			o := options()
-			cg, err := cgroupdrv.New("", o.CgroupParent)
+			d, err := h.process()
 			if err != nil {
 				return fmt.Errorf("exec: %w", err)
 			}
-			d := processdrv.New(o.StateRoot, cg)
 			stdio := processdrv.Stdio{Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr()}
 			if interactive || tty {
 				stdio.In = os.Stdin
 			}
-			code, err := d.Exec(cmd.Context(), o.BundleDir(args[0]), args[1:], stdio, tty)
+			code, err := d.Exec(cmd.Context(), h.opts.BundleDir(args[0]), args[1:], stdio, tty)
 			if err != nil {
 				return err
 			}
@@ -51,5 +49,5 @@ with the command's exit status (128+N when a signal N ended it).
 	}
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "pass stdin to the command")
 	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "give the command a terminal")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

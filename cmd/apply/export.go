@@ -13,7 +13,8 @@ import (
 	"hutch/reconcile"
 )
 
-func init() {
+// newExportCommand is `hutch export`.
+func newExportCommand(h *host) *cobra.Command {
 	var (
 		files  []string
 		bundle string
@@ -27,7 +28,7 @@ DIR/NAME/rootfs, so that runc, crun or oci-runtime-tool can read it. The host
 is not otherwise touched: no namespace, link or cgroup is made.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, d, err := loadDesired(files, options())
+			_, d, err := loadDesired(files, h.opts)
 			if err != nil {
 				return err
 			}
@@ -36,7 +37,7 @@ is not otherwise touched: no namespace, link or cgroup is made.`,
 				if err := writeConfig(c, dir); err != nil {
 					return fmt.Errorf("export %s: %w", c.Name, err)
 				}
-				if err := exportRootfs(c, filepath.Join(dir, c.Spec.Root.Path)); err != nil {
+				if err := exportRootfs(h.rootfs(), c, filepath.Join(dir, c.Spec.Root.Path)); err != nil {
 					return fmt.Errorf("export %s: rootfs: %w", c.Name, err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s\n", dir)
@@ -48,7 +49,7 @@ is not otherwise touched: no namespace, link or cgroup is made.`,
 	cmd.Flags().StringVar(&bundle, "bundle", "", "folder to write one bundle per container into")
 	cmd.MarkFlagRequired("file")
 	cmd.MarkFlagRequired("bundle")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // writeConfig writes the container's config.json into its bundle folder.
@@ -66,10 +67,10 @@ func writeConfig(c *plan.Container, dir string) error {
 // exportRootfs writes the container's rootfs into the bundle: a plain copy
 // of the layer drivers/fs builds from the recipe (binaries with their
 // libraries, python, copies, inline files, folders).
-func exportRootfs(c *plan.Container, root string) error {
+func exportRootfs(fs *fsdrv.Driver, c *plan.Container, root string) error {
 	for _, r := range c.Resources {
 		if rf, ok := r.(*plan.Rootfs); ok {
-			return fsdrv.New(options().StateRoot).Export(context.Background(), rf, root)
+			return fs.Export(context.Background(), rf, root)
 		}
 	}
 	return os.MkdirAll(root, 0o755)

@@ -4,12 +4,11 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	fsdrv "hutch/drivers/fs"
 )
 
-func init() {
-	rootCmd.AddCommand(&cobra.Command{
+// newGCCommand is `hutch gc`.
+func newGCCommand(h *host) *cobra.Command {
+	return &cobra.Command{
 		Use:   "gc",
 		Short: "Remove cached rootfs layers that no container uses",
 		Long: `gc removes the rootfs layers in the state root's layer cache (ROOT/layers) that
@@ -20,7 +19,7 @@ keeps its layer. Layers are built again, from the host's files, by the next
 apply that needs them. It prints the digest of each removed layer.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			removed, err := fsdrv.New(options().StateRoot).GC(nil)
+			removed, err := h.rootfs().GC(nil)
 			for _, d := range removed {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed layer %s\n", d)
 			}
@@ -32,5 +31,5 @@ apply that needs them. It prints the digest of each removed layer.`,
 			}
 			return nil
 		},
-	})
+	}
 }

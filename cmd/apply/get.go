@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	cgroupdrv "hutch/drivers/cgroup"
 	processdrv "hutch/drivers/process"
 	"hutch/plan"
 	"hutch/reconcile"
@@ -43,7 +42,8 @@ type containerInfo struct {
 	Labels map[string]string `json:"labels"`
 }
 
-func init() {
+// newGetCommand is `hutch get`.
+func newGetCommand(h *host) *cobra.Command {
 	var output string
 	var selectors []string
 	var showLabels bool
@@ -81,8 +81,8 @@ config.json hutch keeps for each container, so get needs no manifest.`,
 			if err != nil {
 				return fmt.Errorf("get: %w", err)
 			}
-			o := options()
-			store := reconcile.NewStore(o)
+			o := h.opts
+			store := h.store()
 			names := args
 			if len(names) == 0 {
 				if names, err = store.Containers(); err != nil {
@@ -94,8 +94,11 @@ config.json hutch keeps for each container, so get needs no manifest.`,
 			if !matches(nil, sel) {
 				units = nil // networks and links have no labels
 			}
-			proc := processdrv.New(o.StateRoot, nil)
-			cg, err := cgroupdrv.New("", o.CgroupParent)
+			cg, err := h.cgroup()
+			if err != nil {
+				return fmt.Errorf("get: %w", err)
+			}
+			proc, err := h.process()
 			if err != nil {
 				return fmt.Errorf("get: %w", err)
 			}
@@ -169,7 +172,7 @@ config.json hutch keeps for each container, so get needs no manifest.`,
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	cmd.Flags().StringArrayVarP(&selectors, "selector", "l", nil, "only containers whose labels match: key=value, key!=value, key, !key (comma-separated, repeatable)")
 	cmd.Flags().BoolVar(&showLabels, "show-labels", false, "add a LABELS column to the table")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // info reads one container's row: addresses from the state store, the rest

@@ -19,7 +19,6 @@ import (
 	netdrv "hutch/drivers/net"
 	processdrv "hutch/drivers/process"
 	"hutch/plan"
-	"hutch/reconcile"
 	"hutch/spec"
 )
 
@@ -65,7 +64,8 @@ type limitSource struct {
 	Reason string `json:"reason"` // "1 OOM kill"
 }
 
-func init() {
+// newInspectCommand is `hutch inspect`.
+func newInspectCommand(h *host) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "inspect NAME",
@@ -93,14 +93,14 @@ it, inspect names the manifest line that set that limit, for example
 			// Process arguments, mount points and names come from the
 			// container: on a terminal their control characters are escaped.
 			w := terminalSafe(cmd.OutOrStdout())
-			if st, err := reconcile.NewStore(options()).Load(args[0]); err == nil && st.Kind != "" {
-				un, err := inspectUnit(st)
+			if st, err := h.store().Load(args[0]); err == nil && st.Kind != "" {
+				un, err := inspectUnit(h, st)
 				if err != nil {
 					return fmt.Errorf("inspect: %w", err)
 				}
 				return writeUnitInspection(w, un, output == "json")
 			}
-			in, err := inspect(args[0])
+			in, err := inspect(h, args[0])
 			if err != nil {
 				return fmt.Errorf("inspect: %w", err)
 			}
@@ -113,24 +113,26 @@ it, inspect names the manifest line that set that limit, for example
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "human", "output format: human or json")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // inspect reads one container: what the state store says hutch made, each
 // object read from the kernel now.
-func inspect(name string) (*inspection, error) {
-	o := options()
-	store := reconcile.NewStore(o)
+func inspect(h *host, name string) (*inspection, error) {
+	store := h.store()
 	st, err := store.Load(name)
 	if err != nil {
 		return nil, err
 	}
-	cg, err := cgroupdrv.New("", o.CgroupParent)
+	cg, err := h.cgroup()
 	if err != nil {
 		return nil, err
 	}
-	proc := processdrv.New(o.StateRoot, cg)
-	net := netdrv.New(o.NetnsDir)
+	proc, err := h.process()
+	if err != nil {
+		return nil, err
+	}
+	net := h.network()
 	in := &inspection{Name: name, Manifest: st.Manifest.Path}
 	if in.Labels, err = recordedLabels(store, name); err != nil {
 		in.Warnings = append(in.Warnings, err.Error())

@@ -35,9 +35,8 @@ type unitObject struct {
 
 // inspectUnit reads a network or link: every object its state records, read
 // from the kernel now.
-func inspectUnit(st *reconcile.State) (*unitInspection, error) {
-	o := options()
-	net := netdrv.New(o.NetnsDir)
+func inspectUnit(h *host, st *reconcile.State) (*unitInspection, error) {
+	net := h.network()
 	in := &unitInspection{Name: st.Container, Kind: st.Kind, Manifest: st.Manifest.Path}
 	ctx := context.Background()
 	for _, rec := range st.Resources {
@@ -65,7 +64,7 @@ func inspectUnit(st *reconcile.State) (*unitInspection, error) {
 		case *plan.NftRule:
 			in.Rules = append(in.Rules, ruleObject(net, r))
 		case *plan.Sysctl:
-			got, err := sysctlDriver(net, o).Observe(ctx, r)
+			got, err := h.sysctl().Observe(ctx, r)
 			in.Sysctls = append(in.Sysctls, unitObject{ID: r.ID(), What: r.Key + " = " + r.Value, State: observed(got, err, func() string {
 				return "now " + got.(*plan.Sysctl).Value
 			})})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -10,7 +11,8 @@ import (
 	processdrv "hutch/drivers/process"
 )
 
-func init() {
+// newLogsCommand is `hutch logs`.
+func newLogsCommand(h *host) *cobra.Command {
 	var follow, timestamps bool
 	var tail int
 	cmd := &cobra.Command{
@@ -26,10 +28,13 @@ container's supervisor ends or Ctrl-C.`,
 			if err := checkNames("logs", args); err != nil {
 				return err
 			}
-			o := options()
+			o := h.opts
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			d := processdrv.New(o.StateRoot, nil)
+			d, err := h.process()
+			if err != nil {
+				return fmt.Errorf("logs: %w", err)
+			}
 			// What the container wrote reaches a terminal with its control
 			// characters escaped; a pipe or file gets it byte for byte.
 			return d.Logs(ctx, o.BundleDir(args[0]), processdrv.LogOptions{Follow: follow, Tail: tail, Timestamps: timestamps},
@@ -39,5 +44,5 @@ container's supervisor ends or Ctrl-C.`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
 	cmd.Flags().IntVar(&tail, "tail", -1, "print only the last N lines (-1: all)")
 	cmd.Flags().BoolVar(&timestamps, "timestamps", false, "print the time of each line first")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

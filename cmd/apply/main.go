@@ -1,7 +1,8 @@
 // Command hutch is the CLI of hutch, the declarative container runner: it
 // wires the spec, plan and reconcile packages and the drivers together and
-// touches nothing itself. Each verb lives in its own file and registers itself
-// with the root command.
+// touches nothing itself. Each verb lives in its own file, as a constructor
+// of its command; main builds the root command from them, on one host
+// (host.go) that makes each driver once.
 package main
 
 import (
@@ -11,41 +12,55 @@ import (
 	"github.com/spf13/cobra"
 
 	processdrv "hutch/drivers/process"
-	"hutch/plan"
 	"hutch/reconcile"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-var rootCmd = &cobra.Command{
-	Use:   "hutch",
-	Short: "hutch builds Linux containers from scratch, declaratively",
-	Long: `hutch builds Linux containers from scratch from a YAML manifest: a rootfs copied
+// newRootCommand builds hutch's command tree: every verb, working on h.
+// --root sets h's state root (HUTCH_ROOT, else /var/lib/hutch, is h's
+// from defaultOptions).
+func newRootCommand(h *host) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "hutch",
+		Short: "hutch builds Linux containers from scratch, declaratively",
+		Long: `hutch builds Linux containers from scratch from a YAML manifest: a rootfs copied
 from the host, a named network namespace with veth pairs, cgroup limits, security
 settings and the process to run. Every step is an ordinary kernel mechanism.`,
-	SilenceUsage:  true,
-	SilenceErrors: true,
-}
-
-// stateRoot is the --root flag: where hutch keeps its state (HUTCH_ROOT, else
-// /var/lib/hutch).
-var stateRoot string
-
-func init() {
-	def := os.Getenv("HUTCH_ROOT")
-	if def == "" {
-		def = plan.DefaultOptions().StateRoot
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return checkStateRoot(cmd, h.opts.StateRoot)
+		},
 	}
-	rootCmd.PersistentFlags().StringVar(&stateRoot, "root", def, "state folder (env HUTCH_ROOT)")
-	rootCmd.PersistentPreRunE = checkStateRoot
+	root.PersistentFlags().StringVar(&h.opts.StateRoot, "root", h.opts.StateRoot, "state folder (env HUTCH_ROOT)")
+	// In the order cobra lists them (by name) anyway, one line each.
+	root.AddCommand(
+		newApplyCommand(h),
+		newDeleteCommand(h),
+		newEventsCommand(h),
+		newExecCommand(h),
+		newExportCommand(h),
+		newGCCommand(h),
+		newGetCommand(h),
+		newInspectCommand(h),
+		newLogsCommand(h),
+		newPlanCommand(h),
+		newRunCommand(h),
+		newStatsCommand(h),
+		newStopCommand(h),
+		newValidateCommand(),
+		newVersionCommand(),
+	)
+	return root
 }
 
 // checkStateRoot checks the state root once, before a verb that reads or
 // writes it runs (reconcile.CheckRoot: a folder owned by root that nobody
 // else may write, never a symlink). It makes a missing root mode 0700,
 // except for plan, which writes nothing.
-func checkStateRoot(cmd *cobra.Command, args []string) error {
+func checkStateRoot(cmd *cobra.Command, stateRoot string) error {
 	for c := cmd; c != nil; c = c.Parent() {
 		switch c.Name() {
 		case "version", "validate", "help", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
@@ -66,13 +81,6 @@ func checkNames(verb string, names []string) error {
 		}
 	}
 	return nil
-}
-
-// options are the host paths the plan and the drivers use.
-func options() plan.Options {
-	o := plan.DefaultOptions()
-	o.StateRoot = stateRoot
-	return o
 }
 
 // exitError carries an exit code other than 1 out of a verb (for example
@@ -98,9 +106,16 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
+// run runs hutch's command line on this host and returns the exit status.
 func run(args []string) int {
-	rootCmd.SetArgs(args)
-	err := rootCmd.Execute()
+	return execute(newRootCommand(newHost(defaultOptions())), args)
+}
+
+// execute runs root with args: 0, the exit code a verb asked for, or 1
+// with the error on stderr.
+func execute(root *cobra.Command, args []string) int {
+	root.SetArgs(args)
+	err := root.Execute()
 	if err == nil {
 		return 0
 	}

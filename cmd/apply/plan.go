@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,18 +11,8 @@ import (
 	"hutch/spec"
 )
 
-// planChanges compares the desired state with the host and returns the
-// changes, unordered. It starts as emptyHostChanges; apply.go's init puts
-// the reconciler's observe-and-diff in its place, and tests swap it back.
-var planChanges = emptyHostChanges
-
-// emptyHostChanges is the plan against a host that has none of the desired
-// resources: everything is a create.
-func emptyHostChanges(ctx context.Context, d *plan.Desired) ([]*plan.Change, error) {
-	return plan.Creates(d.Resources()), nil
-}
-
-func init() {
+// newPlanCommand is `hutch plan`.
+func newPlanCommand(h *host) *cobra.Command {
 	var (
 		files   []string
 		output  string
@@ -47,11 +36,11 @@ Colour only on a terminal, and never when NO_COLOR is set.`,
 			if output != "human" && output != "json" && !(explain && output == "script") {
 				return fmt.Errorf("plan: -o %q: expected human or json (or script, with --explain)", output)
 			}
-			_, d, err := loadDesired(files, options())
+			_, d, err := loadDesired(files, h.opts)
 			if err != nil {
 				return err
 			}
-			changes, err := planChanges(cmd.Context(), d)
+			changes, err := h.changes(cmd.Context(), d)
 			if err != nil {
 				return fmt.Errorf("plan: %w", err)
 			}
@@ -62,7 +51,7 @@ Colour only on a terminal, and never when NO_COLOR is set.`,
 			w := cmd.OutOrStdout()
 			if explain {
 				// Beside each change, the kernel operation and the shell command.
-				err = writeExplained(ctx(cmd), w, output, p, d, verbose)
+				err = writeExplained(ctx(cmd), w, h, output, p, d, verbose)
 			} else if output == "json" {
 				err = p.JSON(w)
 			} else {
@@ -82,7 +71,7 @@ Colour only on a terminal, and never when NO_COLOR is set.`,
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "also list resources that stay as they are")
 	cmd.Flags().BoolVar(&explain, "explain", false, "show each change's kernel operation and shell command; -o script writes a runnable bash script")
 	cmd.MarkFlagRequired("file")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // loadDesired loads the manifests of the -f arguments, validates them, reads

@@ -10,42 +10,42 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/pflag"
-
 	"hutch/internal/testutil"
 	"hutch/plan"
 )
 
-// runCmd runs the CLI with args and returns its exit code and stdout. Flag
-// values outlive a cobra Execute (a repeated -f would pile up), so every
-// flag is reset first.
+// runCmd runs the CLI with args on a host of its own, as hutch would, and
+// returns its exit code and stdout. Each run builds the command tree anew,
+// so no flag value outlives it.
 func runCmd(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	reset := func(f *pflag.Flag) {
-		if sv, ok := f.Value.(pflag.SliceValue); ok {
-			sv.Replace(nil)
-		} else {
-			f.Value.Set(f.DefValue)
-		}
-		f.Changed = false
-	}
-	rootCmd.PersistentFlags().VisitAll(reset)
-	for _, c := range rootCmd.Commands() {
-		c.Flags().VisitAll(reset)
-	}
+	return runOn(t, newHost(defaultOptions()), args...)
+}
+
+// runOn is runCmd on the host h.
+func runOn(t *testing.T, h *host, args ...string) (int, string) {
+	t.Helper()
+	root := newRootCommand(h)
 	var out bytes.Buffer
-	rootCmd.SetOut(&out)
-	t.Cleanup(func() { rootCmd.SetOut(nil) })
-	return run(args), out.String()
+	root.SetOut(&out)
+	return execute(root, args), out.String()
+}
+
+// emptyHost is a host against which hutch plan finds none of the desired
+// resources: every change is a create, and nothing of the machine the test
+// runs on is observed.
+func emptyHost() *host {
+	h := newHost(defaultOptions())
+	h.changes = func(ctx context.Context, d *plan.Desired) ([]*plan.Change, error) {
+		return plan.Creates(d.Resources()), nil
+	}
+	return h
 }
 
 func TestPlanExitCodes(t *testing.T) {
 	const manifest = "../../manifests/webserver.yaml"
-	saved := planChanges
-	t.Cleanup(func() { planChanges = saved })
-	planChanges = emptyHostChanges
-
-	code, out := runCmd(t, "plan", "-f", manifest)
+	empty := emptyHost()
+	code, out := runOn(t, empty, "plan", "-f", manifest)
 	if code != 2 {
 		t.Errorf("plan against an empty host: exit %d, want 2", code)
 	}
@@ -53,7 +53,7 @@ func TestPlanExitCodes(t *testing.T) {
 		t.Errorf("plan output lacks the process create or has colour off a terminal:\n%s", out)
 	}
 
-	code, out = runCmd(t, "plan", "-f", manifest, "-o", "json")
+	code, out = runOn(t, empty, "plan", "-f", manifest, "-o", "json")
 	var doc struct {
 		FormatVersion string
 		Changes       []struct{ Action, ID string }
@@ -66,22 +66,23 @@ func TestPlanExitCodes(t *testing.T) {
 	}
 
 	// A host that already matches: every change a no-op, exit 0.
-	planChanges = func(ctx context.Context, d *plan.Desired) ([]*plan.Change, error) {
+	matching := newHost(defaultOptions())
+	matching.changes = func(ctx context.Context, d *plan.Desired) ([]*plan.Change, error) {
 		var cs []*plan.Change
 		for _, r := range d.Resources() {
 			cs = append(cs, &plan.Change{ID: r.ID(), Kind: r.Kind(), Action: plan.NoOp, Before: r, After: r})
 		}
 		return cs, nil
 	}
-	code, out = runCmd(t, "plan", "-f", manifest)
+	code, out = runOn(t, matching, "plan", "-f", manifest)
 	if code != 0 || !strings.Contains(out, "No changes") {
 		t.Errorf("plan of a matching host: exit %d, want 0:\n%s", code, out)
 	}
 
-	if code, _ = runCmd(t, "plan", "-f", "testdata-does-not-exist.yaml"); code != 1 {
+	if code, _ = runOn(t, emptyHost(), "plan", "-f", "testdata-does-not-exist.yaml"); code != 1 {
 		t.Errorf("plan of a missing file: exit %d, want 1", code)
 	}
-	if code, _ = runCmd(t, "plan", "-f", manifest, "-o", "yaml"); code != 1 {
+	if code, _ = runOn(t, emptyHost(), "plan", "-f", manifest, "-o", "yaml"); code != 1 {
 		t.Errorf("plan -o yaml: exit %d, want 1", code)
 	}
 }

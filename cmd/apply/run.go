@@ -24,7 +24,8 @@ const runFailed = 125
 // process instead of ending itself.
 var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
 
-func init() {
+// newRunCommand is `hutch run`.
+func newRunCommand(h *host) *cobra.Command {
 	var (
 		file    string
 		rm      bool
@@ -69,7 +70,7 @@ failed, its status wins and the removal's error is printed).`,
 			if verbose {
 				out = cmd.ErrOrStderr()
 			}
-			code, err := runOne(cmd, file, rm, out, sigs)
+			code, err := runOne(cmd, h, file, rm, out, sigs)
 			if err != nil && code > 0 {
 				// The process ran and failed, and --rm's removal failed
 				// too: both are said, the status is the workload's.
@@ -88,14 +89,14 @@ failed, its status wins and the removal's error is printed).`,
 	cmd.Flags().BoolVar(&rm, "rm", false, "delete the container once its process has ended")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print the plan and each step on stderr")
 	cmd.MarkFlagRequired("file")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // runOne loads and validates the manifest as apply does, checks that it
 // holds one container, and runs it through the reconciler.
-func runOne(cmd *cobra.Command, file string, rm bool, out io.Writer, sigs <-chan os.Signal) (int, error) {
+func runOne(cmd *cobra.Command, h *host, file string, rm bool, out io.Writer, sigs <-chan os.Signal) (int, error) {
 	runTrace("run: loading " + file)
-	_, d, err := loadDesired([]string{file}, options())
+	_, d, err := loadDesired([]string{file}, h.opts)
 	if err != nil {
 		return -1, err
 	}
@@ -106,7 +107,11 @@ func runOne(cmd *cobra.Command, file string, rm bool, out io.Writer, sigs <-chan
 	if err != nil {
 		return -1, err
 	}
-	r, err := newReconciler(out)
+	ds, err := h.drivers()
+	if err != nil {
+		return -1, err
+	}
+	r, err := newReconciler(h, ds, out)
 	if err != nil {
 		return -1, err
 	}

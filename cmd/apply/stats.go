@@ -47,7 +47,8 @@ type interfaceStats struct {
 	netdrv.LinkStats
 }
 
-func init() {
+// newStatsCommand is `hutch stats`.
+func newStatsCommand(h *host) *cobra.Command {
 	var (
 		output string
 		watch  bool
@@ -84,12 +85,11 @@ the raw counters.`,
 			if every <= 0 {
 				return fmt.Errorf("stats: --interval %v: expected a positive duration", every)
 			}
-			o := options()
-			cg, err := cgroupdrv.New("", o.CgroupParent)
+			cg, err := h.cgroup()
 			if err != nil {
 				return fmt.Errorf("stats: %w", err)
 			}
-			s := &statsReader{store: reconcile.NewStore(o), cg: cg, net: netdrv.New(o.NetnsDir), names: args}
+			s := &statsReader{store: h.store(), cg: cg, net: h.network(), names: args}
 			w := cmd.OutOrStdout()
 			if !watch {
 				prev, _ := s.read()
@@ -112,7 +112,7 @@ the raw counters.`,
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "refresh until interrupted")
 	cmd.Flags().DurationVar(&every, "interval", time.Second, "time between refreshes with --watch")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // statsReader reads the rows of the named containers (all when none).

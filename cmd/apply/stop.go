@@ -6,12 +6,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	cgroupdrv "hutch/drivers/cgroup"
-	processdrv "hutch/drivers/process"
 )
 
-func init() {
+// newStopCommand is `hutch stop`.
+func newStopCommand(h *host) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "stop NAME...",
@@ -27,12 +25,11 @@ stay as they are.`,
 			if err := checkNames("stop", args); err != nil {
 				return err
 			}
-			o := options()
-			cg, err := cgroupdrv.New("", o.CgroupParent)
+			o := h.opts
+			d, err := h.process()
 			if err != nil {
 				return fmt.Errorf("stop: %w", err)
 			}
-			d := processdrv.New(o.StateRoot, cg)
 			var errs []error
 			for _, name := range args {
 				if _, err := os.Stat(o.BundleDir(name)); err != nil {
@@ -52,5 +49,5 @@ stay as they are.`,
 		},
 	}
 	cmd.Flags().DurationVarP(&timeout, "timeout", "t", -1, "wait this long for the stop signal before SIGKILL (default: the manifest's stop timeout)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

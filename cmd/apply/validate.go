@@ -11,7 +11,8 @@ import (
 	"hutch/spec"
 )
 
-func init() {
+// newValidateCommand is `hutch validate`.
+func newValidateCommand() *cobra.Command {
 	var files []string
 	cmd := &cobra.Command{
 		Use:   "validate -f FILE...",
@@ -67,7 +68,7 @@ one is not (the errors on stderr).`,
 	}
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "manifest file, folder of *.yaml, or - for stdin (repeatable)")
 	cmd.MarkFlagRequired("file")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // fileSet is the set of files the errors or containers come from.

@@ -7,37 +7,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spf13/pflag"
 )
 
 // runValidate runs `hutch validate` in-process with stdin and returns the
-// exit code, stdout and stderr. Flag values outlive a cobra Execute, so the
-// verb's flags are reset first.
+// exit code, stdout and stderr.
 func runValidate(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd, _, err := rootCmd.Find([]string{"validate"})
-	if err != nil || cmd.Name() != "validate" {
-		t.Fatalf("no validate verb: %v", err)
-	}
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if sv, ok := f.Value.(pflag.SliceValue); ok {
-			sv.Replace(nil)
-		} else {
-			f.Value.Set(f.DefValue)
-		}
-		f.Changed = false
-	})
+	root := newRootCommand(newHost(defaultOptions()))
 	var out, errOut bytes.Buffer
-	rootCmd.SetOut(&out)
-	rootCmd.SetErr(&errOut)
-	rootCmd.SetIn(strings.NewReader(stdin))
-	t.Cleanup(func() {
-		rootCmd.SetOut(nil)
-		rootCmd.SetErr(nil)
-		rootCmd.SetIn(nil)
-	})
-	code := run(append([]string{"validate"}, args...))
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetIn(strings.NewReader(stdin))
+	code := execute(root, append([]string{"validate"}, args...))
 	return code, out.String(), errOut.String()
 }
 
@@ -125,9 +106,6 @@ func TestValidateVerbUsage(t *testing.T) {
 // manifest naming a seccomp profile file this host lacks is left to plan's
 // tests (plan reads the profile, validate does not).
 func TestValidateThenPlan(t *testing.T) {
-	saved := planChanges
-	t.Cleanup(func() { planChanges = saved })
-	planChanges = emptyHostChanges
 	var files []string
 	for _, pat := range []string{"../../manifests/*.yaml", "../../spec/testdata/good/*.yaml"} {
 		m, _ := filepath.Glob(pat)
@@ -150,7 +128,7 @@ func TestValidateThenPlan(t *testing.T) {
 		if strings.Contains(string(b), "seccomp: /") {
 			continue
 		}
-		if code, out := runCmd(t, "--root", root, "plan", "-f", f); code != 2 {
+		if code, out := runOn(t, emptyHost(), "--root", root, "plan", "-f", f); code != 2 {
 			t.Errorf("plan %s after validate: exit %d, want 2 (changes against an empty host)\n%s", f, code, out)
 		}
 		planned++

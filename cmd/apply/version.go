@@ -7,8 +7,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	rootCmd.AddCommand(&cobra.Command{
+// newVersionCommand is `hutch version`.
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "version",
 		Short: "Print hutch's version",
 		Args:  cobra.NoArgs,
@@ -16,5 +17,5 @@ func init() {
 			fmt.Fprintf(cmd.OutOrStdout(), "hutch %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},
-	})
+	}
 }
