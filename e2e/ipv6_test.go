@@ -20,19 +20,19 @@ import (
 // nothing to do, and delete must leave nothing.
 func TestIPv6LinkLocalGateway(t *testing.T) {
 	testutil.RequireRoot(t)
-	l := &lab{t: t, root: t.TempDir(), name: testutil.Name("d6"), hostIf: testutil.Name("d6h"),
-		peerIf: "eth0", subnet: testutil.FreeSubnet()}
-	l.netns = l.name
-	v6 := fmt.Sprintf("fd00:%x::", 0x1600+l.subnet)
+	l := &lab{&testutil.Lab{T: t, Root: t.TempDir(), Name: testutil.Name("d6"), HostIf: testutil.Name("d6h"),
+		PeerIf: "eth0", Subnet: testutil.FreeSubnet()}}
+	l.Netns = l.Name
+	v6 := fmt.Sprintf("fd00:%x::", 0x1600+l.Subnet)
 	b, err := os.ReadFile("../spec/testdata/good/ipv6.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
 	for _, r := range [][2]string{
-		{"dual0", l.hostIf},
-		{"name: dual\n", "name: " + l.name + "\n"},
-		{"172.20.0.", fmt.Sprintf("172.16.%d.", l.subnet)},
+		{"dual0", l.HostIf},
+		{"name: dual\n", "name: " + l.Name + "\n"},
+		{"172.20.0.", fmt.Sprintf("172.16.%d.", l.Subnet)},
 		{"fd00:20::", v6},
 		{"binaries: [/bin/sh]", "binaries: [/bin/sh, /bin/sleep]"},
 		{"args: [/bin/sh]", "args: [sleep, infinity]\n    stopTimeout: 300ms"},
@@ -42,14 +42,14 @@ func TestIPv6LinkLocalGateway(t *testing.T) {
 		}
 		s = strings.ReplaceAll(s, r[0], r[1])
 	}
-	l.manifest = filepath.Join(t.TempDir(), "ipv6.yaml")
-	if err := os.WriteFile(l.manifest, []byte(s), 0o644); err != nil {
+	l.Manifest = filepath.Join(t.TempDir(), "ipv6.yaml")
+	if err := os.WriteFile(l.Manifest, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(l.cleanup)
+	t.Cleanup(l.Cleanup)
 
-	l.apply()
-	routes, err := run(t, "ip", "-n", l.netns, "-6", "route", "show")
+	l.Apply()
+	routes, err := run(t, "ip", "-n", l.Netns, "-6", "route", "show")
 	if err != nil {
 		t.Fatalf("ip -6 route: %v\n%s", err, routes)
 	}
@@ -61,12 +61,12 @@ func TestIPv6LinkLocalGateway(t *testing.T) {
 			t.Errorf("the container's IPv6 routes lack %q:\n%s", want, routes)
 		}
 	}
-	if v4, _ := run(t, "ip", "-n", l.netns, "route", "show", "default"); !strings.Contains(v4, fmt.Sprintf("default via 172.16.%d.1 dev eth0", l.subnet)) {
+	if v4, _ := run(t, "ip", "-n", l.Netns, "route", "show", "default"); !strings.Contains(v4, fmt.Sprintf("default via 172.16.%d.1 dev eth0", l.Subnet)) {
 		t.Errorf("the container's IPv4 default route: %s", v4)
 	}
-	if out := l.apply(); !strings.Contains(out, "No changes") {
+	if out := l.Apply(); !strings.Contains(out, "No changes") {
 		t.Errorf("second apply:\n%s", out)
 	}
-	l.must("delete", l.name)
-	l.gone()
+	l.Must("delete", l.Name)
+	l.Gone()
 }

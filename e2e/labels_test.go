@@ -16,8 +16,8 @@ import (
 // and apply brings the record up to date.
 func TestLabels(t *testing.T) {
 	l := newLab(t)
-	l.apply()
-	b, err := os.ReadFile(l.bundle() + "/config.json")
+	l.Apply()
+	b, err := os.ReadFile(l.Bundle() + "/config.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,28 +31,28 @@ func TestLabels(t *testing.T) {
 			Name   string            `json:"name"`
 			Labels map[string]string `json:"labels"`
 		}
-		out := l.must("get", "-o", "json", "-l", sel)
+		out := l.Must("get", "-o", "json", "-l", sel)
 		if err := json.Unmarshal([]byte(out), &rows); err != nil {
 			t.Fatalf("get -l %s: %v\n%s", sel, err, out)
 		}
-		return len(rows) == 1 && rows[0].Name == l.name && rows[0].Labels["tutorial"] != ""
+		return len(rows) == 1 && rows[0].Name == l.Name && rows[0].Labels["tutorial"] != ""
 	}
 	if !selected("tutorial=seed") || selected("tutorial!=seed") || !selected("tutorial") || selected("!tutorial") {
 		t.Error("get -l does not select the container by its label")
 	}
-	if out := l.must("get", "--show-labels", l.name); !strings.Contains(out, "tutorial=seed") {
+	if out := l.Must("get", "--show-labels", l.Name); !strings.Contains(out, "tutorial=seed") {
 		t.Errorf("get --show-labels:\n%s", out)
 	}
 
-	l.write(l.manifest, func(s string) string { return strings.Replace(s, "tutorial: seed", "tutorial: step2", 1) })
+	l.Write(l.Manifest, func(s string) string { return strings.Replace(s, "tutorial: seed", "tutorial: step2", 1) })
 	// The labels are part of the configuration the process runs with, as
 	// in Docker: a new value replaces the process.
-	if code, out := l.hutch(nil, "plan", "-f", l.manifest); code != 2 || !strings.Contains(out, "-/+ process/"+l.name) {
+	if code, out := l.Hutch("plan", "-f", l.Manifest); code != 2 || !strings.Contains(out, "-/+ process/"+l.Name) {
 		t.Errorf("plan after a label changed: exit %d, want 2 and the process replaced:\n%s", code, out)
 	}
-	l.apply()
+	l.Apply()
 	if !selected("tutorial=step2") {
 		t.Error("get -l tutorial=step2 after apply: not selected")
 	}
-	l.serving()
+	l.Serving()
 }

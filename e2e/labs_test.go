@@ -30,7 +30,7 @@ type labWorld struct {
 // and every process a short stop timeout (pid 1 ignores SIGTERM).
 func newLabWorld(t *testing.T, file string, edit func(string) string) *labWorld {
 	t.Helper()
-	l := &lab{t: t, root: t.TempDir(), name: "unused"}
+	l := &lab{&testutil.Lab{T: t, Root: t.TempDir(), Name: "unused"}}
 	w := &labWorld{lab: l, names: map[string]string{}, subnet: testutil.FreeSubnet()}
 	b, err := os.ReadFile("../manifests/" + file)
 	if err != nil {
@@ -54,8 +54,8 @@ func newLabWorld(t *testing.T, file string, edit func(string) string) *labWorld 
 		s = edit(s)
 	}
 	w.bridge = "hutch-" + w.names["labnet"]
-	l.manifest = filepath.Join(t.TempDir(), file)
-	if err := os.WriteFile(l.manifest, []byte(s), 0o644); err != nil {
+	l.Manifest = filepath.Join(t.TempDir(), file)
+	if err := os.WriteFile(l.Manifest, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	w.nftBefore, _ = run(t, "nft", "list", "ruleset")
@@ -63,7 +63,7 @@ func newLabWorld(t *testing.T, file string, edit func(string) string) *labWorld 
 	w.fwdBefore = string(fwd)
 	t.Cleanup(func() {
 		// Whatever a failed test left: delete -f takes it all.
-		l.hutch(nil, "delete", "-f", l.manifest)
+		l.Hutch("delete", "-f", l.Manifest)
 		if after, _ := run(t, "nft", "list", "ruleset"); after != w.nftBefore {
 			t.Errorf("nft ruleset after delete:\n%s\nbefore:\n%s", after, w.nftBefore)
 		}
@@ -77,22 +77,22 @@ func newLabWorld(t *testing.T, file string, edit func(string) string) *labWorld 
 // gone checks the host holds nothing of the lab: no bridge, no netns of its
 // containers, no state.
 func (w *labWorld) gone() {
-	w.t.Helper()
-	if linkExists(w.bridge) {
-		w.t.Errorf("bridge %s left", w.bridge)
+	w.T.Helper()
+	if testutil.LinkExists(w.bridge) {
+		w.T.Errorf("bridge %s left", w.bridge)
 	}
-	for _, n := range netnsList() {
+	for _, n := range testutil.NetnsList() {
 		for _, c := range []string{"server", "client", "router"} {
 			if n == w.names[c] {
-				w.t.Errorf("netns %s left", n)
+				w.T.Errorf("netns %s left", n)
 			}
 		}
 	}
-	if ents, _ := os.ReadDir(filepath.Join(w.root, "containers")); len(ents) > 0 {
-		w.t.Errorf("state left: %v", ents)
+	if ents, _ := os.ReadDir(filepath.Join(w.Root, "containers")); len(ents) > 0 {
+		w.T.Errorf("state left: %v", ents)
 	}
-	if out, _ := run(w.t, "nft", "list", "ruleset"); out != w.nftBefore {
-		w.t.Errorf("nft ruleset:\n%s\nbefore:\n%s", out, w.nftBefore)
+	if out, _ := run(w.T, "nft", "list", "ruleset"); out != w.nftBefore {
+		w.T.Errorf("nft ruleset:\n%s\nbefore:\n%s", out, w.nftBefore)
 	}
 }
 
@@ -100,13 +100,13 @@ func (w *labWorld) gone() {
 // until it answers or 20 s pass (python takes a moment to bind), and
 // returns what the client printed last.
 func (w *labWorld) request() string {
-	w.t.Helper()
+	w.T.Helper()
 	code := "import urllib.request; print(urllib.request.urlopen('http://" + w.names["server"] + ":8000/', timeout=2).status)"
 	var out string
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		var c int
-		c, out = w.hutch(nil, "exec", w.names["client"], "--", "python3", "-c", code)
+		c, out = w.Hutch("exec", w.names["client"], "--", "python3", "-c", code)
 		if c == 0 {
 			return strings.TrimSpace(out)
 		}
@@ -117,8 +117,8 @@ func (w *labWorld) request() string {
 
 // pid is a container's init pid, from hutch get.
 func (w *labWorld) pid(name string) string {
-	w.t.Helper()
-	out := w.must("get", name)
+	w.T.Helper()
+	out := w.Must("get", name)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	return strings.Fields(lines[len(lines)-1])[2]
 }
@@ -131,7 +131,7 @@ func (w *labWorld) pid(name string) string {
 // leaves the host as it was.
 func TestLabOnANetwork(t *testing.T) {
 	w := newLabWorld(t, "lab.yaml", nil)
-	w.apply()
+	w.Apply()
 	if got := w.request(); got != "200" {
 		t.Fatalf("the client's request to the server by name: %s", got)
 	}
@@ -158,36 +158,36 @@ func TestLabOnANetwork(t *testing.T) {
 	if !strings.Contains(rules, `oifname "`+w.bridge+`" drop comment "hutch:nftrule/`+w.names["labnet"]+`/isolate"`) {
 		t.Errorf("hutch's table:\n%s", rules)
 	}
-	if out := w.apply(); !strings.Contains(out, "No changes") {
+	if out := w.Apply(); !strings.Contains(out, "No changes") {
 		t.Errorf("second apply:\n%s", out)
 	}
 	// get lists the network after the containers, inspect reads it from the kernel.
-	get := w.must("get")
+	get := w.Must("get")
 	if !strings.Contains(get, "NETWORK") || !strings.Contains(get, w.names["labnet"]+"  "+w.bridge) ||
 		!strings.Contains(get, w.names["client"]+","+w.names["server"]) && !strings.Contains(get, w.names["server"]+","+w.names["client"]) {
 		t.Errorf("hutch get:\n%s", get)
 	}
-	insp := w.must("inspect", w.names["labnet"])
+	insp := w.Must("inspect", w.names["labnet"])
 	if !strings.Contains(insp, "Bridge "+w.bridge+" (up") || strings.Count(insp, "hutch") < 4 || !strings.Contains(insp, "\n    present\n") {
 		t.Errorf("hutch inspect of the network:\n%s", insp)
 	}
-	_, hosts := w.hutch(nil, "exec", w.names["client"], "--", "python3", "-c", "print(open('/etc/hosts').read())")
+	_, hosts := w.Hutch("exec", w.names["client"], "--", "python3", "-c", "print(open('/etc/hosts').read())")
 	if !strings.Contains(hosts, server+"\t"+w.names["server"]) {
 		t.Errorf("the client's /etc/hosts:\n%s", hosts)
 	}
 
 	// The server moves to .9: the client's /etc/hosts follows, in place.
 	clientPid := w.pid(w.names["client"])
-	b, _ := os.ReadFile(w.manifest)
+	b, _ := os.ReadFile(w.Manifest)
 	moved := strings.Replace(string(b), "      - name: eth0\n        network: "+w.names["labnet"]+"\n", "      - name: eth0\n        network: "+w.names["labnet"]+"\n        addresses: ["+fmt.Sprintf("172.16.%d.9/24", w.subnet)+"]\n", 1)
-	if err := os.WriteFile(w.manifest, []byte(moved), 0o644); err != nil {
+	if err := os.WriteFile(w.Manifest, []byte(moved), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := w.apply()
+	out := w.Apply()
 	if !strings.Contains(out, "file "+w.names["client"]+"/hosts (updated") {
 		t.Errorf("apply after the server moved:\n%s", out)
 	}
-	_, hosts = w.hutch(nil, "exec", w.names["client"], "--", "python3", "-c", "print(open('/etc/hosts').read())")
+	_, hosts = w.Hutch("exec", w.names["client"], "--", "python3", "-c", "print(open('/etc/hosts').read())")
 	if !strings.Contains(hosts, fmt.Sprintf("172.16.%d.9\t%s", w.subnet, w.names["server"])) {
 		t.Errorf("the client's /etc/hosts after the server moved:\n%s", hosts)
 	}
@@ -199,13 +199,13 @@ func TestLabOnANetwork(t *testing.T) {
 	}
 
 	// A network is never deleted from under a container.
-	if code, out := w.hutch(nil, "delete", w.names["labnet"]); code == 0 || !strings.Contains(out, "still on it") {
+	if code, out := w.Hutch("delete", w.names["labnet"]); code == 0 || !strings.Contains(out, "still on it") {
 		t.Errorf("delete of the network alone: exit %d\n%s", code, out)
 	}
-	if !linkExists(w.bridge) {
+	if !testutil.LinkExists(w.bridge) {
 		t.Errorf("a refused delete removed the bridge")
 	}
-	w.must("delete", "-f", w.manifest)
+	w.Must("delete", "-f", w.Manifest)
 	w.gone()
 }
 
@@ -214,7 +214,7 @@ func TestLabOnANetwork(t *testing.T) {
 // ip_forward is set in its own namespace, the host's is untouched.
 func TestLabRouter(t *testing.T) {
 	w := newLabWorld(t, "lab-router.yaml", nil)
-	w.apply()
+	w.Apply()
 	if got := w.request(); got != "200" {
 		t.Fatalf("the client's request through the router: %s", got)
 	}
@@ -226,22 +226,22 @@ func TestLabRouter(t *testing.T) {
 	if strings.Count(links, "alias hutch:link:") != 2 {
 		t.Errorf("the router's links:\n%s", links)
 	}
-	if out := w.apply(); !strings.Contains(out, "No changes") {
+	if out := w.Apply(); !strings.Contains(out, "No changes") {
 		t.Errorf("second apply:\n%s", out)
 	}
-	if insp := w.must("inspect", w.names["client-router"]); strings.Count(insp, "alias hutch:link:"+w.names["client-router"]) != 2 {
+	if insp := w.Must("inspect", w.names["client-router"]); strings.Count(insp, "alias hutch:link:"+w.names["client-router"]) != 2 {
 		t.Errorf("hutch inspect of a link:\n%s", insp)
 	}
 	// Drift: the router's forwarding turned off by hand is shown and repaired.
 	mustRun(t, "nsenter", "--net="+router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
-	if code, out := w.hutch(nil, "plan", "-f", w.manifest); code != 2 || !strings.Contains(out, "sysctl/"+w.names["router"]+"/net.ipv4.ip_forward") {
+	if code, out := w.Hutch("plan", "-f", w.Manifest); code != 2 || !strings.Contains(out, "sysctl/"+w.names["router"]+"/net.ipv4.ip_forward") {
 		t.Errorf("plan after the sysctl changed by hand: exit %d\n%s", code, out)
 	}
-	w.apply()
+	w.Apply()
 	if got := w.request(); got != "200" {
 		t.Errorf("after the repair: %s", got)
 	}
-	w.must("delete", "-f", w.manifest)
+	w.Must("delete", "-f", w.Manifest)
 	w.gone()
 }
 
@@ -256,7 +256,7 @@ func TestLabNAT(t *testing.T) {
 	// The world beyond the host: a namespace on a veth of its own.
 	outside, far := outsideNetns(t)
 
-	w.apply()
+	w.Apply()
 	if fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(fwd)) != "1" {
 		t.Errorf("ip_forward while a NAT network exists: %s", fwd)
 	}
@@ -275,16 +275,16 @@ func TestLabNAT(t *testing.T) {
 		t.Fatal(err)
 	}
 	code := fmt.Sprintf("import socket,time\nfor i in range(100):\n    try:\n        socket.create_connection(('172.16.%d.2', 8099), timeout=1).close(); break\n    except OSError: time.sleep(0.1)", far)
-	w.hutch(nil, "exec", w.names["client"], "--", "python3", "-c", code)
+	w.Hutch("exec", w.names["client"], "--", "python3", "-c", code)
 	srv.Wait()
 	if got := strings.TrimSpace(seen.String()); got != fmt.Sprintf("172.16.%d.1", far) {
 		t.Errorf("the outside saw %q, want the host's 172.16.%d.1", got, far)
 	}
-	_, resolv := w.hutch(nil, "exec", w.names["client"], "--", "python3", "-c", "print(open('/etc/resolv.conf').read())")
+	_, resolv := w.Hutch("exec", w.names["client"], "--", "python3", "-c", "print(open('/etc/resolv.conf').read())")
 	if !strings.Contains(resolv, "written by hutch") || strings.Contains(resolv, "nameserver 127.") {
 		t.Errorf("the client's /etc/resolv.conf:\n%s", resolv)
 	}
-	w.must("delete", "-f", w.manifest)
+	w.Must("delete", "-f", w.Manifest)
 	w.gone()
 	if fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); string(fwd) != w.fwdBefore {
 		t.Errorf("ip_forward after delete: %s, before %s", fwd, w.fwdBefore)
@@ -307,22 +307,22 @@ func TestLabCrashAtEveryStep(t *testing.T) {
 				file = "lab-router.yaml"
 			}
 			w := newLabWorld(t, file, nil)
-			args := []string{"apply", "-f", w.manifest}
+			args := []string{"apply", "-f", w.Manifest}
 			if strings.HasSuffix(p, ".delete") {
-				w.apply()
-				args = []string{"delete", "-f", w.manifest}
+				w.Apply()
+				args = []string{"delete", "-f", w.Manifest}
 			}
-			if code, out := w.hutch([]string{"HUTCH_FAULT=" + p}, args...); code != 137 {
+			if code, out := w.HutchEnv([]string{"HUTCH_FAULT=" + p}, args...); code != 137 {
 				t.Fatalf("%v with HUTCH_FAULT=%s: exit %d, want 137\n%s", args, p, code, out)
 			}
-			w.apply()
+			w.Apply()
 			if got := w.request(); got != "200" {
 				t.Errorf("after the crash and an apply: %s", got)
 			}
-			if code, out := w.hutch(nil, "plan", "-f", w.manifest); code != 0 {
+			if code, out := w.Hutch("plan", "-f", w.Manifest); code != 0 {
 				t.Errorf("not converged: plan exit %d\n%s", code, out)
 			}
-			w.must("delete", "-f", w.manifest)
+			w.Must("delete", "-f", w.Manifest)
 			w.gone()
 		})
 	}
@@ -337,7 +337,7 @@ func TestLabSubnetRoutedElsewhere(t *testing.T) {
 	t.Cleanup(func() { exec.Command("ip", "link", "delete", other).Run() })
 	mustRun(t, "ip", "link", "set", other, "up")
 	mustRun(t, "ip", "route", "add", fmt.Sprintf("172.16.%d.0/25", w.subnet), "dev", other)
-	code, out := w.hutch(nil, "apply", "-f", w.manifest)
+	code, out := w.Hutch("apply", "-f", w.Manifest)
 	if code != 1 || !strings.Contains(out, other) || !strings.Contains(out, "nothing was changed") {
 		t.Errorf("apply over a routed subnet: exit %d\n%s", code, out)
 	}
@@ -351,15 +351,15 @@ func TestLabNetworkOrphanDeleted(t *testing.T) {
 	w := newLabWorld(t, "lab.yaml", func(s string) string {
 		return strings.Replace(s, "spec:\n  subnets:", "spec:\n  nat: true\n  subnets:", 1)
 	})
-	w.apply()
-	w.must("delete", w.names["client"], w.names["server"])
-	if err := os.RemoveAll(filepath.Join(w.root, "containers", w.names["labnet"])); err != nil {
+	w.Apply()
+	w.Must("delete", w.names["client"], w.names["server"])
+	if err := os.RemoveAll(filepath.Join(w.Root, "containers", w.names["labnet"])); err != nil {
 		t.Fatal(err)
 	}
-	if !linkExists(w.bridge) {
+	if !testutil.LinkExists(w.bridge) {
 		t.Fatalf("the bridge went with the state folder")
 	}
-	out := w.must("delete", "--orphans")
+	out := w.Must("delete", "--orphans")
 	if !strings.Contains(out, w.names["labnet"]) {
 		t.Errorf("delete --orphans:\n%s", out)
 	}

@@ -24,11 +24,11 @@ import (
 // start window, so a server that died at its start fails the apply.
 func TestKillNineThenApplyAnswers(t *testing.T) {
 	l := newLab(t)
-	l.apply()
-	l.serving() // leaves a connection in TIME_WAIT on the server's side
+	l.Apply()
+	l.Serving() // leaves a connection in TIME_WAIT on the server's side
 	first := l.get()
 	// hutch events follows live: the kill reaches it as an exit event.
-	events := exec.Command(hutchBin, "--root", l.root, "events", "-o", "json", l.name)
+	events := exec.Command(hutchBin, "--root", l.Root, "events", "-o", "json", l.Name)
 	stdout, err := events.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -60,11 +60,11 @@ func TestKillNineThenApplyAnswers(t *testing.T) {
 		t.Error("hutch events showed no exit within 10 s of the kill")
 	}
 	waitFor(t, "the supervisor records the kill", func() bool { return strings.HasPrefix(l.get().State, "exited") })
-	out := l.apply()
-	if !strings.Contains(out, "+ process "+l.name+" (created,") {
+	out := l.Apply()
+	if !strings.Contains(out, "+ process "+l.Name+" (created,") {
 		t.Errorf("apply after kill -9:\n%s", out)
 	}
-	l.serving()
+	l.Serving()
 	if again := l.get(); again.PID == first.PID || again.State != "running" {
 		t.Errorf("after apply: %+v", again)
 	}
@@ -75,16 +75,16 @@ func TestKillNineThenApplyAnswers(t *testing.T) {
 // apply tries again.
 func TestApplyFailsWhenTheProcessExitsAtStart(t *testing.T) {
 	l := newLab(t)
-	l.write(l.manifest, func(s string) string {
+	l.Write(l.Manifest, func(s string) string {
 		return strings.Replace(s, "args: [python3, /server.py]",
 			`args: [python3, -c, "import sys; print('cannot start: no config'); sys.exit(3)"]`, 1)
 	})
-	code, out := l.hutch(nil, "apply", "-f", l.manifest)
+	code, out := l.Hutch("apply", "-f", l.Manifest)
 	if code != 1 {
 		t.Fatalf("apply: exit %d, want 1\n%s", code, out)
 	}
 	for _, want := range []string{
-		"! process " + l.name + " (create failed after",
+		"! process " + l.Name + " (create failed after",
 		"process exited with status 3 within its start window of 1s",
 		"\n    cannot start: no config",
 	} {
@@ -95,15 +95,15 @@ func TestApplyFailsWhenTheProcessExitsAtStart(t *testing.T) {
 	if st := l.get().State; st != "exited" {
 		t.Errorf("get -o json: state %q, want exited", st)
 	}
-	if table := l.must("get", l.name); !strings.Contains(table, " exited(3) ") {
+	if table := l.Must("get", l.Name); !strings.Contains(table, " exited(3) ") {
 		t.Errorf("get's STATE column does not say exited(3):\n%s", table)
 	}
 	// Everything else it made stays; the next apply starts the process
 	// again (and fails again the same way).
-	if !linkExists(l.hostIf) {
+	if !testutil.LinkExists(l.HostIf) {
 		t.Error("the failed start removed the veth")
 	}
-	code, out = l.hutch(nil, "apply", "-f", l.manifest)
+	code, out = l.Hutch("apply", "-f", l.Manifest)
 	if code != 1 || !strings.Contains(out, "Plan: 1 to create, 0 to update, 0 to replace, 0 to delete") {
 		t.Errorf("second apply: exit %d\n%s", code, out)
 	}
@@ -126,13 +126,13 @@ func newCrew(t *testing.T, manifest string, names ...string) *crew {
 	for _, n := range names {
 		u := testutil.Name("hk")
 		c.names[n] = u
-		c.labs = append(c.labs, &lab{t: t, root: c.root, name: u, netns: testutil.Name("hkn"), hostIf: testutil.Name("hkv")})
+		c.labs = append(c.labs, &lab{&testutil.Lab{T: t, Root: c.root, Name: u, Netns: testutil.Name("hkn"), HostIf: testutil.Name("hkv")}})
 	}
 	c.manifest = filepath.Join(t.TempDir(), "crew.yaml")
 	c.write(manifest)
 	t.Cleanup(func() {
 		for _, l := range c.labs {
-			l.cleanup()
+			l.Cleanup()
 		}
 	})
 	return c
@@ -151,7 +151,7 @@ func (c *crew) write(manifest string) {
 
 func (c *crew) hutch(args ...string) (int, string) {
 	c.t.Helper()
-	return c.labs[0].hutch(nil, args...)
+	return c.labs[0].Hutch(args...)
 }
 
 // started is when the container's current process started, from its
@@ -175,7 +175,7 @@ func (c *crew) started(name string) time.Time {
 func (c *crew) gone() {
 	c.t.Helper()
 	for _, l := range c.labs {
-		l.gone()
+		l.Gone()
 	}
 }
 
@@ -252,7 +252,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // one valid JSON object per line, in time order.
 func TestLabApplyWaitAndEvents(t *testing.T) {
 	w := newLabWorld(t, "lab.yaml", nil)
-	out := w.must("apply", "--wait", "--timeout", "1m", "-f", w.manifest)
+	out := w.Must("apply", "--wait", "--timeout", "1m", "-f", w.Manifest)
 	server, client := w.names["server"], w.names["client"]
 	if !strings.Contains(out, "✓ "+server+" healthy") || !strings.Contains(out, "Ready in ") {
 		t.Errorf("apply --wait:\n%s", out)
@@ -261,11 +261,11 @@ func TestLabApplyWaitAndEvents(t *testing.T) {
 	if got, err := run(t, "curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", url); got != "200" {
 		t.Errorf("right after apply --wait, curl %s: %q %v", url, got, err)
 	}
-	if table := w.must("get", server); !strings.Contains(table, "running(healthy)") {
+	if table := w.Must("get", server); !strings.Contains(table, "running(healthy)") {
 		t.Errorf("get:\n%s", table)
 	}
 
-	lines := strings.Split(strings.TrimSpace(w.must("events", "--since", "1h", "--no-follow", "-o", "json")), "\n")
+	lines := strings.Split(strings.TrimSpace(w.Must("events", "--since", "1h", "--no-follow", "-o", "json")), "\n")
 	type event struct {
 		Time      time.Time `json:"time"`
 		Container string    `json:"container"`
@@ -312,6 +312,6 @@ func TestLabApplyWaitAndEvents(t *testing.T) {
 	if !cStart.Time.After(sHealthy.Time) {
 		t.Errorf("the client started at %s, before the server was healthy at %s", cStart.Time, sHealthy.Time)
 	}
-	w.must("delete", "-f", w.manifest)
+	w.Must("delete", "-f", w.Manifest)
 	w.gone()
 }

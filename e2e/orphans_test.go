@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"hutch/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +21,7 @@ func (l *lab) supervisorPids() []int {
 	var pids []int
 	for _, e := range ents {
 		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if bytes.Equal(cmd, []byte("hutch-supervisor\x00"+l.name+"\x00")) {
+		if bytes.Equal(cmd, []byte("hutch-supervisor\x00"+l.Name+"\x00")) {
 			var pid int
 			fmt.Sscan(e.Name(), &pid)
 			pids = append(pids, pid)
@@ -47,40 +48,40 @@ func running(pid int) bool {
 // without hutch's mark (`ip netns add`) is left alone.
 func TestDeleteFindsWhatALostStateRootLeft(t *testing.T) {
 	l := newLab(t)
-	l.apply()
-	l.serving()
+	l.Apply()
+	l.Serving()
 	pid := l.get().PID
 	sups := l.supervisorPids()
 	if pid <= 0 || len(sups) != 1 {
 		t.Fatalf("container pid %d, supervisors %v: want one of each", pid, sups)
 	}
-	if len(l.cgroupDirs()) == 0 || len(l.mounts()) == 0 || !linkExists(l.hostIf) || !slices.Contains(netnsList(), l.netns) {
-		t.Fatalf("apply left out something: %q", l.leftovers())
+	if len(l.CgroupDirs()) == 0 || len(l.Mounts()) == 0 || !testutil.LinkExists(l.HostIf) || !slices.Contains(testutil.NetnsList(), l.Netns) {
+		t.Fatalf("apply left out something: %q", l.Leftovers())
 	}
 	// A namespace hutch did not make, called like the container: no mark.
-	other := l.name
+	other := l.Name
 	mustRun(t, "ip", "netns", "add", other)
 	t.Cleanup(func() { exec.Command("ip", "netns", "delete", other).Run() })
 
-	out, err := exec.Command("rm", "-rf", l.root).CombinedOutput()
+	out, err := exec.Command("rm", "-rf", l.Root).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "busy") {
-		t.Logf("rm -rf %s: %v %s", l.root, err, out)
+		t.Logf("rm -rf %s: %v %s", l.Root, err, out)
 	}
-	if _, err := os.Stat(filepath.Join(l.bundle(), "state.json")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(l.Bundle(), "state.json")); !os.IsNotExist(err) {
 		t.Fatalf("state.json still there: %v", err)
 	}
 
-	got := l.must("delete", l.name)
-	t.Logf("hutch delete %s:\n%s", l.name, got)
+	got := l.Must("delete", l.Name)
+	t.Logf("hutch delete %s:\n%s", l.Name, got)
 	if !strings.Contains(got, "found on the host without a record in the state store") {
 		t.Errorf("delete does not say what it found:\n%s", got)
 	}
-	for _, want := range []string{"netns/" + l.netns, "veth/" + l.hostIf, "cgroup/" + l.name, "rootfs/" + l.name, "process/" + l.name} {
+	for _, want := range []string{"netns/" + l.Netns, "veth/" + l.HostIf, "cgroup/" + l.Name, "rootfs/" + l.Name, "process/" + l.Name} {
 		if !strings.Contains(got, want) {
 			t.Errorf("delete found no %s:\n%s", want, got)
 		}
 	}
-	if left := l.leftovers(); len(left) > 0 {
+	if left := l.Leftovers(); len(left) > 0 {
 		t.Errorf("left behind:\n%s", strings.Join(left, "\n"))
 	}
 	if running(pid) {
@@ -92,14 +93,14 @@ func TestDeleteFindsWhatALostStateRootLeft(t *testing.T) {
 		}
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	if bytes.Contains(mi, []byte(l.root)) {
-		t.Errorf("mountinfo still names %s", l.root)
+	if bytes.Contains(mi, []byte(l.Root)) {
+		t.Errorf("mountinfo still names %s", l.Root)
 	}
-	if !slices.Contains(netnsList(), other) {
+	if !slices.Contains(testutil.NetnsList(), other) {
 		t.Errorf("netns %s, which has no mark, was removed", other)
 	}
 	// Nothing left to find: a second delete knows no such container.
-	if code, out := l.hutch(nil, "delete", l.name); code == 0 || !strings.Contains(out, "not found") {
+	if code, out := l.Hutch("delete", l.Name); code == 0 || !strings.Contains(out, "not found") {
 		t.Errorf("second delete: exit %d\n%s", code, out)
 	}
 }
@@ -110,15 +111,15 @@ func TestDeleteFindsWhatALostStateRootLeft(t *testing.T) {
 // removed and the error names the root that has it.
 func TestDeleteLeavesANamesakeOfAnotherStateRoot(t *testing.T) {
 	l := newLab(t)
-	l.apply()
-	before := l.leftovers()
+	l.Apply()
+	before := l.Leftovers()
 	otherRoot := t.TempDir()
-	cmd := exec.Command(hutchBin, "--root", otherRoot, "delete", l.name)
+	cmd := exec.Command(hutchBin, "--root", otherRoot, "delete", l.Name)
 	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), l.root) {
-		t.Errorf("delete from %s: %v, want an error naming %s\n%s", otherRoot, err, l.root, out)
+	if err == nil || !strings.Contains(string(out), l.Root) {
+		t.Errorf("delete from %s: %v, want an error naming %s\n%s", otherRoot, err, l.Root, out)
 	}
-	after := l.leftovers()
+	after := l.Leftovers()
 	if strings.Join(before, "\n") != strings.Join(after, "\n") {
 		t.Errorf("host changed:\nbefore %q\nafter %q", before, after)
 	}
@@ -127,6 +128,6 @@ func TestDeleteLeavesANamesakeOfAnotherStateRoot(t *testing.T) {
 			t.Errorf("supervisor %d: %v", p, err)
 		}
 	}
-	l.must("delete", l.name)
-	l.gone()
+	l.Must("delete", l.Name)
+	l.Gone()
 }

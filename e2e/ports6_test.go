@@ -35,20 +35,20 @@ func dualServer(t *testing.T, s string) string {
 // IPv4 one (prefix v6, ::2 inside, ::1 on the host end, the default route
 // via it), serving on both, and ports (the lines of spec.network.ports).
 func (l *lab) dualStack(v6 string, ports ...string) {
-	l.t.Helper()
-	l.write(l.manifest, func(s string) string {
+	l.T.Helper()
+	l.Write(l.Manifest, func(s string) string {
 		for _, r := range [][2]string{
-			{"        addresses: [" + l.addr + "/24]\n", "        addresses: [" + l.addr + "/24, \"" + v6 + "2/64\"]\n"},
-			{"          addresses: [" + l.hostAddr + "/24]\n", "          addresses: [" + l.hostAddr + "/24, \"" + v6 + "1/64\"]\n" +
+			{"        addresses: [" + l.Addr + "/24]\n", "        addresses: [" + l.Addr + "/24, \"" + v6 + "2/64\"]\n"},
+			{"          addresses: [" + l.HostAddr + "/24]\n", "          addresses: [" + l.HostAddr + "/24, \"" + v6 + "1/64\"]\n" +
 				"    routes:\n      - {to: default, via: \"" + v6 + "1\"}\n"},
-			{fmt.Sprintf("      - hostPort: %d\n        containerPort: 8000\n", l.port), "      - " + strings.Join(ports, "\n      - ") + "\n"},
+			{fmt.Sprintf("      - hostPort: %d\n        containerPort: 8000\n", l.Port), "      - " + strings.Join(ports, "\n      - ") + "\n"},
 		} {
 			if !strings.Contains(s, r[0]) {
-				l.t.Fatalf("the manifest has no %q to replace", r[0])
+				l.T.Fatalf("the manifest has no %q to replace", r[0])
 			}
 			s = strings.Replace(s, r[0], r[1], 1)
 		}
-		return dualServer(l.t, s)
+		return dualServer(l.T, s)
 	})
 }
 
@@ -86,11 +86,11 @@ const fwd6 = "/proc/sys/net/ipv6/conf/all/forwarding"
 // 9000 (IPv6 socket on ::) and sends "ping" to addr:port from the
 // namespace ns ("" for the host), returning the answer.
 func (l *lab) udpEcho6(ns, addr string, port int) string {
-	l.t.Helper()
-	echo := exec.Command(hutchBin, "--root", l.root, "exec", l.name, "--", "python3", "-c",
+	l.T.Helper()
+	echo := exec.Command(hutchBin, "--root", l.Root, "exec", l.Name, "--", "python3", "-c",
 		"import socket\ns=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\ns.bind(('::', 9000))\nd,a=s.recvfrom(100)\ns.sendto(d.upper(),a)")
 	if err := echo.Start(); err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
 	defer func() { echo.Process.Kill(); echo.Wait() }()
 	args := []string{"python3", "-c", fmt.Sprintf(
@@ -117,12 +117,12 @@ func TestPublishedPortsIPv6(t *testing.T) {
 	nftBefore, _ := run(t, "nft", "list", "ruleset")
 	fwd6Before, fwdBefore := readSysctl(fwd6), readSysctl("/proc/sys/net/ipv4/ip_forward")
 	outside, hostV6, _ := outsideNetns6(t)
-	v6 := fmt.Sprintf("fd00:%x::", 0x1600+l.subnet)
+	v6 := fmt.Sprintf("fd00:%x::", 0x1600+l.Subnet)
 	udp := testutil.FreePort(t)
-	l.dualStack(v6, fmt.Sprintf("{hostPort: %d, containerPort: 8000}", l.port), fmt.Sprintf("{hostPort: %d, containerPort: 9000, protocol: udp}", udp))
-	l.apply()
-	l.serving()
-	url6 := fmt.Sprintf("http://[%s]:%d/", hostV6, l.port)
+	l.dualStack(v6, fmt.Sprintf("{hostPort: %d, containerPort: 8000}", l.Port), fmt.Sprintf("{hostPort: %d, containerPort: 9000, protocol: udp}", udp))
+	l.Apply()
+	l.Serving()
+	url6 := fmt.Sprintf("http://[%s]:%d/", hostV6, l.Port)
 	if !get200(t, outside, url6) {
 		t.Errorf("from another namespace, %s never answered 200", url6)
 	}
@@ -132,30 +132,30 @@ func TestPublishedPortsIPv6(t *testing.T) {
 	if !get200(t, "", url6) {
 		t.Errorf("from the host, %s never answered 200", url6)
 	}
-	if !get200(t, "", fmt.Sprintf("http://127.0.0.1:%d/", l.port)) {
-		t.Errorf("over IPv4, 127.0.0.1:%d never answered 200", l.port)
+	if !get200(t, "", fmt.Sprintf("http://127.0.0.1:%d/", l.Port)) {
+		t.Errorf("over IPv4, 127.0.0.1:%d never answered 200", l.Port)
 	}
 	// ::1 is not forwarded (ip6 daddr != ::1): refused (curl exit 7), not
 	// a timeout (28) as a dnat of it would give.
 	start := time.Now()
-	err := exec.Command("curl", "-s", "-g", "-o", "/dev/null", "-m", "3", fmt.Sprintf("http://[::1]:%d/", l.port)).Run()
+	err := exec.Command("curl", "-s", "-g", "-o", "/dev/null", "-m", "3", fmt.Sprintf("http://[::1]:%d/", l.Port)).Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 7 || time.Since(start) > 2*time.Second {
-		t.Errorf("curl [::1]:%d: %v after %v, want refused at once (exit 7)", l.port, err, time.Since(start))
+		t.Errorf("curl [::1]:%d: %v after %v, want refused at once (exit 7)", l.Port, err, time.Since(start))
 	}
 	if got := l.udpEcho6(outside, hostV6, udp); got != "PING" {
 		t.Errorf("UDP to [%s]:%d from another namespace: %q", hostV6, udp, got)
 	}
-	get := l.must("get")
-	for _, want := range []string{fmt.Sprintf("0.0.0.0:%d->8000/tcp", l.port), fmt.Sprintf("[::]:%d->8000/tcp", l.port), fmt.Sprintf("[::]:%d->9000/udp", udp)} {
+	get := l.Must("get")
+	for _, want := range []string{fmt.Sprintf("0.0.0.0:%d->8000/tcp", l.Port), fmt.Sprintf("[::]:%d->8000/tcp", l.Port), fmt.Sprintf("[::]:%d->9000/udp", udp)} {
 		if !strings.Contains(get, want) {
 			t.Errorf("hutch get does not show %s:\n%s", want, get)
 		}
 	}
-	insp := l.must("inspect", l.name)
+	insp := l.Must("inspect", l.Name)
 	for _, want := range []string{
-		fmt.Sprintf("chain prerouting: fib daddr type local tcp dport %d dnat ip6 to [%s2]:8000", l.port, v6),
-		fmt.Sprintf("chain output: ip6 daddr != ::1 fib daddr type local tcp dport %d dnat ip6 to [%s2]:8000", l.port, v6),
+		fmt.Sprintf("chain prerouting: fib daddr type local tcp dport %d dnat ip6 to [%s2]:8000", l.Port, v6),
+		fmt.Sprintf("chain output: ip6 daddr != ::1 fib daddr type local tcp dport %d dnat ip6 to [%s2]:8000", l.Port, v6),
 		fmt.Sprintf("chain postrouting: ip6 saddr %s/64 ip6 daddr %s2 ct status dnat masquerade", v6, v6),
 	} {
 		if !strings.Contains(insp, want) {
@@ -165,11 +165,11 @@ func TestPublishedPortsIPv6(t *testing.T) {
 	if n := strings.Count(insp, "\n    present\n"); n != 12 {
 		t.Errorf("hutch inspect: %d rules present, want 12 (per family: tcp and udp dnat in prerouting and output, 2 masquerades)\n%s", n, insp)
 	}
-	if out := l.apply(); !strings.Contains(out, "No changes") {
+	if out := l.Apply(); !strings.Contains(out, "No changes") {
 		t.Errorf("second apply:\n%s", out)
 	}
 	kernel, _ := run(t, "nft", "list", "table", "inet", "hutch")
-	if want := fmt.Sprintf(`ip6 daddr != ::1 fib daddr type local tcp dport %d dnat ip6 to [%s2]:8000 comment "hutch:nftrule/%s/port-tcp-%d-out6"`, l.port, v6, l.name, l.port); !strings.Contains(kernel, want) {
+	if want := fmt.Sprintf(`ip6 daddr != ::1 fib daddr type local tcp dport %d dnat ip6 to [%s2]:8000 comment "hutch:nftrule/%s/port-tcp-%d-out6"`, l.Port, v6, l.Name, l.Port); !strings.Contains(kernel, want) {
 		t.Errorf("nft lists no %q:\n%s", want, kernel)
 	}
 
@@ -177,21 +177,21 @@ func TestPublishedPortsIPv6(t *testing.T) {
 	list, _ := run(t, "nft", "-a", "list", "chain", "inet", "hutch", "prerouting")
 	handle := ""
 	for _, line := range strings.Split(list, "\n") {
-		if strings.Contains(line, fmt.Sprintf("%s/port-tcp-%d-in6", l.name, l.port)) {
+		if strings.Contains(line, fmt.Sprintf("%s/port-tcp-%d-in6", l.Name, l.Port)) {
 			handle = line[strings.LastIndex(line, " ")+1:]
 		}
 	}
 	mustRun(t, "nft", "delete", "rule", "inet", "hutch", "prerouting", "handle", handle)
-	if code, out := l.hutch(nil, "plan", "-f", l.manifest); code != 2 || !strings.Contains(out, fmt.Sprintf("port-tcp-%d-in6", l.port)) {
+	if code, out := l.Hutch("plan", "-f", l.Manifest); code != 2 || !strings.Contains(out, fmt.Sprintf("port-tcp-%d-in6", l.Port)) {
 		t.Errorf("plan after the rule was deleted by hand: exit %d\n%s", code, out)
 	}
-	l.apply()
+	l.Apply()
 	if !get200(t, outside, url6) {
 		t.Errorf("after the repair, %s never answered 200", url6)
 	}
 
-	l.must("delete", "-f", l.manifest)
-	l.gone()
+	l.Must("delete", "-f", l.Manifest)
+	l.Gone()
 	if after, _ := run(t, "nft", "list", "ruleset"); after != nftBefore {
 		t.Errorf("nft ruleset after delete:\n%s\nbefore:\n%s", after, nftBefore)
 	}
@@ -221,16 +221,16 @@ func TestPublishedPortIPv6Hairpin(t *testing.T) {
 		s = strings.Replace(s, "        defaultRoute: true\n", fmt.Sprintf("        defaultRoute: true\n    ports:\n      - {hostPort: %d, containerPort: 8000, hostIP: \"::\"}\n", port), 1)
 		return dualServer(t, s)
 	})
-	w.apply()
+	w.Apply()
 	server := w.names["server"]
 	// ask requests the page through the gateway; the answer, and the
 	// client address the server logged for it (http.server's log line).
 	ask := func(tries int) (status, peer string) {
 		t.Helper()
 		code := fmt.Sprintf("import urllib.request,time\nfor i in range(%d):\n    try:\n        print(urllib.request.urlopen('http://[%s1]:%d/', timeout=2).status); break\n    except OSError as e: r=e; time.sleep(0.1)\nelse: print(r)", tries, prefix, port)
-		_, out := w.hutch(nil, "exec", w.names["client"], "--", "python3", "-c", code)
+		_, out := w.Hutch("exec", w.names["client"], "--", "python3", "-c", code)
 		time.Sleep(100 * time.Millisecond) // the server's log line
-		b, _ := os.ReadFile(w.root + "/containers/" + server + "/logs/container.log")
+		b, _ := os.ReadFile(w.Root + "/containers/" + server + "/logs/container.log")
 		for _, line := range strings.Split(string(b), "\n") {
 			// [TIME STREAM TAG] PEER - - [DATE] "GET / HTTP/1.1" 200 -
 			f := strings.Fields(line)
@@ -260,14 +260,14 @@ func TestPublishedPortIPv6Hairpin(t *testing.T) {
 	if got, peer := ask(1); got == "200" && peer == prefix+"1" {
 		t.Errorf("without the hairpin masquerade the server still saw the gateway: the rule proves nothing")
 	}
-	w.apply()
+	w.Apply()
 	if got, peer := ask(100); got != "200" || peer != prefix+"1" {
 		t.Errorf("after apply put the hairpin rule back: %s, from %s", got, peer)
 	}
-	if get := w.must("get"); !strings.Contains(get, fmt.Sprintf("[::]:%d->8000/tcp", port)) || strings.Contains(get, fmt.Sprintf("0.0.0.0:%d", port)) {
+	if get := w.Must("get"); !strings.Contains(get, fmt.Sprintf("[::]:%d->8000/tcp", port)) || strings.Contains(get, fmt.Sprintf("0.0.0.0:%d", port)) {
 		t.Errorf("hutch get of a port on :: only:\n%s", get)
 	}
-	w.must("delete", "-f", w.manifest)
+	w.Must("delete", "-f", w.Manifest)
 	w.gone()
 	if got := readSysctl(fwd6); got != fwd6Before {
 		t.Errorf("net.ipv6.conf.all.forwarding after delete: %s, before %s", got, fwd6Before)
@@ -281,40 +281,40 @@ func TestPublishedPortIPv6Hairpin(t *testing.T) {
 // container publishing it on every address; each changes nothing.
 func TestPublishedPortConflictsIPv6(t *testing.T) {
 	l := newLab(t)
-	v6 := fmt.Sprintf("fd00:%x::", 0x1600+l.subnet)
-	port := l.port
+	v6 := fmt.Sprintf("fd00:%x::", 0x1600+l.Subnet)
+	port := l.Port
 	ln, err := stdnet.Listen("tcp6", fmt.Sprintf("[::1]:%d", port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.dualStack(v6, fmt.Sprintf("{hostPort: %d, containerPort: 8000, hostIP: \"::\"}", port))
-	code, out := l.hutch(nil, "apply", "-f", l.manifest)
+	code, out := l.Hutch("apply", "-f", l.Manifest)
 	ln.Close()
 	if code != 1 || !strings.Contains(out, fmt.Sprintf("pid %d (", os.Getpid())) || !strings.Contains(out, fmt.Sprintf("[::1]:%d", port)) || !strings.Contains(out, "nothing was changed") {
 		t.Errorf("apply over a port an IPv6 socket listens on: exit %d\n%s", code, out)
 	}
-	if linkExists(l.hostIf) || len(l.cgroupDirs()) > 0 {
-		t.Errorf("a conflict created something: %v", l.leftovers())
+	if testutil.LinkExists(l.HostIf) || len(l.CgroupDirs()) > 0 {
+		t.Errorf("a conflict created something: %v", l.Leftovers())
 	}
 	// An IPv6 address the host does not have.
 	l.dualStack(v6, fmt.Sprintf("{hostPort: %d, containerPort: 8000, hostIP: \"fd00:dead:beef::1\"}", port))
-	if code, out := l.hutch(nil, "apply", "-f", l.manifest); code != 1 || !strings.Contains(out, "the host has no address fd00:dead:beef::1") {
+	if code, out := l.Hutch("apply", "-f", l.Manifest); code != 1 || !strings.Contains(out, "the host has no address fd00:dead:beef::1") {
 		t.Errorf("an IPv6 address the host does not have: exit %d\n%s", code, out)
 	}
-	l.gone()
+	l.Gone()
 	// Published on :: by this container, the port is taken for another
 	// that publishes it on every address.
 	l.dualStack(v6, fmt.Sprintf("{hostPort: %d, containerPort: 8000, hostIP: \"::\"}", port))
-	l.apply()
+	l.Apply()
 	other := newLab(t)
-	other.port = port
-	other.write(other.manifest, nil)
-	if code, out := other.hutch(nil, "apply", "-f", other.manifest); code != 1 || !strings.Contains(out, "already published by container "+l.name+" on ::") {
+	other.Port = port
+	other.Write(other.Manifest, nil)
+	if code, out := other.Hutch("apply", "-f", other.Manifest); code != 1 || !strings.Contains(out, "already published by container "+l.Name+" on ::") {
 		t.Errorf("a port another container publishes on ::: exit %d\n%s", code, out)
 	}
-	if linkExists(other.hostIf) {
+	if testutil.LinkExists(other.HostIf) {
 		t.Errorf("a conflict created the other container's veth")
 	}
-	l.must("delete", "-f", l.manifest)
-	l.gone()
+	l.Must("delete", "-f", l.Manifest)
+	l.Gone()
 }

@@ -17,8 +17,8 @@ import (
 // publishing writes the lab's web server with its port 8000 published on
 // host port hostPort (tcp) and udpPort (udp, to the container's 9000).
 func (l *lab) publishing(hostPort, udpPort int) {
-	l.port = hostPort
-	l.write(l.manifest, func(s string) string {
+	l.Port = hostPort
+	l.Write(l.Manifest, func(s string) string {
 		return strings.Replace(s, fmt.Sprintf("      - hostPort: %d\n        containerPort: 8000\n", hostPort),
 			fmt.Sprintf("      - {hostPort: %d, containerPort: 8000}\n", hostPort)+
 				fmt.Sprintf("      - {hostPort: %d, containerPort: 9000, protocol: udp}\n", udpPort), 1)
@@ -52,8 +52,8 @@ func TestPublishedPorts(t *testing.T) {
 	fwdBefore, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 	port, udp := testutil.FreePort(t), testutil.FreePort(t)
 	l.publishing(port, udp)
-	l.apply()
-	l.serving()
+	l.Apply()
+	l.Serving()
 	if !get200(t, "", fmt.Sprintf("http://127.0.0.1:%d/", port)) {
 		t.Errorf("curl http://127.0.0.1:%d/ from the host never answered 200", port)
 	}
@@ -64,7 +64,7 @@ func TestPublishedPorts(t *testing.T) {
 		t.Errorf("from another namespace, the host's 172.16.%d.1:%d never answered 200", far, port)
 	}
 	// UDP: a one-shot echo in the container, a datagram from the host.
-	echo := exec.Command(hutchBin, "--root", l.root, "exec", l.name, "--", "python3", "-c",
+	echo := exec.Command(hutchBin, "--root", l.Root, "exec", l.Name, "--", "python3", "-c",
 		"import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('', 9000))\nd,a=s.recvfrom(100)\ns.sendto(d.upper(),a)")
 	if err := echo.Start(); err != nil {
 		t.Fatal(err)
@@ -76,11 +76,11 @@ func TestPublishedPorts(t *testing.T) {
 	if strings.TrimSpace(string(reply)) != "PING" {
 		t.Errorf("UDP to 127.0.0.1:%d: %q", udp, reply)
 	}
-	if get := l.must("get"); !strings.Contains(get, fmt.Sprintf("0.0.0.0:%d->8000/tcp", port)) {
+	if get := l.Must("get"); !strings.Contains(get, fmt.Sprintf("0.0.0.0:%d->8000/tcp", port)) {
 		t.Errorf("hutch get does not show the port:\n%s", get)
 	}
-	insp := l.must("inspect", l.name)
-	if !strings.Contains(insp, "Published ports") || !strings.Contains(insp, fmt.Sprintf("tcp dport %d dnat ip to %s:8000", port, l.addr)) || strings.Count(insp, "\n    present\n") != 6 {
+	insp := l.Must("inspect", l.Name)
+	if !strings.Contains(insp, "Published ports") || !strings.Contains(insp, fmt.Sprintf("tcp dport %d dnat ip to %s:8000", port, l.Addr)) || strings.Count(insp, "\n    present\n") != 6 {
 		t.Errorf("hutch inspect does not read the port's rules from the kernel:\n%s", insp)
 	}
 
@@ -93,16 +93,16 @@ func TestPublishedPorts(t *testing.T) {
 		}
 	}
 	mustRun(t, "nft", "delete", "rule", "inet", "hutch", "prerouting", "handle", handle)
-	if code, out := l.hutch(nil, "plan", "-f", l.manifest); code != 2 || !strings.Contains(out, fmt.Sprintf("port-tcp-%d-in", port)) {
+	if code, out := l.Hutch("plan", "-f", l.Manifest); code != 2 || !strings.Contains(out, fmt.Sprintf("port-tcp-%d-in", port)) {
 		t.Errorf("plan after the rule was deleted by hand: exit %d\n%s", code, out)
 	}
-	l.apply()
+	l.Apply()
 	if !get200(t, "", fmt.Sprintf("http://127.0.0.1:%d/", port)) {
 		t.Errorf("after the repair, 127.0.0.1:%d never answered", port)
 	}
 
-	l.must("delete", "-f", l.manifest)
-	l.gone()
+	l.Must("delete", "-f", l.Manifest)
+	l.Gone()
 	if after, _ := run(t, "nft", "list", "ruleset"); after != nftBefore {
 		t.Errorf("nft ruleset after delete:\n%s\nbefore:\n%s", after, nftBefore)
 	}
@@ -122,33 +122,33 @@ func TestPublishedPortConflicts(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.publishing(port, udp)
-	code, out := l.hutch(nil, "apply", "-f", l.manifest)
+	code, out := l.Hutch("apply", "-f", l.Manifest)
 	ln.Close()
 	if code != 1 || !strings.Contains(out, fmt.Sprintf("pid %d (", os.Getpid())) || !strings.Contains(out, "nothing was changed") {
 		t.Errorf("apply over a bound port: exit %d\n%s", code, out)
 	}
-	if linkExists(l.hostIf) || len(l.cgroupDirs()) > 0 {
-		t.Errorf("a conflict created something: %v", l.leftovers())
+	if testutil.LinkExists(l.HostIf) || len(l.CgroupDirs()) > 0 {
+		t.Errorf("a conflict created something: %v", l.Leftovers())
 	}
 	// Published by another container.
-	l.apply()
+	l.Apply()
 	other := newLab(t)
 	other.publishing(port, testutil.FreePort(t))
-	if code, out := other.hutch(nil, "apply", "-f", other.manifest); code != 1 || !strings.Contains(out, "already published by container "+l.name) {
+	if code, out := other.Hutch("apply", "-f", other.Manifest); code != 1 || !strings.Contains(out, "already published by container "+l.Name) {
 		t.Errorf("a port another container publishes: exit %d\n%s", code, out)
 	}
-	if linkExists(other.hostIf) {
+	if testutil.LinkExists(other.HostIf) {
 		t.Errorf("a conflict created the other container's veth")
 	}
-	l.must("delete", "-f", l.manifest)
+	l.Must("delete", "-f", l.Manifest)
 	// A host address the host does not have.
-	l.write(l.manifest, func(s string) string {
+	l.Write(l.Manifest, func(s string) string {
 		return strings.Replace(s, "        containerPort: 8000\n", "        containerPort: 8000\n        hostIP: 127.1.2.3\n", 1)
 	})
-	if code, out := l.hutch(nil, "apply", "-f", l.manifest); code != 1 || !strings.Contains(out, "the host has no address 127.1.2.3") {
+	if code, out := l.Hutch("apply", "-f", l.Manifest); code != 1 || !strings.Contains(out, "the host has no address 127.1.2.3") {
 		t.Errorf("a host address the host does not have: exit %d\n%s", code, out)
 	}
-	l.gone()
+	l.Gone()
 }
 
 // outsideNetns is a namespace of the test's own beyond the host: a veth with

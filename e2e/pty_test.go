@@ -33,29 +33,29 @@ func openPty(t *testing.T) (master, slave *os.File) {
 // escape sequences shown, not sent, and through a pipe byte for byte.
 func TestWebServerPtyAndTerminalSafeLogs(t *testing.T) {
 	l := newLab(t)
-	l.apply()
-	l.serving()
-	if out := l.must("exec", l.name, "--", "python3", "-c", "import os, pty; m, s = pty.openpty(); print(os.ttyname(s))"); out != "/dev/pts/0\n" {
+	l.Apply()
+	l.Serving()
+	if out := l.Must("exec", l.Name, "--", "python3", "-c", "import os, pty; m, s = pty.openpty(); print(os.ttyname(s))"); out != "/dev/pts/0\n" {
 		t.Errorf("pty.openpty inside: %q, want /dev/pts/0", out)
 	}
 
 	// The container's pid 1 writes a red "red" and a clear-screen to its
 	// stdout, the log.
 	const raw = "\x1b[31mred\x1b[0m \x1b[2J\n"
-	l.must("exec", l.name, "--", "python3", "-c", "import sys; open('/proc/1/fd/1', 'w').write(sys.argv[1])", raw)
+	l.Must("exec", l.Name, "--", "python3", "-c", "import sys; open('/proc/1/fd/1', 'w').write(sys.argv[1])", raw)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if strings.Contains(l.must("logs", l.name), raw) {
+		if strings.Contains(l.Must("logs", l.Name), raw) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the line never reached the log:\n%q", l.must("logs", l.name))
+			t.Fatalf("the line never reached the log:\n%q", l.Must("logs", l.Name))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 
 	m, s := openPty(t)
-	cmd := exec.Command(hutchBin, "--root", l.root, "logs", l.name)
+	cmd := exec.Command(hutchBin, "--root", l.Root, "logs", l.Name)
 	cmd.Stdout = s
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

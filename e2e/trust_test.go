@@ -17,51 +17,51 @@ import (
 // delete of the second from its root removes nothing.
 func TestApplyRefusesObjectsMarkedForAnotherContainer(t *testing.T) {
 	l := newLab(t)
-	l.apply()
-	l.serving()
-	before := l.leftovers()
+	l.Apply()
+	l.Serving()
+	before := l.Leftovers()
 
 	other := *l
-	other.root = t.TempDir()
-	other.name = testutil.Name("hw")
-	other.port = 0
-	other.manifest = filepath.Join(t.TempDir(), "other.yaml")
-	other.write(other.manifest, nil)
-	t.Cleanup(other.cleanup)
+	other.Root = t.TempDir()
+	other.Name = testutil.Name("hw")
+	other.Port = 0
+	other.Manifest = filepath.Join(t.TempDir(), "other.yaml")
+	other.Write(other.Manifest, nil)
+	t.Cleanup(other.Cleanup)
 
-	code, out := other.hutch(nil, "apply", "-f", other.manifest)
+	code, out := other.Hutch("apply", "-f", other.Manifest)
 	if code == 0 {
-		t.Fatalf("apply of %s over %s's objects succeeded:\n%s", other.name, l.name, out)
+		t.Fatalf("apply of %s over %s's objects succeeded:\n%s", other.Name, l.Name, out)
 	}
 	for _, want := range []string{
-		"netns " + l.netns + ": marked for another container: it is container " + l.name + "'s",
-		"host end " + l.hostIf + ": marked for another container: it is container " + l.name + "'s",
+		"netns " + l.Netns + ": marked for another container: it is container " + l.Name + "'s",
+		"host end " + l.HostIf + ": marked for another container: it is container " + l.Name + "'s",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("apply output lacks %q:\n%s", want, out)
 		}
 	}
-	if after := l.leftovers(); strings.Join(before, "\n") != strings.Join(after, "\n") {
+	if after := l.Leftovers(); strings.Join(before, "\n") != strings.Join(after, "\n") {
 		t.Errorf("host changed:\nbefore %q\nafter %q", before, after)
 	}
 	var mounts []string // the netns is the first container's
-	for _, m := range other.mounts() {
-		if strings.Contains(m, other.bundle()) {
+	for _, m := range other.Mounts() {
+		if strings.Contains(m, other.Bundle()) {
 			mounts = append(mounts, m)
 		}
 	}
-	if len(other.cgroupDirs())+len(other.procs())+len(mounts) != 0 {
-		t.Errorf("the refused apply made: cgroups %q, processes %q, mounts %q", other.cgroupDirs(), other.procs(), mounts)
+	if len(other.CgroupDirs())+len(other.Procs())+len(mounts) != 0 {
+		t.Errorf("the refused apply made: cgroups %q, processes %q, mounts %q", other.CgroupDirs(), other.Procs(), mounts)
 	}
-	l.serving()
+	l.Serving()
 
-	if code, out := other.hutch(nil, "delete", other.name); code == 0 || !strings.Contains(out, "not found") {
-		t.Errorf("delete of %s: exit %d, want not found\n%s", other.name, code, out)
+	if code, out := other.Hutch("delete", other.Name); code == 0 || !strings.Contains(out, "not found") {
+		t.Errorf("delete of %s: exit %d, want not found\n%s", other.Name, code, out)
 	}
-	if after := l.leftovers(); strings.Join(before, "\n") != strings.Join(after, "\n") {
+	if after := l.Leftovers(); strings.Join(before, "\n") != strings.Join(after, "\n") {
 		t.Errorf("host changed by the other delete:\nbefore %q\nafter %q", before, after)
 	}
-	l.serving()
-	l.must("delete", l.name)
-	l.gone()
+	l.Serving()
+	l.Must("delete", l.Name)
+	l.Gone()
 }

@@ -17,7 +17,7 @@ import (
 // explanation is what the kernel does, not decoration.
 func TestExplainScriptRunsTheServerWithoutHutch(t *testing.T) {
 	l := newLab(t)
-	code, script := l.hutch("plan", "--explain", "-o", "script", "-f", l.manifest)
+	code, script := l.Hutch("plan", "--explain", "-o", "script", "-f", l.Manifest)
 	if code != 2 { // changes pending: everything is to create
 		t.Fatalf("plan --explain -o script: exit %d\n%s", code, script)
 	}
@@ -25,7 +25,7 @@ func TestExplainScriptRunsTheServerWithoutHutch(t *testing.T) {
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bundle := filepath.Join(l.root, "containers", l.name)
+	bundle := filepath.Join(l.Root, "containers", l.Name)
 	down := func() (string, error) {
 		out, err := exec.Command("bash", path, "down").CombinedOutput()
 		return string(out), err
@@ -38,10 +38,10 @@ func TestExplainScriptRunsTheServerWithoutHutch(t *testing.T) {
 	})
 
 	for _, want := range []string{
-		"ip netns add " + l.netns,
-		"ip link add " + l.hostIf + " type veth peer name " + l.peerIf + " netns " + l.netns,
-		"echo 52428800 > /sys/fs/cgroup/memory/hutch/" + l.name + "/memory.limit_in_bytes",
-		"nsenter --net=/var/run/netns/" + l.netns + " unshare --fork",
+		"ip netns add " + l.Netns,
+		"ip link add " + l.HostIf + " type veth peer name " + l.PeerIf + " netns " + l.Netns,
+		"echo 52428800 > /sys/fs/cgroup/memory/hutch/" + l.Name + "/memory.limit_in_bytes",
+		"nsenter --net=/var/run/netns/" + l.Netns + " unshare --fork",
 		"pivot_root . .oldroot",
 		"# ! seed: `unshare --net=",
 		"# ! seed: `unshare --pid` without --fork",
@@ -63,7 +63,7 @@ func TestExplainScriptRunsTheServerWithoutHutch(t *testing.T) {
 		log, _ := os.ReadFile(filepath.Join(bundle, "script.log"))
 		t.Fatalf("script up: %v\n%s\nlog:\n%s", err, out, log)
 	}
-	serving(t, l.addr)
+	l.Serving()
 	t.Logf("serving: %v", time.Since(t0))
 
 	// The server runs as the kernel should have it: in the cgroup, pid 1
@@ -93,9 +93,9 @@ func TestExplainScriptRunsTheServerWithoutHutch(t *testing.T) {
 		t.Errorf("NSpid %v: want the server as pid 1 of a new pid namespace", f)
 	}
 	netIno, _ := os.Readlink("/proc/" + server + "/ns/net")
-	st := must(os.Stat("/var/run/netns/" + l.netns))
+	st := must(os.Stat("/var/run/netns/" + l.Netns))
 	if want := fmt.Sprintf("net:[%d]", inode(st)); netIno != want {
-		t.Errorf("the server's netns is %s, /var/run/netns/%s is %s", netIno, l.netns, want)
+		t.Errorf("the server's netns is %s, /var/run/netns/%s is %s", netIno, l.Netns, want)
 	}
 	if root, _ := os.Readlink("/proc/" + server + "/root"); root == "/" {
 		// After pivot_root the kernel shows the root as / from inside; from
@@ -110,7 +110,7 @@ func TestExplainScriptRunsTheServerWithoutHutch(t *testing.T) {
 		t.Fatalf("script down: %v\n%s", err, out)
 	}
 	t.Logf("script down: %v", time.Since(start))
-	if left := leftovers(l.name, l.netns, l.hostIf, bundle); len(left) > 0 {
+	if left := l.Leftovers(); len(left) > 0 {
 		t.Errorf("script down left:\n%s", strings.Join(left, "\n"))
 	}
 	if _, err := os.Stat(bundle); err == nil {

@@ -12,8 +12,8 @@ import (
 
 func TestInspectNamespaceInodesAreTheKernels(t *testing.T) {
 	l := newLab(t)
-	l.must("apply", "-f", l.manifest)
-	serving(t, l.addr)
+	l.Must("apply", "-f", l.Manifest)
+	l.Serving()
 	var in struct {
 		Process *struct {
 			PID        int               `json:"pid"`
@@ -37,7 +37,7 @@ func TestInspectNamespaceInodesAreTheKernels(t *testing.T) {
 			} `json:"interfaces"`
 		} `json:"netns"`
 	}
-	out := l.must("inspect", "-o", "json", l.name)
+	out := l.Must("inspect", "-o", "json", l.Name)
 	if err := json.Unmarshal([]byte(out), &in); err != nil || in.Process == nil {
 		t.Fatalf("inspect -o json: %v\n%s", err, out)
 	}
@@ -70,16 +70,16 @@ func TestInspectNamespaceInodesAreTheKernels(t *testing.T) {
 		}
 	}
 	if len(in.Netns) != 1 || in.Netns[0].Inode != p.Namespaces["net"] {
-		t.Errorf("netns %+v: want %s with the process's net inode %d", in.Netns, l.netns, p.Namespaces["net"])
+		t.Errorf("netns %+v: want %s with the process's net inode %d", in.Netns, l.Netns, p.Namespaces["net"])
 	}
 	found := false
 	for _, i := range in.Netns[0].Interfaces {
-		if i.Name == l.peerIf && strings.Join(i.Addresses, " ") != "" && strings.HasPrefix(i.Addresses[0], l.addr+"/24") {
+		if i.Name == l.PeerIf && strings.Join(i.Addresses, " ") != "" && strings.HasPrefix(i.Addresses[0], l.Addr+"/24") {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("interfaces %+v: no %s with %s/24", in.Netns[0].Interfaces, l.peerIf, l.addr)
+		t.Errorf("interfaces %+v: no %s with %s/24", in.Netns[0].Interfaces, l.PeerIf, l.Addr)
 	}
 	if len(p.Processes) != 1 || p.Processes[0].NSPID != 1 || !strings.Contains(p.Processes[0].Args, "server.py") {
 		t.Errorf("processes %+v: want python3 /server.py as pid 1", p.Processes)

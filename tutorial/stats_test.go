@@ -34,11 +34,11 @@ type statsRow struct {
 }
 
 func (l *lab) stats() statsRow {
-	l.t.Helper()
+	l.T.Helper()
 	var rows []statsRow
-	out := l.must("stats", "-o", "json", l.name)
+	out := l.Must("stats", "-o", "json", l.Name)
 	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
-		l.t.Fatalf("stats -o json: %v\n%s", err, out)
+		l.T.Fatalf("stats -o json: %v\n%s", err, out)
 	}
 	return rows[0]
 }
@@ -56,10 +56,10 @@ func between(t *testing.T, what string, lo, got, hi uint64) {
 }
 
 func (l *lab) linkCounter(file string) uint64 {
-	l.t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", l.netns, "cat", "/sys/class/net/"+l.peerIf+"/statistics/"+file).Output()
+	l.T.Helper()
+	out, err := exec.Command("ip", "netns", "exec", l.Netns, "cat", "/sys/class/net/"+l.PeerIf+"/statistics/"+file).Output()
 	if err != nil {
-		l.t.Fatal(err)
+		l.T.Fatal(err)
 	}
 	n, _ := strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
 	return n
@@ -67,8 +67,8 @@ func (l *lab) linkCounter(file string) uint64 {
 
 func TestStatsMatchTheCgroupFiles(t *testing.T) {
 	l := newLab(t)
-	l.must("apply", "-f", l.manifest)
-	serving(t, l.addr)
+	l.Must("apply", "-f", l.Manifest)
+	l.Serving()
 
 	cpu0, rx0, peak0 := l.cgroupInt("cpuacct", "cpuacct.usage"), l.linkCounter("rx_bytes"), l.cgroupInt("memory", "memory.max_usage_in_bytes")
 	s := l.stats()
@@ -78,7 +78,7 @@ func TestStatsMatchTheCgroupFiles(t *testing.T) {
 		t.Errorf("memory limit: hutch stats %d, memory.limit_in_bytes %d, manifest 50M = %d", s.MemoryLimit, want, 50<<20)
 	}
 	between(t, "cpuacct.usage", cpu0, s.CPUUsageNs, cpu1)
-	between(t, "rx_bytes of "+l.peerIf, rx0, s.Interfaces[0].RxBytes, rx1)
+	between(t, "rx_bytes of "+l.PeerIf, rx0, s.Interfaces[0].RxBytes, rx1)
 	between(t, "memory.max_usage_in_bytes", peak0, s.MemoryPeak, peak1)
 	if want := l.cgroupInt("pids", "pids.current"); s.PidsCurrent != want {
 		t.Errorf("pids: hutch stats %d, pids.current %d", s.PidsCurrent, want)
@@ -94,10 +94,10 @@ func TestStatsMatchTheCgroupFiles(t *testing.T) {
 	if d := int64(s.MemoryUsage) - int64(use); d > 4<<20 || d < -4<<20 {
 		t.Errorf("memory usage: hutch stats %d, memory.usage_in_bytes %d", s.MemoryUsage, use)
 	}
-	if len(s.Interfaces) != 1 || s.Interfaces[0].Name != l.peerIf || s.Interfaces[0].Netns != l.netns {
-		t.Errorf("interfaces: %+v, want %s in %s", s.Interfaces, l.peerIf, l.netns)
+	if len(s.Interfaces) != 1 || s.Interfaces[0].Name != l.PeerIf || s.Interfaces[0].Netns != l.Netns {
+		t.Errorf("interfaces: %+v, want %s in %s", s.Interfaces, l.PeerIf, l.Netns)
 	}
-	table := l.must("stats", l.name)
+	table := l.Must("stats", l.Name)
 	for _, line := range strings.Split(table, "\n") {
 		if len([]rune(line)) > 80 {
 			t.Errorf("stats table line wider than 80 columns:\n%s", line)
@@ -111,15 +111,15 @@ func TestStatsMatchTheCgroupFiles(t *testing.T) {
 // manifestLine is the line and column of the value of "key: value" in the
 // lab's manifest, as inspect should cite it.
 func (l *lab) manifestLine(key string) string {
-	l.t.Helper()
-	b, _ := os.ReadFile(l.manifest)
+	l.T.Helper()
+	b, _ := os.ReadFile(l.Manifest)
 	for i, line := range strings.Split(string(b), "\n") {
 		if t := strings.TrimSpace(line); strings.HasPrefix(t, key+":") {
 			col := strings.Index(line, key+":") + len(key) + 3
-			return fmt.Sprintf("%s:%d:%d", l.manifest, i+1, col)
+			return fmt.Sprintf("%s:%d:%d", l.Manifest, i+1, col)
 		}
 	}
-	l.t.Fatalf("no %s: in %s", key, l.manifest)
+	l.T.Fatalf("no %s: in %s", key, l.Manifest)
 	return ""
 }
 
@@ -128,10 +128,10 @@ func (l *lab) manifestLine(key string) string {
 // manifest line of the limit.
 func TestStatsCountTheMemoryExercisesOOMKill(t *testing.T) {
 	l := newLab(t)
-	l.must("apply", "-f", l.manifest)
-	serving(t, l.addr)
+	l.Must("apply", "-f", l.Manifest)
+	l.Serving()
 	before := l.stats().OOMKills
-	code, out := l.hutch("exec", l.name, "--", "python3", "-c", "x = []\nwhile True:\n    x.append(\" \" * 1000000)")
+	code, out := l.Hutch("exec", l.Name, "--", "python3", "-c", "x = []\nwhile True:\n    x.append(\" \" * 1000000)")
 	if code != 137 {
 		t.Fatalf("memory exercise: exit %d, want 137 (SIGKILL by the OOM killer)\n%s", code, out)
 	}
@@ -143,7 +143,7 @@ func TestStatsCountTheMemoryExercisesOOMKill(t *testing.T) {
 		t.Errorf("OOM kills: hutch stats %d, memory.oom_control %d", after, file)
 	}
 	want := "memory: 50M at " + l.manifestLine("memory")
-	if in := l.must("inspect", l.name); !strings.Contains(in, want) {
+	if in := l.Must("inspect", l.Name); !strings.Contains(in, want) {
 		t.Errorf("inspect does not say %q:\n%s", want, in)
 	}
 }
@@ -152,12 +152,12 @@ func TestStatsCountTheMemoryExercisesOOMKill(t *testing.T) {
 // kernel throttles the cgroup.
 func TestStatsShowThrottlingUnderABusyLoop(t *testing.T) {
 	l := newLab(t)
-	l.must("apply", "-f", l.manifest)
-	serving(t, l.addr)
+	l.Must("apply", "-f", l.Manifest)
+	l.Serving()
 	if n := l.stats().NrThrottled; n != 0 {
 		t.Logf("already %d throttled periods before the loop", n)
 	}
-	l.must("exec", l.name, "--", "python3", "-c",
+	l.Must("exec", l.Name, "--", "python3", "-c",
 		"import os, time\nos.fork()\nend = time.time() + 1.5\nwhile time.time() < end: pass")
 	s := l.stats()
 	if s.NrThrottled == 0 || s.ThrottledNs == 0 {
@@ -167,7 +167,7 @@ func TestStatsShowThrottlingUnderABusyLoop(t *testing.T) {
 		t.Errorf("nr_throttled: hutch stats %d, cpu.stat %d", s.NrThrottled, file)
 	}
 	want := "cpuQuota: 100000 at " + l.manifestLine("cpuQuota")
-	if in := l.must("inspect", l.name); !strings.Contains(in, want) {
+	if in := l.Must("inspect", l.Name); !strings.Contains(in, want) {
 		t.Errorf("inspect does not say %q:\n%s", want, in)
 	}
 }

@@ -103,11 +103,11 @@ func TestTutorial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	seed := &testutil.Lab{T: t, Root: root, Name: "webserver", Netns: "container_ns", HostIf: "veth0"}
 	t.Cleanup(func() {
 		exec.Command(filepath.Join(repo, "bin", "hutch"), "--root", root, "delete", "--ignore-not-found", "webserver").Run()
-		exec.Command(hutchBin, "--root", root, "delete", "--ignore-not-found", "webserver").Run()
-		removeLeftovers("webserver", "container_ns", "veth0")
-		if left := leftovers("webserver", "container_ns", "veth0", filepath.Join(root, "containers", "webserver")); len(left) > 0 {
+		seed.Cleanup() // hutch delete, then whatever is left by hand
+		if left := seed.Leftovers(); len(left) > 0 {
 			t.Errorf("left behind after the tutorial:\n%s", strings.Join(left, "\n"))
 		}
 	})

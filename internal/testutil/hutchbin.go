@@ -29,10 +29,13 @@ func BuildHutch(out string) error {
 	return nil
 }
 
+// hutchBin is the binary RunWithHutch built (or HUTCH_E2E_BIN).
+var hutchBin string
+
 // RunWithHutch is a TestMain for tests that run the hutch binary: as root it
 // builds hutch/cmd/apply into a temporary folder with BuildHutch (or takes
-// HUTCH_E2E_BIN, a binary built elsewhere), sets *bin, runs the tests and
-// removes the folder.
+// HUTCH_E2E_BIN, a binary built elsewhere), sets *bin (and the binary every
+// Lab runs), runs the tests and removes the folder.
 // Without root the tests run unbuilt: each skips (or fails under CI) in
 // RequireRoot. It returns the exit code for os.Exit.
 func RunWithHutch(m *testing.M, bin *string) int {
@@ -40,7 +43,7 @@ func RunWithHutch(m *testing.M, bin *string) int {
 		return m.Run()
 	}
 	if b := os.Getenv("HUTCH_E2E_BIN"); b != "" {
-		*bin = b
+		*bin, hutchBin = b, b
 		return m.Run()
 	}
 	dir, err := os.MkdirTemp("", "hutch-test-bin")
@@ -50,6 +53,7 @@ func RunWithHutch(m *testing.M, bin *string) int {
 	}
 	defer os.RemoveAll(dir)
 	*bin = filepath.Join(dir, "hutch")
+	hutchBin = *bin
 	if err := BuildHutch(*bin); err != nil {
 		fmt.Fprintln(os.Stderr, "build hutch:", err)
 		return 1

@@ -1,5 +1,6 @@
 // Package testutil holds helpers shared by hutch's tests: the root gate that
-// CI turns from a skip into a failure, and unique names for host objects.
+// CI turns from a skip into a failure, unique names for host objects, and
+// the lab of the tests that run the hutch binary (Lab, RunWithHutch).
 package testutil
 
 import (
