@@ -84,10 +84,3 @@ func (s *saver) flush() error {
 	}
 	return s.err
 }
-
-// state returns a copy of the state as it is in memory.
-func (s *saver) state() *State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st.clone()
-}

@@ -74,6 +74,7 @@ func NewFromMounts(root, parent string, mounts []Mount) (*Driver, error) {
 	root = filepath.Clean(root)
 	parent = filepath.Clean(parent)
 	if filepath.IsAbs(parent) || parent == "." || slices.Contains(strings.Split(parent, "/"), "..") {
+		//lint:ignore ST1005 the message ends with the path element "..", not a full stop
 		return nil, fmt.Errorf("cgroup parent %q: must be a relative path without ..", parent)
 	}
 	l, err := detect(root, mounts)
