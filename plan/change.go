@@ -1,7 +1,8 @@
 package plan
 
-// Action is what a change does to one resource. Its value is the symbol the
-// human rendering prints.
+// Action is what a change does to one resource. Its value is the word the
+// JSON rendering carries ("create"); the human rendering prints its symbol
+// instead (symbols: + create, ~ update, -/+ replace, - delete, = no-op).
 type Action string
 
 // The actions, as terraform names them.
