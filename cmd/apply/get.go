@@ -185,7 +185,7 @@ func info(store *reconcile.Store, proc *processdrv.Driver, name string) (contain
 	}
 	row.Manifest = st.Manifest.Path
 	row.Ports = publishedPorts(st)
-	if row.Labels, err = recordedLabels(store, name); err != nil {
+	if row.Labels, err = store.Labels(name); err != nil {
 		return row, err
 	}
 	for _, rec := range st.Resources {

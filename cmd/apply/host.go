@@ -11,6 +11,7 @@ import (
 	fsdrv "hutch/drivers/fs"
 	netdrv "hutch/drivers/net"
 	processdrv "hutch/drivers/process"
+	"hutch/inspect"
 	"hutch/plan"
 	"hutch/reconcile"
 )
@@ -125,6 +126,20 @@ func (h *host) process() (*processdrv.Driver, error) {
 		h.processDrv = processdrv.New(h.opts.StateRoot, cg)
 	}
 	return h.processDrv, nil
+}
+
+// reader reads what hutch made back from the kernel through this host's
+// drivers (hutch inspect, hutch stats).
+func (h *host) reader() (*inspect.Reader, error) {
+	cg, err := h.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	proc, err := h.process()
+	if err != nil {
+		return nil, err
+	}
+	return &inspect.Reader{Store: h.store(), Cgroup: cg, Net: h.network(), Sysctl: h.sysctl(), Process: proc}, nil
 }
 
 // drivers registers the driver of each kind of resource explicitly, one

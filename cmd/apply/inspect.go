@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -15,54 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	cgroupdrv "hutch/drivers/cgroup"
-	netdrv "hutch/drivers/net"
-	processdrv "hutch/drivers/process"
-	"hutch/plan"
-	"hutch/spec"
+	"hutch/inspect"
 )
-
-// inspection is everything `hutch inspect` reports about one container:
-// hutch's record of it (manifest, state) beside what the kernel shows now.
-type inspection struct {
-	Name     string            `json:"name"`
-	Manifest string            `json:"manifest"`
-	Labels   map[string]string `json:"labels"` // from config.json's annotations
-	State    *processdrv.State `json:"state"`
-	// Process is the container's first process as /proc shows it; nil
-	// when it does not run.
-	Process *processdrv.Kernel `json:"process"`
-	Netns   []netnsInfo        `json:"netns"`
-	Cgroup  *cgroupInfo        `json:"cgroup"`
-	Limits  []limitSource      `json:"limits"` // set only for a limit the container hit
-	// Rules are its published ports' nftables rules, as the kernel has them.
-	Rules    []unitObject    `json:"nftRules,omitempty"`
-	Config   json.RawMessage `json:"config"`
-	Warnings []string        `json:"warnings,omitempty"`
-}
-
-type netnsInfo struct {
-	Name       string               `json:"name"`
-	Path       string               `json:"path"`
-	Inode      uint64               `json:"inode"`
-	Interfaces []netdrv.Interface   `json:"interfaces"`
-	Routes     []netdrv.KernelRoute `json:"routes"`
-}
-
-type cgroupInfo struct {
-	Path   string            `json:"path"`
-	Dirs   map[string]string `json:"dirs"`
-	Limits *plan.Cgroup      `json:"limits"` // read back from the cgroup files
-	Stats  *cgroupdrv.Stats  `json:"stats"`
-}
-
-// limitSource names the manifest line that set a limit the container hit.
-type limitSource struct {
-	Limit  string `json:"limit"`  // "memory"
-	Value  string `json:"value"`  // "50M"
-	Where  string `json:"where"`  // "manifests/webserver.yaml:31:13"
-	Reason string `json:"reason"` // "1 OOM kill"
-}
 
 // newInspectCommand is `hutch inspect`.
 func newInspectCommand(h *host) *cobra.Command {
@@ -94,13 +44,18 @@ it, inspect names the manifest line that set that limit, for example
 			// container: on a terminal their control characters are escaped.
 			w := terminalSafe(cmd.OutOrStdout())
 			if st, err := h.store().Load(args[0]); err == nil && st.Kind != "" {
-				un, err := inspectUnit(h, st)
+				r := &inspect.Reader{Store: h.store(), Net: h.network(), Sysctl: h.sysctl()}
+				un, err := r.Unit(st)
 				if err != nil {
 					return fmt.Errorf("inspect: %w", err)
 				}
 				return writeUnitInspection(w, un, output == "json")
 			}
-			in, err := inspect(h, args[0])
+			r, err := h.reader()
+			if err != nil {
+				return fmt.Errorf("inspect: %w", err)
+			}
+			in, err := r.Container(args[0])
 			if err != nil {
 				return fmt.Errorf("inspect: %w", err)
 			}
@@ -116,142 +71,7 @@ it, inspect names the manifest line that set that limit, for example
 	return cmd
 }
 
-// inspect reads one container: what the state store says hutch made, each
-// object read from the kernel now.
-func inspect(h *host, name string) (*inspection, error) {
-	store := h.store()
-	st, err := store.Load(name)
-	if err != nil {
-		return nil, err
-	}
-	cg, err := h.cgroup()
-	if err != nil {
-		return nil, err
-	}
-	proc, err := h.process()
-	if err != nil {
-		return nil, err
-	}
-	net := h.network()
-	in := &inspection{Name: name, Manifest: st.Manifest.Path}
-	if in.Labels, err = recordedLabels(store, name); err != nil {
-		in.Warnings = append(in.Warnings, err.Error())
-	}
-	if in.State, err = proc.State(store.Dir(name)); err != nil {
-		return nil, err
-	}
-	if in.State.PID > 0 {
-		k, err := proc.Inspect(in.State.PID)
-		if err != nil {
-			in.Warnings = append(in.Warnings, err.Error())
-		}
-		in.Process = k
-	}
-	for _, rec := range st.Resources {
-		r, err := rec.Resource()
-		if err != nil {
-			return nil, err
-		}
-		switch r := r.(type) {
-		case *plan.Netns:
-			ni := netnsInfo{Name: r.Name, Path: net.NetnsPath(r.Name)}
-			var errs []error
-			var e1, e2, e3 error
-			ni.Inode, e1 = net.NetnsInode(r.Name)
-			ni.Interfaces, e2 = net.Interfaces(r.Name)
-			ni.Routes, e3 = net.Routes(r.Name)
-			errs = append(errs, e1, e2, e3)
-			if err := errors.Join(errs...); err != nil {
-				in.Warnings = append(in.Warnings, err.Error())
-			}
-			in.Netns = append(in.Netns, ni)
-		case *plan.Cgroup:
-			ci := &cgroupInfo{Path: r.Path, Dirs: cg.Dirs(r.Path)}
-			got, err := cg.Observe(context.Background(), r)
-			if err != nil {
-				in.Warnings = append(in.Warnings, err.Error())
-			} else if got != nil {
-				ci.Limits = got.(*plan.Cgroup)
-			}
-			if ci.Stats, err = cg.Stats(r.Path); err != nil {
-				in.Warnings = append(in.Warnings, err.Error())
-			}
-			in.Cgroup = ci
-		case *plan.NftRule:
-			in.Rules = append(in.Rules, ruleObject(net, r))
-		}
-	}
-	if b, err := os.ReadFile(store.ConfigPath(name)); err == nil {
-		in.Config = json.RawMessage(b)
-	} else {
-		in.Warnings = append(in.Warnings, fmt.Sprintf("config.json: %v", err))
-	}
-	in.Limits, err = hitLimits(in, st.Manifest.Path)
-	if err != nil {
-		in.Warnings = append(in.Warnings, err.Error())
-	}
-	return in, nil
-}
-
-// hitLimits names the manifest line of each limit the container hit: the
-// memory limit when the OOM killer killed one of its processes, the CPU
-// quota when the kernel throttled it. The manifest is loaded again from the
-// path the state store keeps; spec keeps every value's line and column.
-func hitLimits(in *inspection, manifest string) ([]limitSource, error) {
-	var oom, throttled uint64
-	if in.Cgroup != nil && in.Cgroup.Stats != nil {
-		oom, throttled = in.Cgroup.Stats.OOMKills, in.Cgroup.Stats.NrThrottled
-	}
-	if in.State != nil && in.State.OOMKilled && oom == 0 {
-		oom = 1
-	}
-	if oom == 0 && throttled == 0 {
-		return nil, nil
-	}
-	out := []limitSource{}
-	if manifest == "" || manifest == "<stdin>" {
-		return out, fmt.Errorf("manifest %q: cannot be read again to name the line of the limit", manifest)
-	}
-	m, err := spec.Load([]string{manifest}, nil)
-	if err != nil {
-		return out, fmt.Errorf("manifest %s: %w", manifest, err)
-	}
-	var c *spec.Container
-	for _, sc := range m.Containers {
-		if sc.Metadata.Name == in.Name {
-			c = sc
-		}
-	}
-	if c == nil {
-		return out, fmt.Errorf("manifest %s: no container %s any more", manifest, in.Name)
-	}
-	where := func(path string) string {
-		p := c.Source.Pos(path)
-		return fmt.Sprintf("%s:%d:%d", displayPath(manifest), p.Line, p.Col)
-	}
-	res := c.Spec.Resources
-	if oom > 0 {
-		out = append(out, limitSource{Limit: "memory", Value: orNone(res.Memory),
-			Where: where("spec.resources.memory"), Reason: plural(oom, "OOM kill")})
-	}
-	if throttled > 0 {
-		reason := plural(throttled, "throttled period")
-		switch {
-		case res.CPUQuota != 0:
-			out = append(out, limitSource{Limit: "cpuQuota", Value: fmt.Sprint(res.CPUQuota),
-				Where: where("spec.resources.cpuQuota"), Reason: reason})
-		case res.CPU != "":
-			out = append(out, limitSource{Limit: "cpu", Value: res.CPU,
-				Where: where("spec.resources.cpu"), Reason: reason})
-		}
-		if res.CPUPeriod != 0 {
-			out = append(out, limitSource{Limit: "cpuPeriod", Value: fmt.Sprint(res.CPUPeriod),
-				Where: where("spec.resources.cpuPeriod"), Reason: reason})
-		}
-	}
-	return out, nil
-}
-
+// orNone is s, or "(none)" when it is empty.
 func orNone(s string) string {
 	if s == "" {
 		return "(none)"
@@ -259,6 +79,7 @@ func orNone(s string) string {
 	return s
 }
 
+// plural is "1 thing" or "N things".
 func plural(n uint64, what string) string {
 	if n == 1 {
 		return "1 " + what
@@ -266,21 +87,8 @@ func plural(n uint64, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-// displayPath shows a path relative to the working folder when it is
-// inside it (manifests/webserver.yaml), absolute otherwise.
-func displayPath(p string) string {
-	wd, err := os.Getwd()
-	if err != nil {
-		return p
-	}
-	if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, "..") {
-		return rel
-	}
-	return p
-}
-
 // writeInspection writes the human form: one section per kernel object.
-func writeInspection(w io.Writer, in *inspection) error {
+func writeInspection(w io.Writer, in *inspect.Container) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	p("Name:\t%s\n", in.Name)

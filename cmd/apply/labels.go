@@ -1,16 +1,10 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"sort"
 	"strings"
 
-	"hutch/plan"
-	"hutch/reconcile"
 	"hutch/spec"
 )
 
@@ -93,27 +87,6 @@ func matches(labels map[string]string, rs []requirement) bool {
 		}
 	}
 	return true
-}
-
-// recordedLabels are a container's labels as hutch recorded them: the
-// annotations of the config.json in its bundle. A container whose
-// config.json was never written (its first apply stopped before) has
-// none.
-func recordedLabels(store *reconcile.Store, name string) (map[string]string, error) {
-	b, err := os.ReadFile(store.ConfigPath(name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]string{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("container %s: labels: %w", name, err)
-	}
-	var cfg struct {
-		Annotations map[string]string `json:"annotations"`
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, fmt.Errorf("container %s: labels: %s: %w", name, store.ConfigPath(name), err)
-	}
-	return plan.Labels(cfg.Annotations), nil
 }
 
 // labelList writes labels as kubectl's --show-labels does:

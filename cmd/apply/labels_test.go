@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"hutch/inspect"
 	"hutch/plan"
 	"hutch/reconcile"
 )
@@ -135,7 +136,7 @@ func TestGetLabels(t *testing.T) {
 		t.Errorf("inspect back: exit %d\n%s", code, out)
 	}
 	code, out = runCmd(t, "--root", root, "inspect", "-o", "json", "lone")
-	var in inspection
+	var in inspect.Container
 	if err := json.Unmarshal([]byte(out), &in); code != 0 || err != nil || in.Labels == nil || len(in.Labels) != 0 {
 		t.Errorf("inspect -o json lone: exit %d, %v, labels %#v", code, err, in.Labels)
 	}

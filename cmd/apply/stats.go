@@ -15,37 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	cgroupdrv "hutch/drivers/cgroup"
-	netdrv "hutch/drivers/net"
-	"hutch/plan"
-	"hutch/reconcile"
+	"hutch/inspect"
 )
-
-// containerStats is one container's row of `hutch stats`, and its JSON
-// form. Every number is what a kernel file or netlink reports at the time
-// of reading; CPUPercent is the only computed value (the CPU time used
-// between two readings divided by the time between them).
-type containerStats struct {
-	Name   string `json:"name"`
-	Cgroup string `json:"cgroup"` // path under each hierarchy's root
-	// Files names the cgroup folder of each controller, so that the
-	// numbers can be read by hand (cat .../memory.usage_in_bytes).
-	Files      map[string]string `json:"cgroupDirs"`
-	CPUPercent float64           `json:"cpuPercent"`
-	cgroupdrv.Stats
-	Interfaces []interfaceStats `json:"interfaces"`
-	Error      string           `json:"error,omitempty"`
-
-	at time.Time // when the CPU counter was read
-}
-
-// interfaceStats are the counters of one of the container's interfaces, as
-// the container sees it (received = sent to the container).
-type interfaceStats struct {
-	Netns string `json:"netns"`
-	Name  string `json:"name"`
-	netdrv.LinkStats
-}
 
 // newStatsCommand is `hutch stats`.
 func newStatsCommand(h *host) *cobra.Command {
@@ -85,17 +56,17 @@ the raw counters.`,
 			if every <= 0 {
 				return fmt.Errorf("stats: --interval %v: expected a positive duration", every)
 			}
-			cg, err := h.cgroup()
+			r, err := h.reader()
 			if err != nil {
 				return fmt.Errorf("stats: %w", err)
 			}
-			s := &statsReader{store: h.store(), cg: cg, net: h.network(), names: args}
+			read := func() ([]*inspect.Stats, []error) { return r.Stats(args) }
 			w := cmd.OutOrStdout()
 			if !watch {
-				prev, _ := s.read()
+				prev, _ := read()
 				time.Sleep(250 * time.Millisecond)
-				rows, errs := s.read()
-				cpuPercent(rows, prev)
+				rows, errs := read()
+				inspect.CPUPercent(rows, prev)
 				if err := writeStats(w, output, rows); err != nil {
 					return err
 				}
@@ -106,7 +77,7 @@ the raw counters.`,
 			}
 			c, stop := signal.NotifyContext(ctx(cmd), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return watchStats(c, w, output, s, every, useColor(w))
+			return watchStats(c, w, output, read, every, useColor(w))
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
@@ -115,107 +86,12 @@ the raw counters.`,
 	return cmd
 }
 
-// statsReader reads the rows of the named containers (all when none).
-type statsReader struct {
-	store *reconcile.Store
-	cg    *cgroupdrv.Driver
-	net   *netdrv.Driver
-	names []string
-}
-
-// read returns a row per container. A container whose numbers cannot be
-// read keeps its row, with the error in it, and the error is returned too.
-func (s *statsReader) read() ([]*containerStats, []error) {
-	names := s.names
-	if len(names) == 0 {
-		var err error
-		if names, err = s.store.Containers(); err != nil {
-			return nil, []error{err}
-		}
-		names, _ = splitUnits(s.store, names) // networks and links have no cgroup
-	}
-	var rows []*containerStats
-	var errs []error
-	for _, n := range names {
-		row, err := s.container(n)
-		if err != nil {
-			if row == nil {
-				errs = append(errs, err)
-				continue
-			}
-			row.Error = err.Error()
-			errs = append(errs, err)
-		}
-		rows = append(rows, row)
-	}
-	return rows, errs
-}
-
-// container reads one container's counters: the cgroup and the veth peers
-// that its state record names (what hutch made for it), read from the
-// kernel now.
-func (s *statsReader) container(name string) (*containerStats, error) {
-	st, err := s.store.Load(name)
-	if err != nil {
-		return nil, err
-	}
-	row := &containerStats{Name: name, Interfaces: []interfaceStats{}}
-	var errs []error
-	for _, rec := range st.Resources {
-		r, err := rec.Resource()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		switch r := r.(type) {
-		case *plan.Cgroup:
-			row.Cgroup = r.Path
-			row.Files = s.cg.Dirs(r.Path)
-			row.at = time.Now()
-			cs, err := s.cg.Stats(r.Path)
-			if cs != nil {
-				row.Stats = *cs
-			}
-			errs = append(errs, err)
-		case *plan.Veth:
-			ls, err := s.net.LinkStats(r.Netns, r.Peer.Name)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			row.Interfaces = append(row.Interfaces, interfaceStats{Netns: r.Netns, Name: r.Peer.Name, LinkStats: *ls})
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return row, fmt.Errorf("container %s: %w", name, err)
-	}
-	return row, nil
-}
-
-// cpuPercent sets each row's CPU % from the CPU time its cgroup used since
-// the previous reading: 100% is one CPU busy all the time.
-func cpuPercent(rows, prev []*containerStats) {
-	old := map[string]*containerStats{}
-	for _, p := range prev {
-		old[p.Name] = p
-	}
-	for _, r := range rows {
-		p := old[r.Name]
-		if p == nil || p.at.IsZero() || r.at.IsZero() || r.CPUUsageNs < p.CPUUsageNs {
-			continue
-		}
-		if dt := r.at.Sub(p.at); dt > 0 {
-			r.CPUPercent = float64(r.CPUUsageNs-p.CPUUsageNs) / float64(dt.Nanoseconds()) * 100
-		}
-	}
-}
-
-// watchStats refreshes the rows every interval until c ends. On a terminal
+// watchStats reads and refreshes the rows every interval until c ends. On a terminal
 // it redraws in place (cursor home, each line cleared to its end, the rest
 // of the screen cleared), as docker stats does; otherwise it writes one
 // snapshot after another.
-func watchStats(c context.Context, w io.Writer, output string, s *statsReader, every time.Duration, tty bool) error {
-	prev, _ := s.read()
+func watchStats(c context.Context, w io.Writer, output string, read func() ([]*inspect.Stats, []error), every time.Duration, tty bool) error {
+	prev, _ := read()
 	if tty {
 		fmt.Fprint(w, "\x1b[2J") // clear the screen once
 	}
@@ -230,8 +106,8 @@ func watchStats(c context.Context, w io.Writer, output string, s *statsReader, e
 			return nil
 		case <-t.C:
 		}
-		rows, _ := s.read()
-		cpuPercent(rows, prev)
+		rows, _ := read()
+		inspect.CPUPercent(rows, prev)
 		prev = rows
 		if !tty {
 			if err := writeStats(w, output, rows); err != nil {
@@ -252,10 +128,10 @@ func watchStats(c context.Context, w io.Writer, output string, s *statsReader, e
 
 // writeStats writes rows as a table that fits 80 columns, or as JSON.
 // Long names are cut as much as the widest line needs.
-func writeStats(w io.Writer, output string, rows []*containerStats) error {
+func writeStats(w io.Writer, output string, rows []*inspect.Stats) error {
 	if output == "json" {
 		if rows == nil {
-			rows = []*containerStats{}
+			rows = []*inspect.Stats{}
 		}
 		e := json.NewEncoder(w)
 		e.SetIndent("", "  ")
@@ -279,7 +155,7 @@ func writeStats(w io.Writer, output string, rows []*containerStats) error {
 }
 
 // statsTable renders the rows with names cut to n runes.
-func statsTable(rows []*containerStats, n int) string {
+func statsTable(rows []*inspect.Stats, n int) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tCPU\tMEM/LIMIT\tPEAK\tPIDS\tTHROTTLED\tOOM\tNET RX/TX")
