@@ -16,15 +16,7 @@ import (
 
 // newApplyCommand is `hutch apply`.
 func newApplyCommand(h *host) *cobra.Command {
-	var (
-		files   []string
-		prune   bool
-		noWait  bool
-		explain bool
-		verbose bool
-		wait    bool
-		timeout time.Duration
-	)
+	var o applyFlags
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE...",
 		Short: "Make the host match the manifests",
@@ -55,68 +47,85 @@ container: apply waits for another one to finish, or fails with --no-wait.
 that the files no longer have.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, d, err := loadDesired(files, h.opts)
-			if err != nil {
-				return err
-			}
-			want, err := reconcile.FromDesired(d)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			ds, err := h.drivers()
-			if err != nil {
-				return err
-			}
-			r, err := newReconciler(h, ds, out)
-			if err != nil {
-				return err
-			}
-			r.NoWait = noWait
-			r.Verbose = verbose
-			o := reconcile.ApplyOptions{Prune: prune}
-			if prune {
-				if o.Sources, err = reconcile.Sources(files); err != nil {
-					return err
-				}
-			}
-			if explain {
-				// First the plan with each step's kernel operation and shell
-				// command, then the apply itself.
-				res, err := r.Plan(ctx(cmd), want, o)
-				if err != nil {
-					return fmt.Errorf("apply: %w", err)
-				}
-				if err := writeExplained(ctx(cmd), out, h, "human", res.Plan, d, false); err != nil {
-					return err
-				}
-				fmt.Fprintln(out)
-			}
-			if err := r.Apply(ctx(cmd), want, o); err != nil {
-				return fmt.Errorf("apply: %w", err)
-			}
-			if !wait {
-				return nil
-			}
-			pd, err := h.process()
-			if err != nil {
-				return fmt.Errorf("apply: --wait: %w", err)
-			}
-			if err := waitReady(ctx(cmd), out, pd, d, timeout); err != nil {
-				return fmt.Errorf("apply: --wait: %w", err)
-			}
-			return nil
+			return runApply(cmd, h, o)
 		},
 	}
-	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "manifest file, folder of *.yaml, or - for stdin (repeatable)")
-	cmd.Flags().BoolVar(&prune, "prune", false, "delete containers an earlier apply of these files made that they no longer have")
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "fail at once when another hutch is working on a container")
-	cmd.Flags().BoolVar(&explain, "explain", false, "first print each change's kernel operation and equivalent shell command")
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print the whole plan (every field of every change) before the steps")
-	cmd.Flags().BoolVar(&wait, "wait", false, "then wait until every container runs, and is healthy when it has a health check")
-	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "longest wait of --wait")
+	cmd.Flags().StringArrayVarP(&o.files, "file", "f", nil, "manifest file, folder of *.yaml, or - for stdin (repeatable)")
+	cmd.Flags().BoolVar(&o.prune, "prune", false, "delete containers an earlier apply of these files made that they no longer have")
+	cmd.Flags().BoolVar(&o.noWait, "no-wait", false, "fail at once when another hutch is working on a container")
+	cmd.Flags().BoolVar(&o.explain, "explain", false, "first print each change's kernel operation and equivalent shell command")
+	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "print the whole plan (every field of every change) before the steps")
+	cmd.Flags().BoolVar(&o.wait, "wait", false, "then wait until every container runs, and is healthy when it has a health check")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 2*time.Minute, "longest wait of --wait")
 	cmd.MarkFlagRequired("file")
 	return cmd
+}
+
+// applyFlags are the flags of hutch apply.
+type applyFlags struct {
+	files   []string
+	prune   bool
+	noWait  bool
+	explain bool
+	verbose bool
+	wait    bool
+	timeout time.Duration
+}
+
+// runApply is hutch apply: load, plan and apply the manifests, and with
+// --wait wait for the containers to be ready.
+func runApply(cmd *cobra.Command, h *host, o applyFlags) error {
+	_, d, err := loadDesired(o.files, h.opts)
+	if err != nil {
+		return err
+	}
+	want, err := reconcile.FromDesired(d)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	ds, err := h.drivers()
+	if err != nil {
+		return err
+	}
+	r, err := newReconciler(h, ds, out)
+	if err != nil {
+		return err
+	}
+	r.NoWait = o.noWait
+	r.Verbose = o.verbose
+	ao := reconcile.ApplyOptions{Prune: o.prune}
+	if o.prune {
+		if ao.Sources, err = reconcile.Sources(o.files); err != nil {
+			return err
+		}
+	}
+	if o.explain {
+		// First the plan with each step's kernel operation and shell
+		// command, then the apply itself.
+		res, err := r.Plan(ctx(cmd), want, ao)
+		if err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		if err := writeExplained(ctx(cmd), out, h, "human", res.Plan, d, false); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+	}
+	if err := r.Apply(ctx(cmd), want, ao); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	if !o.wait {
+		return nil
+	}
+	pd, err := h.process()
+	if err != nil {
+		return fmt.Errorf("apply: --wait: %w", err)
+	}
+	if err := waitReady(ctx(cmd), out, pd, d, o.timeout); err != nil {
+		return fmt.Errorf("apply: --wait: %w", err)
+	}
+	return nil
 }
 
 // observeChanges is how hutch plan finds the changes: the reconciler

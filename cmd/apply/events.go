@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	processdrv "hutch/drivers/process"
+	"hutch/plan"
 )
 
 // eventsPoll is how often `hutch events` looks for new events.
@@ -99,44 +101,51 @@ while it follows too. -o json prints each event as one JSON object per line
 			if noFollow {
 				return nil
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			tails := map[string]*processdrv.EventsTail{}
-			for _, n := range names {
-				tails[n] = processdrv.NewEventsTail(o.BundleDir(n))
-			}
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(eventsPoll):
-				}
-				var evs []processdrv.Event
-				for _, n := range slices.Sorted(maps.Keys(tails)) {
-					e, err := tails[n].Next()
-					if err != nil {
-						return fmt.Errorf("events: container %s: %w", n, err)
-					}
-					evs = append(evs, e...)
-				}
-				if err := write(evs); err != nil {
-					return err
-				}
-				// Containers made since: from their first event on.
-				if now, err := list(); err == nil {
-					for _, n := range now {
-						if _, ok := tails[n]; !ok {
-							tails[n] = processdrv.NewEventsTailFromStart(o.BundleDir(n))
-						}
-					}
-				}
-			}
+			return followEvents(cmd.Context(), o, names, list, write)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "human", "output format: human or json (one object per line)")
 	cmd.Flags().StringVar(&since, "since", "", "first print the events since a time (RFC 3339) or a duration ago (1h, 30m)")
 	cmd.Flags().BoolVar(&noFollow, "no-follow", false, "stop after the past events instead of following new ones")
 	return cmd
+}
+
+// followEvents prints the containers' new events as their supervisors
+// append them, looking every eventsPoll, and those of containers made
+// meanwhile from their first one, until a Ctrl-C or SIGTERM.
+func followEvents(c context.Context, o plan.Options, names []string, list func() ([]string, error), write func([]processdrv.Event) error) error {
+	ctx, stop := signal.NotifyContext(c, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tails := map[string]*processdrv.EventsTail{}
+	for _, n := range names {
+		tails[n] = processdrv.NewEventsTail(o.BundleDir(n))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(eventsPoll):
+		}
+		var evs []processdrv.Event
+		for _, n := range slices.Sorted(maps.Keys(tails)) {
+			e, err := tails[n].Next()
+			if err != nil {
+				return fmt.Errorf("events: container %s: %w", n, err)
+			}
+			evs = append(evs, e...)
+		}
+		if err := write(evs); err != nil {
+			return err
+		}
+		// Containers made since: from their first event on.
+		if now, err := list(); err == nil {
+			for _, n := range now {
+				if _, ok := tails[n]; !ok {
+					tails[n] = processdrv.NewEventsTailFromStart(o.BundleDir(n))
+				}
+			}
+		}
+	}
 }
 
 // parseSince reads --since: "" (no past events), a duration before now, or

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -81,7 +82,6 @@ config.json hutch keeps for each container, so get needs no manifest.`,
 			if err != nil {
 				return fmt.Errorf("get: %w", err)
 			}
-			o := h.opts
 			store := h.store()
 			names := args
 			if len(names) == 0 {
@@ -94,29 +94,9 @@ config.json hutch keeps for each container, so get needs no manifest.`,
 			if !matches(nil, sel) {
 				units = nil // networks and links have no labels
 			}
-			cg, err := h.cgroup()
+			rows, errs, err := getRows(h, names, sel)
 			if err != nil {
 				return fmt.Errorf("get: %w", err)
-			}
-			proc, err := h.process()
-			if err != nil {
-				return fmt.Errorf("get: %w", err)
-			}
-			var rows []containerInfo
-			var errs []error
-			for _, n := range names {
-				row, err := info(store, proc, n)
-				if cg.Exists(o.CgroupPath(n)) {
-					row.OOMKills, _ = cg.OOMKills(o.CgroupPath(n))
-				}
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				if !matches(row.Labels, sel) {
-					continue
-				}
-				rows = append(rows, row)
 			}
 			w := cmd.OutOrStdout()
 			if output == "json" {
@@ -129,34 +109,7 @@ config.json hutch keeps for each container, so get needs no manifest.`,
 					return err
 				}
 			} else {
-				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				header := "NAME\tSTATE\tPID\tADDRESSES\tUPTIME\tRESTARTS\tOOM KILLS\tPORTS"
-				if showLabels {
-					header += "\tLABELS"
-				}
-				fmt.Fprintln(tw, header)
-				for _, r := range rows {
-					pid, addrs, up := "-", "-", "-"
-					if r.PID > 0 {
-						pid = fmt.Sprint(r.PID)
-					}
-					if len(r.Addresses) > 0 {
-						addrs = strings.Join(r.Addresses, ",")
-					}
-					if r.Uptime != "" {
-						up = r.Uptime
-					}
-					ports := "-"
-					if len(r.Ports) > 0 {
-						ports = strings.Join(r.Ports, ",")
-					}
-					line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s", r.Name, r.stateText(), pid, addrs, up, r.Restarts, r.OOMKills, ports)
-					if showLabels {
-						line += "\t" + labelList(r.Labels)
-					}
-					fmt.Fprintln(tw, line)
-				}
-				if err := tw.Flush(); err != nil {
+				if err := writeGetTable(w, rows, showLabels); err != nil {
 					return err
 				}
 				if err := writeUnits(w, store, units); err != nil {
@@ -173,6 +126,69 @@ config.json hutch keeps for each container, so get needs no manifest.`,
 	cmd.Flags().StringArrayVarP(&selectors, "selector", "l", nil, "only containers whose labels match: key=value, key!=value, key, !key (comma-separated, repeatable)")
 	cmd.Flags().BoolVar(&showLabels, "show-labels", false, "add a LABELS column to the table")
 	return cmd
+}
+
+// getRows reads the row of each named container whose labels match sel: a
+// container that cannot be read is an error of its own, left out.
+func getRows(h *host, names []string, sel []requirement) ([]containerInfo, []error, error) {
+	cg, err := h.cgroup()
+	if err != nil {
+		return nil, nil, err
+	}
+	proc, err := h.process()
+	if err != nil {
+		return nil, nil, err
+	}
+	var rows []containerInfo
+	var errs []error
+	for _, n := range names {
+		row, err := info(h.store(), proc, n)
+		if cg.Exists(h.opts.CgroupPath(n)) {
+			row.OOMKills, _ = cg.OOMKills(h.opts.CgroupPath(n))
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !matches(row.Labels, sel) {
+			continue
+		}
+		rows = append(rows, row)
+	}
+	return rows, errs, nil
+}
+
+// writeGetTable writes the rows as get's table, a LABELS column last with
+// --show-labels.
+func writeGetTable(w io.Writer, rows []containerInfo, showLabels bool) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := "NAME\tSTATE\tPID\tADDRESSES\tUPTIME\tRESTARTS\tOOM KILLS\tPORTS"
+	if showLabels {
+		header += "\tLABELS"
+	}
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		pid, addrs, up := "-", "-", "-"
+		if r.PID > 0 {
+			pid = fmt.Sprint(r.PID)
+		}
+		if len(r.Addresses) > 0 {
+			addrs = strings.Join(r.Addresses, ",")
+		}
+		if r.Uptime != "" {
+			up = r.Uptime
+		}
+		ports := "-"
+		if len(r.Ports) > 0 {
+			ports = strings.Join(r.Ports, ",")
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s", r.Name, r.stateText(), pid, addrs, up, r.Restarts, r.OOMKills, ports)
+		if showLabels {
+			line += "\t" + labelList(r.Labels)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
 }
 
 // info reads one container's row: addresses from the state store, the rest

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	processdrv "hutch/drivers/process"
 	"hutch/inspect"
 )
 
@@ -90,10 +91,56 @@ func plural(n uint64, what string) string {
 // writeInspection writes the human form: one section per kernel object.
 func writeInspection(w io.Writer, in *inspect.Container) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+	p := printf(func(format string, args ...any) { fmt.Fprintf(tw, format, args...) })
 	p("Name:\t%s\n", in.Name)
 	p("Manifest:\t%s\n", in.Manifest)
 	p("Labels:\t%s\n", labelList(in.Labels))
+	writeState(p, in)
+	if k := in.Process; k != nil {
+		p("PID:\t%d (on the host)\n", k.PID)
+		p("\nNamespaces (/proc/%d/ns):\n", k.PID)
+		var types []string
+		for t := range k.Namespaces {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		for _, t := range types {
+			p("  %s\t%s:[%d]\n", t, t, k.Namespaces[t])
+		}
+	}
+	for _, n := range in.Netns {
+		writeNetns(p, n)
+	}
+	if c := in.Cgroup; c != nil {
+		writeCgroup(p, c)
+	}
+	if k := in.Process; k != nil {
+		writeProcesses(p, k)
+	}
+	if len(in.Rules) > 0 {
+		p("\nPublished ports (nftables table inet hutch):\n")
+		for _, r := range in.Rules {
+			p("  %s\n    %s\n    %s\n", r.ID, r.What, r.State)
+		}
+	}
+	for _, warn := range in.Warnings {
+		p("\nwarning: %s\n", warn)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(in.Config) > 0 {
+		fmt.Fprintf(w, "\nconfig.json:\n%s", in.Config)
+	}
+	return nil
+}
+
+// printf writes a line of the human form (into its tabwriter).
+type printf func(format string, args ...any)
+
+// writeState writes the process's state, its health check's last results
+// and the limits it hit.
+func writeState(p printf, in *inspect.Container) {
 	st := in.State
 	state := st.Status
 	if st.OOMKilled {
@@ -113,94 +160,73 @@ func writeInspection(w io.Writer, in *inspect.Container) error {
 	for _, l := range in.Limits {
 		p("Limit hit:\t%s: %s at %s (%s)\n", l.Limit, l.Value, l.Where, l.Reason)
 	}
-	if k := in.Process; k != nil {
-		p("PID:\t%d (on the host)\n", k.PID)
-		p("\nNamespaces (/proc/%d/ns):\n", k.PID)
-		var types []string
-		for t := range k.Namespaces {
-			types = append(types, t)
+}
+
+// writeNetns writes a network namespace: its interfaces and routes.
+func writeNetns(p printf, n inspect.Netns) {
+	p("\nNetwork namespace %s (%s, net:[%d]):\n", n.Name, n.Path, n.Inode)
+	for _, i := range n.Interfaces {
+		up := "DOWN"
+		if i.Up {
+			up = "UP"
 		}
-		sort.Strings(types)
-		for _, t := range types {
-			p("  %s\t%s:[%d]\n", t, t, k.Namespaces[t])
-		}
+		p("  %d: %s\t%s %s\t%s\n", i.Index, i.Name, i.Type, up, strings.Join(i.Addresses, " "))
 	}
-	for _, n := range in.Netns {
-		p("\nNetwork namespace %s (%s, net:[%d]):\n", n.Name, n.Path, n.Inode)
-		for _, i := range n.Interfaces {
-			up := "DOWN"
-			if i.Up {
-				up = "UP"
-			}
-			p("  %d: %s\t%s %s\t%s\n", i.Index, i.Name, i.Type, up, strings.Join(i.Addresses, " "))
+	p("  routes:\n")
+	for _, r := range n.Routes {
+		line := r.Dst
+		if r.Via != "" {
+			line += " via " + r.Via
 		}
-		p("  routes:\n")
-		for _, r := range n.Routes {
-			line := r.Dst
-			if r.Via != "" {
-				line += " via " + r.Via
-			}
-			line += " dev " + r.Dev + " scope " + r.Scope
-			if r.Src != "" {
-				line += " src " + r.Src
-			}
-			p("    %s\n", line)
+		line += " dev " + r.Dev + " scope " + r.Scope
+		if r.Src != "" {
+			line += " src " + r.Src
 		}
+		p("    %s\n", line)
 	}
-	if c := in.Cgroup; c != nil {
-		p("\nCgroup %s:\n", c.Path)
-		var ctrls []string
-		for k := range c.Dirs {
-			ctrls = append(ctrls, k)
-		}
-		sort.Strings(ctrls)
-		for _, k := range ctrls {
-			p("  %s\t%s\n", k, c.Dirs[k])
-		}
-		if l := c.Limits; l != nil {
-			p("  limits:\tmemory %s, cpu quota %s per %dus period, pids %s\n",
-				limit(uint64(max(l.Memory.Limit, 0)), bytesIEC), quota(l.CPU.Quota), l.CPU.Period,
-				limit(uint64(max(l.Pids, 0)), func(v uint64) string { return fmt.Sprint(v) }))
-		}
-		if s := c.Stats; s != nil {
-			p("  memory:\t%s used, %s peak, %d OOM kills\n", bytesIEC(s.MemoryUsage), bytesIEC(s.MemoryPeak), s.OOMKills)
-			p("  cpu:\t%s used, %d of %d periods throttled (%s)\n", seconds(s.CPUUsageNs), s.NrThrottled, s.NrPeriods, seconds(s.ThrottledNs))
-			p("  pids:\t%d\n", s.PidsCurrent)
-		}
+}
+
+// writeCgroup writes the cgroup's folders, limits and counters.
+func writeCgroup(p printf, c *inspect.Cgroup) {
+	p("\nCgroup %s:\n", c.Path)
+	var ctrls []string
+	for k := range c.Dirs {
+		ctrls = append(ctrls, k)
 	}
-	if k := in.Process; k != nil {
-		p("\nProcesses (pid namespace pid:[%d]):\n", k.Namespaces["pid"])
-		p("  PID\tIN CONTAINER\tPPID\tSTATE\tCOMMAND\n")
-		for _, pr := range k.Processes {
-			p("  %d\t%d\t%d\t%s\t%s\n", pr.PID, pr.NSPID, pr.PPID, pr.State, short(pr.Args, 60))
-		}
-		p("\nSecurity (/proc/%d/status):\n", k.PID)
-		p("  effective caps:\t%s\n", capList(k.Capabilities.Effective))
-		p("  bounding caps:\t%s\n", capList(k.Capabilities.Bounding))
-		p("  ambient caps:\t%s\n", capList(k.Capabilities.Ambient))
-		p("  no_new_privs:\t%v\n", k.NoNewPrivs)
-		p("  seccomp:\t%s\n", seccompMode(k.Seccomp, k.SeccompFilters))
-		p("\nMounts (/proc/%d/mountinfo):\n", k.PID)
-		for _, m := range k.Mounts {
-			p("  %s\t%s\t%s\t%s\n", m.Mountpoint, m.FSType, m.Source, short(m.Options, 40))
-		}
+	sort.Strings(ctrls)
+	for _, k := range ctrls {
+		p("  %s\t%s\n", k, c.Dirs[k])
 	}
-	if len(in.Rules) > 0 {
-		p("\nPublished ports (nftables table inet hutch):\n")
-		for _, r := range in.Rules {
-			p("  %s\n    %s\n    %s\n", r.ID, r.What, r.State)
-		}
+	if l := c.Limits; l != nil {
+		p("  limits:\tmemory %s, cpu quota %s per %dus period, pids %s\n",
+			limit(uint64(max(l.Memory.Limit, 0)), bytesIEC), quota(l.CPU.Quota), l.CPU.Period,
+			limit(uint64(max(l.Pids, 0)), func(v uint64) string { return fmt.Sprint(v) }))
 	}
-	for _, warn := range in.Warnings {
-		p("\nwarning: %s\n", warn)
+	if s := c.Stats; s != nil {
+		p("  memory:\t%s used, %s peak, %d OOM kills\n", bytesIEC(s.MemoryUsage), bytesIEC(s.MemoryPeak), s.OOMKills)
+		p("  cpu:\t%s used, %d of %d periods throttled (%s)\n", seconds(s.CPUUsageNs), s.NrThrottled, s.NrPeriods, seconds(s.ThrottledNs))
+		p("  pids:\t%d\n", s.PidsCurrent)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+}
+
+// writeProcesses writes the processes of the pid namespace, the first
+// process's security settings and its mounts.
+func writeProcesses(p printf, k *processdrv.Kernel) {
+	p("\nProcesses (pid namespace pid:[%d]):\n", k.Namespaces["pid"])
+	p("  PID\tIN CONTAINER\tPPID\tSTATE\tCOMMAND\n")
+	for _, pr := range k.Processes {
+		p("  %d\t%d\t%d\t%s\t%s\n", pr.PID, pr.NSPID, pr.PPID, pr.State, short(pr.Args, 60))
 	}
-	if len(in.Config) > 0 {
-		fmt.Fprintf(w, "\nconfig.json:\n%s", in.Config)
+	p("\nSecurity (/proc/%d/status):\n", k.PID)
+	p("  effective caps:\t%s\n", capList(k.Capabilities.Effective))
+	p("  bounding caps:\t%s\n", capList(k.Capabilities.Bounding))
+	p("  ambient caps:\t%s\n", capList(k.Capabilities.Ambient))
+	p("  no_new_privs:\t%v\n", k.NoNewPrivs)
+	p("  seccomp:\t%s\n", seccompMode(k.Seccomp, k.SeccompFilters))
+	p("\nMounts (/proc/%d/mountinfo):\n", k.PID)
+	for _, m := range k.Mounts {
+		p("  %s\t%s\t%s\t%s\n", m.Mountpoint, m.FSType, m.Source, short(m.Options, 40))
 	}
-	return nil
 }
 
 func quota(q int64) string {
