@@ -55,7 +55,7 @@ type Reconciler struct {
 	// than something to wait for.
 	NoWait bool
 	// Fault, when set, is called before and after every step (see
-	// FaultFromEnv).
+	// Fault; hutch's is made from HUTCH_FAULT by cmd/apply).
 	Fault Fault
 	// Trace, when set, receives how long each Observe took, to find where
 	// the time of a plan goes.
