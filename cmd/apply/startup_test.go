@@ -21,8 +21,9 @@ import (
 // allocates in `hutch version`, as GODEBUG=inittrace=1 reports them.
 const (
 	// hutch's own packages: a few small tables at most. This one too:
-	// main builds the cobra command tree (newRootCommand), no init does
-	// (57 KB of init before issue 19).
+	// main() builds the cobra command tree (newRootCommand), no init
+	// does (57 KB of init before issue 19, unbounded since inittrace
+	// names the package "main").
 	maxHutchInitBytes = 16 << 10
 	// every package's together: validator/v10 alone allocates 431 KB
 	// (maps of country and currency codes, a BCP 47 regexp) and hutch
@@ -63,7 +64,8 @@ func TestPackageInitsStayLight(t *testing.T) {
 			t.Errorf("%s is linked in: it %s", pkg, why)
 		}
 		limit := 0
-		if strings.HasPrefix(pkg, "hutch/") {
+		// inittrace names this package (hutch/cmd/apply) "main".
+		if pkg == "main" || strings.HasPrefix(pkg, "hutch/") {
 			limit = maxHutchInitBytes
 		}
 		if limit > 0 && bytes > limit {
