@@ -30,7 +30,7 @@ type cgroupJoin struct {
 // instead (AddProcess): without cgo (no selfjoin.c) and in a new user
 // namespace (the child would write as the namespace's root).
 func openCgroupJoin(cg CgroupJoiner, path string, userns bool) (*cgroupJoin, error) {
-	if !selfJoinBuilt || userns || cg == nil || path == "" {
+	if !withC || userns || cg == nil || path == "" {
 		return nil, nil
 	}
 	files, err := cg.ProcsFiles(path)

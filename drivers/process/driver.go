@@ -3,18 +3,14 @@
 package process
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -196,6 +192,9 @@ func (d *Driver) update(p *plan.Process, st *State) error {
 // one that ended in it is a *StartError. A supervisor still running in the
 // bundle is stopped first.
 func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
+	if !withC {
+		return fmt.Errorf("container %s: start: this hutch was built without cgo, and its supervisor is C (supervisor.c)", p.Container)
+	}
 	st, err := d.State(p.Bundle)
 	if err != nil {
 		return err
@@ -239,27 +238,11 @@ func (d *Driver) Start(ctx context.Context, p *plan.Process) error {
 	if err := writeConf(p.Bundle, p, l); err != nil {
 		return err
 	}
-	var out bytes.Buffer
-	cmd := &exec.Cmd{
-		Path:        d.exe,
-		Args:        []string{"hutch-spawn", p.Container},
-		Env:         append([]string{envStage + "=" + stageSpawn, envBundle + "=" + p.Bundle}, supervisorChoice()...),
-		Dir:         "/",
-		Stdout:      &out,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	pid, err := d.spawn(p)
+	if err != nil {
+		return err
 	}
-	runErr := cmd.Run()
-	var m readyMsg
-	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
-		if runErr != nil {
-			return fmt.Errorf("container %s: start supervisor: %w", p.Container, runErr)
-		}
-		return fmt.Errorf("container %s: start supervisor: bad report %q: %w", p.Container, out.String(), err)
-	}
-	if m.Error != "" {
-		return fmt.Errorf("container %s: %s", p.Container, m.Error)
-	}
-	return d.watchStart(ctx, p, m.PID)
+	return d.watchStart(ctx, p, pid)
 }
 
 // Delete stops the container (its stop signal, the timeout, then SIGKILL of

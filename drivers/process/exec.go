@@ -60,7 +60,7 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 	if len(args) == 0 {
 		return -1, fmt.Errorf("container %s: exec: no command", name)
 	}
-	if !haveNsenter {
+	if !withC {
 		return -1, fmt.Errorf("container %s: exec: this hutch was built without cgo, which joining a mount namespace needs", name)
 	}
 	st, err := d.State(bundle)
@@ -226,7 +226,7 @@ func execMain() {
 
 // execNamespaces are the namespaces exec joins and their clone(2) flags.
 // The time namespace is not joined: the runtime refuses containers with
-// one (supervisor.go).
+// one (initAttr, launch.go).
 var execNamespaces = []struct {
 	name string
 	flag int

@@ -105,7 +105,7 @@ func (d *Driver) Foreground(ctx context.Context, p *plan.Process, stdin io.Reade
 			return -1, f.fail(err)
 		}
 	}
-	cmd, err := startInitStdio(p.Bundle, d.cg, f.cgPath, stdin, stdout, stderr)
+	cmd, err := startInit(p.Bundle, d.cg, f.cgPath, stdin, stdout, stderr)
 	if err != nil {
 		return -1, f.fail(err)
 	}

@@ -20,9 +20,9 @@ const (
 	initFdExe   = 3 // the sealed memfd the init was executed from
 	initFdSync  = 4 // read end: one byte once the init is in its cgroup
 	initFdError = 5 // write end: an error message, or EOF at execve
-	// initFdConfig carries config.json: the C supervisor opens the file
-	// as host root and passes the descriptor, the Go supervisor writes it
-	// into a pipe; either way the init need not open it (in a user
+	// initFdConfig carries config.json: the supervisor opens the file
+	// as host root and passes the descriptor, `hutch run` writes it into
+	// a pipe; either way the init need not open it (in a user
 	// namespace the mapped root may have no right to read it).
 	initFdConfig = 6
 )

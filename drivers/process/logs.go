@@ -12,11 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Log lines are kept in the CRI logging format that Kubernetes' kubelet and
@@ -25,140 +22,8 @@ import (
 //	2026-11-29T04:05:06.123456789Z stdout F the line
 //
 // with the stream name and F for a full line or P for the part of a line
-// longer than maxLine (the rest follows in the next records).
-const maxLine = 16 << 10
-
-// logFile is the supervisor's writer of bundle/logs/container.log, rotated at
-// maxSize bytes: container.log becomes container.log.1, .1 becomes .2 and so
-// on, keeping maxFiles files in all.
-type logFile struct {
-	mu       sync.Mutex
-	buf      []byte // the record being written, reused
-	path     string
-	f        *os.File
-	size     int64
-	maxSize  int64
-	maxFiles int
-}
-
-func openLog(path string, maxSize int64, maxFiles int) (*logFile, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("log %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("log %s: %w", path, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("log %s: %w", path, err)
-	}
-	return &logFile{path: path, f: f, size: fi.Size(), maxSize: maxSize, maxFiles: maxFiles}, nil
-}
-
-func (l *logFile) setPolicy(maxSize int64, maxFiles int) {
-	l.mu.Lock()
-	l.maxSize, l.maxFiles = maxSize, maxFiles
-	l.mu.Unlock()
-}
-
-// record writes one record; errors are dropped (a full disk must not stop
-// the container), the next record tries again.
-func (l *logFile) record(stream string, partial bool, line []byte) {
-	tag := " F "
-	if partial {
-		tag = " P "
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := time.Now().UTC().AppendFormat(l.buf[:0], time.RFC3339Nano)
-	b = append(b, ' ')
-	b = append(b, stream...)
-	b = append(b, tag...)
-	b = append(b, line...)
-	b = append(b, '\n')
-	l.buf = b
-	if l.maxSize > 0 && l.size > 0 && l.size+int64(len(b)) > l.maxSize {
-		l.rotate()
-	}
-	if l.f == nil {
-		return
-	}
-	n, _ := l.f.Write(b)
-	l.size += int64(n)
-}
-
-func (l *logFile) rotate() {
-	l.f.Close()
-	l.f = nil
-	keep := l.maxFiles - 1 // rotated files besides the current one
-	if keep < 1 {
-		os.Remove(l.path)
-	} else {
-		os.Remove(l.path + "." + strconv.Itoa(keep))
-		for i := keep - 1; i >= 1; i-- {
-			os.Rename(l.path+"."+strconv.Itoa(i), l.path+"."+strconv.Itoa(i+1))
-		}
-		os.Rename(l.path, l.path+".1")
-	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return
-	}
-	l.f, l.size = f, 0
-}
-
-func (l *logFile) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
-		return nil
-	}
-	err := l.f.Close()
-	l.f = nil
-	return err
-}
-
-// streamWriter splits what one of the container's streams writes into lines
-// and records them.
-type streamWriter struct {
-	log    *logFile
-	stream string
-	buf    []byte
-}
-
-func (w *streamWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			w.buf = append(w.buf, p...)
-			for len(w.buf) >= maxLine {
-				w.log.record(w.stream, true, w.buf[:maxLine])
-				w.buf = append(w.buf[:0], w.buf[maxLine:]...)
-			}
-			break
-		}
-		if len(w.buf) > 0 {
-			w.buf = append(w.buf, p[:i]...)
-			w.log.record(w.stream, false, w.buf)
-			w.buf = w.buf[:0]
-		} else {
-			w.log.record(w.stream, false, p[:i])
-		}
-		p = p[i+1:]
-	}
-	return n, nil
-}
-
-// flush records a last line that had no newline.
-func (w *streamWriter) flush() {
-	if len(w.buf) > 0 {
-		w.log.record(w.stream, false, w.buf)
-		w.buf = w.buf[:0]
-	}
-}
+// longer than 16 KiB (the rest follows in the next records). The
+// supervisor writes them (supervisor.c); this file reads them.
 
 // LogOptions select what Logs prints.
 type LogOptions struct {

@@ -64,10 +64,12 @@ func Reexec(newCgroup CgroupFactory) bool {
 		unix.Syscall6(unix.SYS_PRCTL, unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0, 0)
 	}
 	switch stage {
-	case stageSpawn:
-		os.Exit(spawnMain())
-	case stageSupervisor:
-		os.Exit(supervisorMain(newCgroup))
+	case stageSpawn, stageSupervisor:
+		// supervisor.c's constructor runs these stages before the Go
+		// runtime starts; only a binary built without cgo gets here, and
+		// Start refuses in one.
+		fmt.Fprintf(os.Stderr, "hutch: stage %s: this hutch was built without cgo, and its supervisor is C\n", stage)
+		os.Exit(1)
 	case stageCgroupKill:
 		os.Exit(cgroupKillMain(newCgroup))
 	case stageInit:

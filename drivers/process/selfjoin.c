@@ -1,6 +1,6 @@
 //go:build linux && cgo
 
-// The init stage, started from Go (the Go supervisor, `hutch run`), joins
+// The init stage, started from Go (`hutch run`), joins
 // the container's v1 cgroups itself, as the C supervisor's child does (see
 // sup_clone in supervisor.c): writing a pid to cgroup.procs takes the
 // kernel's global cgroup_threadgroup_rwsem for writing, whose writer waits

@@ -9,13 +9,12 @@
 // program to install. It starts the container's init stage itself
 // (sup_clone: namespaces, cgroup, user namespace maps) and reads the OOM
 // kill count itself, from what the driver worked out in Go and wrote to
-// supervisor.conf (newLaunch in supervisor.go): a Go helper for each would
+// supervisor.conf (newLaunch in conf.go): a Go helper for each would
 // be a whole Go process start on the path of every start and every exit.
 // Only killing a cgroup whose init outlived the stop timeout runs in a
 // short-lived helper process of the same binary (_HUTCH_STAGE=cgroup-kill).
 //
-// It acts when _HUTCH_STAGE=supervisor (and _HUTCH_SUPERVISOR is not "go",
-// which selects the Go supervisor of supervisor.go). It reads
+// It acts when _HUTCH_STAGE=supervisor. It reads
 // bundle/supervisor.conf (written by the driver), starts the container's
 // init, and then, with PR_SET_CHILD_SUBREAPER, waits in poll(2) for the
 // init's stdout and stderr (written to logs/container.log in the CRI format,
@@ -71,7 +70,7 @@ static struct {
 	long log_max_files;
 	char oom_file[4096];
 	// How to start the init (sup_clone), worked out by the driver from
-	// config.json and the cgroup driver (newLaunch in supervisor.go).
+	// config.json and the cgroup driver (newLaunch in conf.go).
 	unsigned long clone_flags;
 	char netns[4096];
 	char uid_map[1024], gid_map[1024]; // "inside outside count" lines
@@ -714,8 +713,8 @@ fail:;
 	_exit(127);
 }
 
-// sup_clone starts the container's init stage as startInit does for the
-// Go supervisor (supervisor.go), in the same order: the sealed binary,
+// sup_clone starts the container's init stage as startInit does for
+// `hutch run` (launch.go), in the same order: the sealed binary,
 // the pipes, the network namespace joined around clone(2) with the new
 // namespaces' flags (the child inherits the caller's network namespace;
 // with a new user namespace it could not join one the host's owns itself),
@@ -1344,13 +1343,13 @@ static int sup_main(void) {
 	}
 }
 
-// sup_spawn is the spawn stage (spawnMain of supervisor.go) in C: a Go
-// process start (3-4 ms of runtime and package initialisation) on every
-// container start only to fork once. The driver started it with setsid(2);
+// sup_spawn is the spawn stage, in C: in Go it would be a Go process
+// start (3-4 ms of runtime and package initialisation) on every container
+// start only to fork once. The driver started it with setsid(2);
 // it starts the supervisor (fork and execve, so that the supervisor's
 // /proc/PID/environ names its stage and bundle), passes its first report on
 // to stdout and exits, leaving the supervisor to init or the subreaper.
-static int sup_spawn(const char *which) {
+static int sup_spawn(void) {
 	const char *bundle = getenv("_HUTCH_BUNDLE");
 	if (bundle == NULL)
 		bundle = "";
@@ -1373,13 +1372,9 @@ static int sup_spawn(const char *which) {
 		return 1;
 	}
 	static char e_stage[] = "_HUTCH_STAGE=supervisor", e_gmp[] = "GOMAXPROCS=1";
-	char e_bundle[4200], e_which[64];
+	char e_bundle[4200];
 	snprintf(e_bundle, sizeof e_bundle, "_HUTCH_BUNDLE=%s", bundle);
-	char *envp[5] = {e_stage, e_bundle, e_gmp, NULL, NULL};
-	if (which != NULL) {
-		snprintf(e_which, sizeof e_which, "_HUTCH_SUPERVISOR=%s", which);
-		envp[3] = e_which;
-	}
+	char *envp[] = {e_stage, e_bundle, e_gmp, NULL};
 	const char *name = strrchr(bundle, '/');
 	char *argv[] = {"hutch-supervisor", (char *)(name ? name + 1 : bundle), NULL};
 	fflush(stdout);
@@ -1423,14 +1418,13 @@ static int sup_spawn(const char *which) {
 
 __attribute__((constructor)) static void hutch_supervisor(void) {
 	const char *stage = getenv("_HUTCH_STAGE");
-	const char *which = getenv("_HUTCH_SUPERVISOR");
-	if (stage != NULL && strcmp(stage, "spawn") == 0 && (which == NULL || strcmp(which, "go") != 0)) {
+	if (stage != NULL && strcmp(stage, "spawn") == 0) {
 		prctl(PR_SET_NAME, "hutch-spawn", 0, 0, 0);
-		int rc = sup_spawn(which);
+		int rc = sup_spawn();
 		fflush(stdout);
 		_exit(rc);
 	}
-	if (stage == NULL || strcmp(stage, "supervisor") != 0 || (which != NULL && strcmp(which, "go") == 0))
+	if (stage == NULL || strcmp(stage, "supervisor") != 0)
 		return;
 	prctl(PR_SET_NAME, "hutch-supervisor", 0, 0, 0);
 	fflush(stderr);

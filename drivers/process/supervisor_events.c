@@ -1,8 +1,7 @@
 //go:build linux && cgo
 
-// The events file of the supervisor in C: BUNDLE/events.jsonl, one JSON
-// object per line in the format of process.Event (events.go), which
-// eventlog.go writes for the supervisor in Go. Each line is made whole in
+// The events file of the supervisor: BUNDLE/events.jsonl, one JSON object
+// per line in the format of process.Event (events.go). Each line is made whole in
 // memory and written with one write(2) on a descriptor opened with
 // O_APPEND: the kernel appends it at the end in one piece, so a reader
 // (`hutch events -f`) sees whole lines, or a last one still being written.

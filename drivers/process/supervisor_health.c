@@ -1,9 +1,9 @@
 //go:build linux && cgo
 
-// Health checks of the supervisor in C, run from supervisor.c's poll(2)
-// loop: the same checks, schedule and states as the supervisor in Go's
-// (health.go says what they are). Nothing here blocks the loop, which
-// goes on reading the container's logs and signals while a check runs:
+// Health checks of the supervisor, run from supervisor.c's poll(2) loop
+// (health.go says what the checks, their schedule and states are).
+// Nothing here blocks the loop, which goes on reading the container's logs
+// and signals while a check runs:
 //
 //   - tcp and http: a non-blocking socket, made in the container's network
 //     namespace (setns(2) to /proc/PID/ns/net of the init, which is this
@@ -107,7 +107,7 @@ void sup_health_conf_begin(void) {
 	memset(&hc, 0, sizeof hc);
 }
 
-// hc_unescape undoes confEscaper (supervisor.go): \n is a newline, \\ a
+// hc_unescape undoes confEscaper (conf.go): \n is a newline, \\ a
 // backslash. It returns the length written to dst (at most n - 1).
 static size_t hc_unescape(char *dst, size_t n, const char *s) {
 	size_t k = 0;

@@ -5,7 +5,6 @@ package process
 import (
 	"strings"
 	"testing"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -43,18 +42,7 @@ func TestParseMountOptions(t *testing.T) {
 	}
 }
 
-func TestBackoffAndSignals(t *testing.T) {
-	for n, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
-		if got := backoff(n, time.Second); got != want {
-			t.Errorf("backoff(%d) = %v, want %v", n, got, want)
-		}
-	}
-	if got := backoff(20, 0); got != 30*time.Second {
-		t.Errorf("backoff(20) = %v", got)
-	}
-	if got := backoff(5, 10*time.Second); got != 100*time.Millisecond {
-		t.Errorf("backoff after a long run = %v", got)
-	}
+func TestParseSignal(t *testing.T) {
 	for in, want := range map[string]unix.Signal{"": unix.SIGTERM, "SIGINT": unix.SIGINT, "quit": unix.SIGQUIT, "9": unix.SIGKILL} {
 		if got, err := parseSignal(in); err != nil || got != want {
 			t.Errorf("parseSignal(%q) = %v, %v", in, got, err)
