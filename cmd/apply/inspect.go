@@ -32,7 +32,7 @@ and seccomp mode, and the config.json it runs.
 
 When the container was killed by the OOM killer or its CPU quota throttled
 it, inspect names the manifest line that set that limit, for example
-"memory: 50M at manifests/webserver.yaml:31:13".`,
+"memory: 50M at manifests/webserver.yaml:94:13".`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkNames("inspect", args); err != nil {
