@@ -117,7 +117,12 @@ func (d *Driver) Inspect(pid int) (*Kernel, error) {
 			k.Cgroups[name] = f[2]
 		}
 	}
-	mi, err := mountinfo.PidMountInfo(pid)
+	mf, err := os.Open("/proc/" + strconv.Itoa(pid) + "/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("inspect %d: %w", pid, err)
+	}
+	mi, err := mountinfo.GetMountsFromReader(mf, nil)
+	mf.Close()
 	if err != nil {
 		return nil, fmt.Errorf("inspect %d: %w", pid, err)
 	}
