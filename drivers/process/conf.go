@@ -12,17 +12,19 @@ import (
 	"hutch/plan"
 )
 
-// supervisorConfig is what the driver writes to supervisor.json for the
-// supervisor: the Process resource and the cgroup path. The supervisor reads
-// it at start and again on SIGHUP (an in-place update of the restart, stop
-// and log policies).
+// supervisorConfig is what the driver writes to supervisor.json: the
+// Process resource and the cgroup path, which Observe reads back, and
+// Stop, Exec, `hutch run` and the cgroup-kill stage read for the cgroup.
+// The supervisor reads the same policies from supervisor.conf (confBytes),
+// at its start and again on SIGHUP (an update in place).
 type supervisorConfig struct {
 	Process plan.Process `json:"process"`
 	Cgroup  string       `json:"cgroup,omitempty"` // relative to each hierarchy's root
 }
 
-// launch is what supervisor.c needs, beyond the policies, to start the
-// container's init itself (sup_clone) without a Go process: what startInit
+// launch is what the supervisor needs, beyond the policies, to start the
+// container's init itself (sup_clone in supervisor_clone.c) without a Go
+// process: what startInit
 // reads from config.json and asks the cgroup driver, worked out by the
 // driver when it writes supervisor.conf.
 type launch struct {
@@ -59,62 +61,83 @@ func newLaunch(spec *specs.Spec, cg CgroupJoiner, cgPath string) (*launch, error
 	return l, nil
 }
 
-// writeConf writes supervisor.conf for the supervisor in C: the policies
-// of p and the launch of its init, as "key value" lines (a key with
-// several values repeats).
+// writeConf writes supervisor.conf for the supervisor: the policies of p
+// and the launch of its init (confBytes).
 func writeConf(bundle string, p *plan.Process, l *launch) error {
+	b, err := confBytes(p, l)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(bundle, confFile), b)
+}
+
+// confBytes is supervisor.conf's text: "key value" lines (protocol.go has
+// the keys), a key with several values repeated. What the supervisor
+// could not hold (protocol.go's limits), or a value a line cannot hold,
+// is refused before anything is written.
+func confBytes(p *plan.Process, l *launch) ([]byte, error) {
 	sig, err := parseSignal(p.StopSignal)
 	if err != nil {
-		return fmt.Errorf("container %s: stop signal: %w", p.Container, err)
+		return nil, fmt.Errorf("container %s: stop signal: %w", p.Container, err)
 	}
-	b := fmt.Appendf(nil, "container %s\ndigest %s\nrestart %s\nmax_retries %d\nstop_signal %d\nstop_timeout_ns %d\nlog_max_size %d\nlog_max_files %d\n",
-		p.Container, p.Digest, p.Restart.Policy, p.Restart.MaxRetries, int(sig), int64(p.StopTimeout), p.Logs.MaxSize, p.Logs.MaxFiles)
-	// supervisor.c holds up to 16 cgroup.procs files and 1 KiB of each map.
-	if len(l.CgroupProcs) > 16 || len(strings.Join(l.UIDMap, "\n")) > 1000 || len(strings.Join(l.GIDMap, "\n")) > 1000 {
-		return fmt.Errorf("container %s: %d cgroup hierarchies, %d uid and %d gid mappings: more than the supervisor holds", p.Container, len(l.CgroupProcs), len(l.UIDMap), len(l.GIDMap))
+	var b []byte
+	line := func(key string, v any) { b = fmt.Appendf(b, "%s %v\n", key, v) }
+	line(keyContainer, p.Container)
+	line(keyDigest, p.Digest)
+	line(keyRestart, p.Restart.Policy)
+	line(keyMaxRetries, p.Restart.MaxRetries)
+	line(keyStopSignal, int(sig))
+	line(keyStopTimeoutNs, int64(p.StopTimeout))
+	line(keyLogMaxSize, p.Logs.MaxSize)
+	line(keyLogMaxFiles, p.Logs.MaxFiles)
+	if len(l.CgroupProcs) > confMaxCgroups || len(strings.Join(l.UIDMap, "\n")) > confMaxMap || len(strings.Join(l.GIDMap, "\n")) > confMaxMap {
+		return nil, fmt.Errorf("container %s: %d cgroup hierarchies, %d uid and %d gid mappings: more than the supervisor holds", p.Container, len(l.CgroupProcs), len(l.UIDMap), len(l.GIDMap))
 	}
-	b = fmt.Appendf(b, "clone_flags %d\n", l.CloneFlags)
-	kv := [][2]string{{"oom_file", l.OOMFile}, {"netns", l.Netns}}
+	line(keyCloneFlags, l.CloneFlags)
+	kv := [][2]string{{keyOOMFile, l.OOMFile}, {keyNetns, l.Netns}}
 	if h := p.Health; h != nil {
-		// supervisor_health.c holds 64 arguments in 16 KiB.
 		n := 0
 		for _, a := range h.Command {
 			n += len(a) + 1
 		}
-		if len(h.Command) > 64 || n > 16<<10 {
-			return fmt.Errorf("container %s: health check: %d arguments of %d bytes: more than the supervisor holds (64, 16 KiB)", p.Container, len(h.Command), n)
+		if len(h.Command) > healthMaxArgs || n > healthMaxArgBytes {
+			return nil, fmt.Errorf("container %s: health check: %d arguments of %d bytes: more than the supervisor holds (%d, %d KiB)", p.Container, len(h.Command), n, healthMaxArgs, healthMaxArgBytes>>10)
 		}
-		b = fmt.Appendf(b, "health_kind %s\nhealth_port %d\nhealth_interval_ns %d\nhealth_start_interval_ns %d\nhealth_timeout_ns %d\nhealth_retries %d\nhealth_start_period_ns %d\n",
-			h.Kind, h.Port, int64(h.Interval), int64(h.StartInterval), int64(h.Timeout), h.Retries, int64(h.StartPeriod))
-		kv = append(kv, [2]string{"health_path", h.Path})
+		line(keyHealthKind, h.Kind)
+		line(keyHealthPort, h.Port)
+		line(keyHealthIntervalNs, int64(h.Interval))
+		line(keyHealthStartIntervalNs, int64(h.StartInterval))
+		line(keyHealthTimeoutNs, int64(h.Timeout))
+		line(keyHealthRetries, h.Retries)
+		line(keyHealthStartPeriodNs, int64(h.StartPeriod))
+		kv = append(kv, [2]string{keyHealthPath, h.Path})
 		for _, a := range h.Command {
 			if strings.Contains(a, "\x00") {
-				return fmt.Errorf("container %s: health check: argument %q holds a NUL byte", p.Container, a)
+				return nil, fmt.Errorf("container %s: health check: argument %q holds a NUL byte", p.Container, a)
 			}
 			// One line each, a newline in it written as \n (and \ as \\).
-			kv = append(kv, [2]string{"health_arg", confEscaper.Replace(a)})
+			kv = append(kv, [2]string{keyHealthArg, confEscaper.Replace(a)})
 		}
 	}
 	for _, m := range l.UIDMap {
-		kv = append(kv, [2]string{"uid_map", m})
+		kv = append(kv, [2]string{keyUIDMap, m})
 	}
 	for _, m := range l.GIDMap {
-		kv = append(kv, [2]string{"gid_map", m})
+		kv = append(kv, [2]string{keyGIDMap, m})
 	}
 	for _, f := range l.CgroupProcs {
-		kv = append(kv, [2]string{"cgroup_procs", f})
+		kv = append(kv, [2]string{keyCgroupProcs, f})
 	}
 	for _, e := range kv {
-		if e[1] == "" && e[0] != "health_arg" {
+		if e[1] == "" && e[0] != keyHealthArg {
 			continue
 		}
-		// The C supervisor reads lines of up to 4 KiB.
-		if strings.ContainsAny(e[1], "\n\x00") || len(e[1]) > 4000 {
-			return fmt.Errorf("container %s: %s %q: not a line supervisor.conf can hold", p.Container, e[0], e[1])
+		if strings.ContainsAny(e[1], "\n\x00") || len(e[1]) > confMaxValue {
+			return nil, fmt.Errorf("container %s: %s %q: not a line supervisor.conf can hold", p.Container, e[0], e[1])
 		}
-		b = fmt.Appendf(b, "%s %s\n", e[0], e[1])
+		line(e[0], e[1])
 	}
-	return writeAtomic(filepath.Join(bundle, confFile), b)
+	return b, nil
 }
 
 // confEscaper writes a value that may hold newlines as one line of

@@ -266,7 +266,7 @@ func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
 	// The events files stay: a replace deletes the process and starts it
 	// again, and `hutch events --since` should still show what happened
 	// before; a delete of the container removes its whole folder.
-	for _, f := range []string{stateFile, configFile, confFile, stopFile, "supervisor.log", logDir} {
+	for _, f := range []string{stateFile, configFile, confFile, stopFile, supervisorLog, logDir} {
 		if err := os.RemoveAll(filepath.Join(p.Bundle, f)); err != nil {
 			errs = append(errs, fmt.Errorf("container %s: %w", p.Container, err))
 		}

@@ -19,13 +19,7 @@ import (
 // Events of a container, as its supervisor appends them to the bundle's
 // events file, one JSON object per line, so that `hutch events` can show
 // the past (--since) and follow what comes.
-const (
-	eventsFile = "events.jsonl"
-	// eventsMax is the size at which the supervisor renames the events
-	// file to eventsFile+".1" (replacing the one before) and starts a new
-	// one: two files of at most this size, hours of a crash loop.
-	eventsMax = 1 << 20
-)
+// (eventsFile and eventsMax are in protocol.go.)
 
 // Event types.
 const (

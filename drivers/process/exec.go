@@ -22,14 +22,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Descriptors of the exec stage (after nsenter.c).
-const (
-	execFdExe    = 3 // the sealed memfd it was executed from
-	execFdSync   = 4 // read by nsenter.c: one byte once in the cgroup
-	execFdConfig = 5 // the execConfig as JSON
-	execFdPidfd  = 6 // read by nsenter.c: a pidfd of the container's init
-)
-
 // execConfig is what the exec stage runs: the container's process settings
 // with the command replaced, and its seccomp profile.
 type execConfig struct {
@@ -103,7 +95,7 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 		Path: fmt.Sprintf("/proc/self/fd/%d", execFdExe),
 		Args: []string{"hutch-exec", name},
 		Env: []string{
-			"_HUTCH_NSENTER=" + strconv.Itoa(execFdPidfd) + ":" + strconv.Itoa(execFdSync) + ":" + strconv.FormatUint(uint64(nsFlags), 10),
+			envNsenter + "=" + strconv.Itoa(execFdPidfd) + ":" + strconv.Itoa(execFdSync) + ":" + strconv.FormatUint(uint64(nsFlags), 10),
 			envStage + "=" + stageExec,
 		},
 		ExtraFiles:  []*os.File{exe, syncR, cfgR, pidfd},

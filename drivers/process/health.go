@@ -37,10 +37,6 @@ import (
 // the command; its stdin is /dev/null and it runs in a session of its own
 // without a terminal.
 
-// stageHealth is the exec stage of an exec health check (after nsenter.c):
-// its command is in argv, the container's config.json on execFdConfig.
-const stageHealth = "health"
-
 // healthExecMain is the exec stage of an exec health check: nsenter.c has
 // joined the container's namespaces and forked, so this process is inside
 // the container. It reads config.json (the supervisor opened it on the host
@@ -48,7 +44,7 @@ const stageHealth = "health"
 // takes the container's process settings with argv's command, and execs it
 // as execMain does for `hutch exec`.
 func healthExecMain() {
-	f := os.NewFile(execFdConfig, "config.json")
+	f := os.NewFile(execFdConfig, specFile)
 	var spec specs.Spec
 	if err := json.NewDecoder(f).Decode(&spec); err != nil {
 		fail(nil, fmt.Errorf("health check: read config: %w", err))

@@ -14,19 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// File descriptors the supervisor hands to the init stage (os/exec
-// ExtraFiles start at 3).
-const (
-	initFdExe   = 3 // the sealed memfd the init was executed from
-	initFdSync  = 4 // read end: one byte once the init is in its cgroup
-	initFdError = 5 // write end: an error message, or EOF at execve
-	// initFdConfig carries config.json: the supervisor opens the file
-	// as host root and passes the descriptor, `hutch run` writes it into
-	// a pipe; either way the init need not open it (in a user
-	// namespace the mapped root may have no right to read it).
-	initFdConfig = 6
-)
-
 // initMain is the container's init stage. It was cloned by the supervisor in
 // new pid, mount, uts, ipc (and user) namespaces and in the container's
 // network namespace; it waits until the supervisor has put it in the
@@ -58,19 +45,19 @@ func initMain() {
 
 // loadSpec reads the bundle's config.json.
 func loadSpec(bundle string) (*specs.Spec, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	b, err := os.ReadFile(filepath.Join(bundle, specFile))
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	var s specs.Spec
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("read config %s: %w", filepath.Join(bundle, "config.json"), err)
+		return nil, fmt.Errorf("read config %s: %w", filepath.Join(bundle, specFile), err)
 	}
 	if s.Process == nil || len(s.Process.Args) == 0 {
-		return nil, fmt.Errorf("config %s: process.args is empty", filepath.Join(bundle, "config.json"))
+		return nil, fmt.Errorf("config %s: process.args is empty", filepath.Join(bundle, specFile))
 	}
 	if s.Root == nil || s.Root.Path == "" {
-		return nil, fmt.Errorf("config %s: root.path is empty", filepath.Join(bundle, "config.json"))
+		return nil, fmt.Errorf("config %s: root.path is empty", filepath.Join(bundle, specFile))
 	}
 	return &s, nil
 }

@@ -169,7 +169,7 @@ func launchInit(spec *specs.Spec, attr *syscall.SysProcAttr, netnsPath, bundle s
 		defer helloR.Close()
 		var v string
 		files, v = join.files(files, helloW)
-		env = append(env, "_HUTCH_JOIN="+v)
+		env = append(env, envJoin+"="+v)
 		if into {
 			a.UseCgroupFD, a.CgroupFD = true, int(join.v2dir.Fd())
 		}

@@ -38,6 +38,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "protocol.h"
+
 static pid_t hutch_child;
 
 static void hutch_forward(int sig) {
@@ -51,7 +53,7 @@ static void hutch_die(const char *what, const char *ns) {
 }
 
 __attribute__((constructor)) static void hutch_nsenter(void) {
-	const char *env = getenv("_HUTCH_NSENTER");
+	const char *env = getenv(HUTCH_ENV_NSENTER);
 	if (env == NULL || *env == '\0')
 		return;
 	int pidfd = -1, syncfd = -1;
@@ -61,7 +63,7 @@ __attribute__((constructor)) static void hutch_nsenter(void) {
 	if (sscanf(env, "%d:%d:%lu", &pidfd, &syncfd, &flags) != 3 || pidfd < 0 || syncfd < 0 ||
 	    (flags & ~known) != 0 || (flags & CLONE_NEWNS) == 0) {
 		errno = EINVAL;
-		hutch_die("bad _HUTCH_NSENTER", env);
+		hutch_die("bad " HUTCH_ENV_NSENTER, env);
 	}
 	char c;
 	if (read(syncfd, &c, 1) != 1)
@@ -76,7 +78,7 @@ __attribute__((constructor)) static void hutch_nsenter(void) {
 	if (hutch_child < 0)
 		hutch_die("fork", NULL);
 	if (hutch_child == 0) {
-		unsetenv("_HUTCH_NSENTER");
+		unsetenv(HUTCH_ENV_NSENTER);
 		prctl(PR_SET_NAME, "hutch-exec", 0, 0, 0);
 		return; /* on into the Go runtime: the exec stage */
 	}

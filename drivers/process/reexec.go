@@ -16,18 +16,7 @@ import (
 )
 
 // The hutch binary runs itself again for each stage of a container's life;
-// the stage is named in the environment so that the command line parser of
-// the CLI never sees it.
-const (
-	envStage  = "_HUTCH_STAGE"
-	envBundle = "_HUTCH_BUNDLE"
-
-	stageSpawn      = "spawn"       // the first fork: setsid, start the supervisor, report, exit
-	stageSupervisor = "supervisor"  // the per-container supervisor
-	stageInit       = "init"        // the container's init, until it execs the workload
-	stageExec       = "exec"        // a process joining a container (after nsenter.c)
-	stageCgroupKill = "cgroup-kill" // kills the cgroup's processes for supervisor.c
-)
+// the stage is named in the environment (protocol.go).
 
 func init() {
 	// The init and exec stages change per-thread kernel state (capabilities,

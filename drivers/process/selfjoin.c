@@ -13,7 +13,7 @@
 // writes one byte on HELLO (alive: a child the kernel killed at its birth
 // in a clone3 CLONE_INTO_CGROUP never gets here, see sup_start_init), then
 // "0" to each tasks file FD the parent opened for it. A failure goes to the
-// init's error pipe (descriptor 5), and the process exits.
+// init's error pipe (HUTCH_INIT_FD_ERROR), and the process exits.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -21,10 +21,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "protocol.h"
+
 __attribute__((constructor)) static void hutch_selfjoin(void) {
-	const char *stage = getenv("_HUTCH_STAGE");
-	const char *join = getenv("_HUTCH_JOIN");
-	if (stage == NULL || strcmp(stage, "init") != 0 || join == NULL)
+	const char *stage = getenv(HUTCH_ENV_STAGE);
+	const char *join = getenv(HUTCH_ENV_JOIN);
+	if (stage == NULL || strcmp(stage, HUTCH_STAGE_INIT) != 0 || join == NULL)
 		return;
 	char *p;
 	long hello = strtol(join, &p, 10);
@@ -36,11 +38,11 @@ __attribute__((constructor)) static void hutch_selfjoin(void) {
 		if (write((int)fd, "0", 1) != 1) {
 			char msg[256];
 			int n = snprintf(msg, sizeof msg, "start init: join cgroup (tasks, descriptor %ld): %s", fd, strerror(errno));
-			if (n > 0 && write(5, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0)
+			if (n > 0 && write(HUTCH_INIT_FD_ERROR, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0)
 				_exit(127);
 			_exit(127);
 		}
 		close((int)fd);
 	}
-	unsetenv("_HUTCH_JOIN");
+	unsetenv(HUTCH_ENV_JOIN);
 }

@@ -16,16 +16,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Files the driver keeps in a container's bundle folder, beside config.json
-// and rootfs/.
-const (
-	stateFile  = "process.json"    // written by the supervisor: pids, status, exit
-	configFile = "supervisor.json" // written by the driver: policies the supervisor reads
-	confFile   = "supervisor.conf" // the same policies as plain "key value" lines, for the C supervisor
-	stopFile   = "stop"            // a stop request's timeout in nanoseconds, read on SIGTERM
-	logDir     = "logs"
-	logName    = "container.log"
-)
+// configFile is the driver's own file in a container's bundle folder
+// (protocol.go lists those it shares with the supervisor): the Process
+// resource and the cgroup path (supervisorConfig), which Observe, Stop,
+// Exec, hutch run and the cgroup-kill stage read. supervisor.conf holds
+// the same policies for the supervisor.
+const configFile = "supervisor.json"
 
 // Status of a container's process, as State reports it.
 const (
@@ -86,9 +82,6 @@ type Health struct {
 	Log           []HealthResult `json:"log,omitempty"`
 }
 
-// healthLogSize is how many check results Health keeps, as Docker does.
-const healthLogSize = 5
-
 // HealthResult is one check: when it ran, whether it passed, and what it
 // said (an exec check's output, an HTTP status line, a connect error),
 // cut to healthOutputMax bytes.
@@ -101,9 +94,6 @@ type HealthResult struct {
 	ExitCode int    `json:"exitCode"`
 	Output   string `json:"output,omitempty"`
 }
-
-// healthOutputMax bounds HealthResult.Output.
-const healthOutputMax = 4096
 
 // Alive says whether the container's first process still runs: the pid
 // exists and has the recorded start time.

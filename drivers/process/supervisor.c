@@ -84,7 +84,7 @@ static int sup_helper(const char *stage) {
 	if (c == 0) {
 		sigprocmask(SIG_SETMASK, &sup_oldmask, NULL);
 		signal(SIGPIPE, SIG_DFL);
-		setenv("_HUTCH_STAGE", stage, 1);
+		setenv(HUTCH_ENV_STAGE, stage, 1);
 		char name[64];
 		snprintf(name, sizeof name, "hutch-%s", stage);
 		execl("/proc/self/exe", name, cf.container, (char *)NULL);
@@ -176,7 +176,7 @@ static int sup_catches(pid_t pid, int sig) {
 // container's, else 10 s.
 static long long sup_stop_timeout(void) {
 	char p[4200], buf[64];
-	sup_path(p, sizeof p, "stop");
+	sup_path(p, sizeof p, HUTCH_STOP_FILE);
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -211,9 +211,10 @@ static void sup_report(int ready, int pid, const char *err) {
 static int sup_setup(int ready) {
 	char msg[4400];
 	fcntl(ready, F_SETFD, FD_CLOEXEC);
-	snprintf(sup_bundle, sizeof sup_bundle, "%s", getenv("_HUTCH_BUNDLE") ? getenv("_HUTCH_BUNDLE") : "");
+	const char *bundle = getenv(HUTCH_ENV_BUNDLE);
+	snprintf(sup_bundle, sizeof sup_bundle, "%s", bundle ? bundle : "");
 	if (sup_read_conf() < 0) {
-		snprintf(msg, sizeof msg, "supervisor: read %s/supervisor.conf: %s", sup_bundle, strerror(errno));
+		snprintf(msg, sizeof msg, "supervisor: read %s/" HUTCH_CONF_FILE ": %s", sup_bundle, strerror(errno));
 		sup_report(ready, 0, msg);
 		return -1;
 	}
@@ -424,7 +425,7 @@ static void sup_reap(struct sup_loop *lp) {
 static void sup_on_kill_due(struct sup_loop *lp, long long now) {
 	if (lp->kill_at < 0 || now < lp->kill_at)
 		return;
-	sup_helper("cgroup-kill");
+	sup_helper(HUTCH_STAGE_CGROUP_KILL);
 	if (!lp->init_done)
 		kill(st.pid, SIGKILL);
 	lp->kill_at = -1;
@@ -485,7 +486,7 @@ static int sup_on_restart_due(struct sup_loop *lp, long long now) {
 // sup_main is the supervisor stage: set up, start the first run, then the
 // loop until the container is done (stopped, exited for good, failed).
 static int sup_main(void) {
-	int ready = 3;
+	int ready = SUP_FD_REPORT;
 	if (sup_setup(ready) < 0)
 		return 1;
 	int sfd = sup_signals();
@@ -512,16 +513,16 @@ static int sup_main(void) {
 }
 
 __attribute__((constructor)) static void hutch_supervisor(void) {
-	const char *stage = getenv("_HUTCH_STAGE");
-	if (stage != NULL && strcmp(stage, "spawn") == 0) {
-		prctl(PR_SET_NAME, "hutch-spawn", 0, 0, 0);
+	const char *stage = getenv(HUTCH_ENV_STAGE);
+	if (stage != NULL && strcmp(stage, HUTCH_STAGE_SPAWN) == 0) {
+		prctl(PR_SET_NAME, "hutch-" HUTCH_STAGE_SPAWN, 0, 0, 0);
 		int rc = sup_spawn();
 		fflush(stdout);
 		_exit(rc);
 	}
-	if (stage == NULL || strcmp(stage, "supervisor") != 0)
+	if (stage == NULL || strcmp(stage, HUTCH_STAGE_SUPERVISOR) != 0)
 		return;
-	prctl(PR_SET_NAME, "hutch-supervisor", 0, 0, 0);
+	prctl(PR_SET_NAME, "hutch-" HUTCH_STAGE_SUPERVISOR, 0, 0, 0);
 	fflush(stderr);
 	_exit(sup_main());
 }

@@ -23,6 +23,17 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "protocol.h"
+
+// SUP_STR(HUTCH_INIT_FD_EXE) is "3": a number of protocol.h in a string.
+#define SUP_STR(x) SUP_STR_(x)
+#define SUP_STR_(x) #x
+
+// SUP_FD_REPORT is where the supervisor writes its report of the first
+// start (readyMsg in spawn.go, a line of JSON) for the spawn stage, which
+// passes it on to the driver.
+#define SUP_FD_REPORT 3
+
 // supervisor.c: the entry, the loop, and small helpers of every unit.
 extern sigset_t sup_oldmask; // the signal mask before the loop's, for children
 const char *sup_errstr(int e);
@@ -44,8 +55,8 @@ struct sup_conf {
 	// config.json and the cgroup driver (newLaunch in conf.go).
 	unsigned long clone_flags;
 	char netns[4096];
-	char uid_map[1024], gid_map[1024]; // "inside outside count" lines
-	char *cgroup_procs[16];
+	char uid_map[HUTCH_CONF_MAX_MAP + 24], gid_map[HUTCH_CONF_MAX_MAP + 24]; // "inside outside count" lines
+	char *cgroup_procs[HUTCH_CONF_MAX_CGROUPS];
 	int n_cgroup_procs;
 };
 extern struct sup_conf cf;

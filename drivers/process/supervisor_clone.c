@@ -163,7 +163,17 @@ int sup_join_cgroups(void) {
 // The descriptors the init stage finds (init.go): 0 /dev/null (the
 // supervisor's own), 1 and 2 the log pipes, 3 the sealed binary it was
 // executed from, 4 the sync pipe, 5 the error pipe, 6 config.json.
-enum { SUP_FD_OUT = 1, SUP_FD_ERR, SUP_FD_EXE, SUP_FD_SYNC, SUP_FD_ERRPIPE, SUP_FD_CONFIG, SUP_NFD };
+enum {
+	SUP_FD_OUT = 1,
+	SUP_FD_ERR = 2,
+	SUP_FD_EXE = HUTCH_INIT_FD_EXE,
+	SUP_FD_SYNC = HUTCH_INIT_FD_SYNC,
+	SUP_FD_ERRPIPE = HUTCH_INIT_FD_ERROR,
+	SUP_FD_CONFIG = HUTCH_INIT_FD_CONFIG,
+	SUP_NFD
+};
+// sup_init_child places 1 to SUP_NFD - 1, each once.
+_Static_assert(SUP_FD_EXE == 3 && SUP_FD_SYNC == 4 && SUP_FD_ERRPIPE == 5 && SUP_FD_CONFIG == 6, "the init's descriptors are 3 to 6");
 
 // sup_launch is one try of starting the init (sup_clone): what it holds,
 // closed at its end whatever happened, and what failed.
@@ -244,14 +254,14 @@ static void sup_init_child(const struct sup_launch *l, const int src[SUP_NFD]) {
 	for (int i = SUP_FD_OUT; i < SUP_NFD; i++)
 		if (dup2(tmp[i], i) < 0)
 			goto fail;
-	static char e_stage[] = "_HUTCH_STAGE=init";
+	static char e_stage[] = HUTCH_ENV_STAGE "=" HUTCH_STAGE_INIT;
 	char e_bundle[4200];
-	snprintf(e_bundle, sizeof e_bundle, "_HUTCH_BUNDLE=%s", sup_bundle);
+	snprintf(e_bundle, sizeof e_bundle, HUTCH_ENV_BUNDLE "=%s", sup_bundle);
 	char *envp[] = {e_stage, e_bundle, NULL};
 	const char *name = strrchr(sup_bundle, '/');
-	char *argv[] = {"hutch-init", (char *)(name ? name + 1 : sup_bundle), NULL};
-	what = "execve /proc/self/fd/3";
-	execve("/proc/self/fd/3", argv, envp);
+	char *argv[] = {"hutch-" HUTCH_STAGE_INIT, (char *)(name ? name + 1 : sup_bundle), NULL};
+	what = "execve /proc/self/fd/" SUP_STR(HUTCH_INIT_FD_EXE);
+	execve("/proc/self/fd/" SUP_STR(HUTCH_INIT_FD_EXE), argv, envp);
 fail:;
 	int e = errno;
 	int n = snprintf(msg, sizeof msg, "start init: %.400s: %s", what, sup_errstr(e));
@@ -264,7 +274,7 @@ fail:;
 // as the host's root, as the file may not be readable by the root of a
 // user namespace), the sealed binary, and the pipes.
 static int sup_launch_open(struct sup_launch *l) {
-	sup_path(l->cfgpath, sizeof l->cfgpath, "config.json");
+	sup_path(l->cfgpath, sizeof l->cfgpath, HUTCH_SPEC_FILE);
 	l->what = "open";
 	l->arg = l->cfgpath;
 	if ((l->cfg = open(l->cfgpath, O_RDONLY | O_CLOEXEC)) < 0)

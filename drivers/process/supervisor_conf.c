@@ -41,20 +41,20 @@ static const struct {
 	void *dst;
 	size_t size; // of a CONF_STR or CONF_LINES buffer
 } sup_conf_keys[] = {
-	{"container", CONF_STR, cf.container, sizeof cf.container},
-	{"digest", CONF_STR, cf.digest, sizeof cf.digest},
-	{"restart", CONF_STR, cf.restart, sizeof cf.restart},
-	{"max_retries", CONF_NUM, &cf.max_retries, 0},
-	{"stop_signal", CONF_INT, &cf.stop_signal, 0},
-	{"stop_timeout_ns", CONF_NUM, &cf.stop_timeout_ns, 0},
-	{"log_max_size", CONF_NUM, &cf.log_max_size, 0},
-	{"log_max_files", CONF_NUM, &cf.log_max_files, 0},
-	{"oom_file", CONF_STR, cf.oom_file, sizeof cf.oom_file},
-	{"clone_flags", CONF_FLAGS, &cf.clone_flags, 0},
-	{"netns", CONF_STR, cf.netns, sizeof cf.netns},
-	{"uid_map", CONF_LINES, cf.uid_map, sizeof cf.uid_map},
-	{"gid_map", CONF_LINES, cf.gid_map, sizeof cf.gid_map},
-	{"cgroup_procs", CONF_LIST, NULL, 0},
+	{HUTCH_KEY_CONTAINER, CONF_STR, cf.container, sizeof cf.container},
+	{HUTCH_KEY_DIGEST, CONF_STR, cf.digest, sizeof cf.digest},
+	{HUTCH_KEY_RESTART, CONF_STR, cf.restart, sizeof cf.restart},
+	{HUTCH_KEY_MAX_RETRIES, CONF_NUM, &cf.max_retries, 0},
+	{HUTCH_KEY_STOP_SIGNAL, CONF_INT, &cf.stop_signal, 0},
+	{HUTCH_KEY_STOP_TIMEOUT_NS, CONF_NUM, &cf.stop_timeout_ns, 0},
+	{HUTCH_KEY_LOG_MAX_SIZE, CONF_NUM, &cf.log_max_size, 0},
+	{HUTCH_KEY_LOG_MAX_FILES, CONF_NUM, &cf.log_max_files, 0},
+	{HUTCH_KEY_OOM_FILE, CONF_STR, cf.oom_file, sizeof cf.oom_file},
+	{HUTCH_KEY_CLONE_FLAGS, CONF_FLAGS, &cf.clone_flags, 0},
+	{HUTCH_KEY_NETNS, CONF_STR, cf.netns, sizeof cf.netns},
+	{HUTCH_KEY_UID_MAP, CONF_LINES, cf.uid_map, sizeof cf.uid_map},
+	{HUTCH_KEY_GID_MAP, CONF_LINES, cf.gid_map, sizeof cf.gid_map},
+	{HUTCH_KEY_CGROUP_PROCS, CONF_LIST, NULL, 0},
 };
 
 // sup_conf_set stores one line's value; 0 when the key is not one of
@@ -101,8 +101,8 @@ static int sup_conf_set(const char *key, const char *v) {
 // missing. It returns 1 when the health check changed, 0 when not, -1
 // when the file cannot be read (errno says why).
 int sup_read_conf(void) {
-	char p[4200], line[4200];
-	sup_path(p, sizeof p, "supervisor.conf");
+	char p[4200], line[HUTCH_CONF_MAX_VALUE + 200]; // the key, and the value the driver lets through
+	sup_path(p, sizeof p, HUTCH_CONF_FILE);
 	FILE *f = fopen(p, "re");
 	if (f == NULL)
 		return -1;

@@ -6,7 +6,7 @@
 // O_APPEND: the kernel appends it at the end in one piece, so a reader
 // (`hutch events -f`) sees whole lines, or a last one still being written.
 // The file is never truncated, so the events of the supervisors before
-// this one stay; at SUP_EVENTS_MAX bytes it is renamed to events.jsonl.1
+// this one stay; at HUTCH_EVENTS_MAX bytes it is renamed to events.jsonl.1
 // (replacing the one before) and a new one is begun.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,7 +19,6 @@
 
 #include "supervisor.h"
 
-#define SUP_EVENTS_MAX (1 << 20) // eventsMax in events.go
 
 static char ev_path[4200];
 static char ev_container[256];
@@ -32,7 +31,7 @@ static void ev_open(void) {
 }
 
 void sup_events_open(const char *bundle, const char *container) {
-	snprintf(ev_path, sizeof ev_path, "%s/events.jsonl", bundle);
+	snprintf(ev_path, sizeof ev_path, "%s/" HUTCH_EVENTS_FILE, bundle);
 	snprintf(ev_container, sizeof ev_container, "%s", container);
 	ev_open();
 }
@@ -78,7 +77,7 @@ void sup_event(const struct sup_event *e) {
 	// The size is read each time: the file may have grown under a
 	// supervisor before this one.
 	struct stat s;
-	if (fstat(ev_fd, &s) == 0 && s.st_size > 0 && s.st_size + n > SUP_EVENTS_MAX) {
+	if (fstat(ev_fd, &s) == 0 && s.st_size > 0 && s.st_size + n > HUTCH_EVENTS_MAX) {
 		char old[4300];
 		snprintf(old, sizeof old, "%s.1", ev_path);
 		if (rename(ev_path, old) < 0)

@@ -41,10 +41,10 @@
 
 #include "supervisor.h"
 
-#define HC_LOG 5	    // healthLogSize in state.go
-#define HC_OUT 4096	    // healthOutputMax in state.go
-#define HC_ARGS 64	    // what writeConf lets through
-#define HC_ARGBUF (16 << 10)
+#define HC_LOG HUTCH_HEALTH_LOG_SIZE
+#define HC_OUT HUTCH_HEALTH_OUTPUT_MAX
+#define HC_ARGS HUTCH_HEALTH_MAX_ARGS // what writeConf lets through
+#define HC_ARGBUF HUTCH_HEALTH_MAX_ARG_BYTES
 #define HC_DRAIN (64 << 10) // of an HTTP answer's body, read before closing
 
 enum { HC_NONE, HC_TCP, HC_HTTP, HC_EXEC };
@@ -129,23 +129,23 @@ static size_t hc_unescape(char *dst, size_t n, const char *s) {
 // sup_health_conf takes one line of supervisor.conf; 0 when the key is
 // not the health check's.
 int sup_health_conf(const char *k, const char *v) {
-	if (strcmp(k, "health_kind") == 0)
+	if (strcmp(k, HUTCH_KEY_HEALTH_KIND) == 0)
 		hc.kind = strcmp(v, "tcp") == 0 ? HC_TCP : strcmp(v, "http") == 0 ? HC_HTTP : strcmp(v, "exec") == 0 ? HC_EXEC : HC_NONE;
-	else if (strcmp(k, "health_port") == 0)
+	else if (strcmp(k, HUTCH_KEY_HEALTH_PORT) == 0)
 		hc.port = atoi(v);
-	else if (strcmp(k, "health_path") == 0)
+	else if (strcmp(k, HUTCH_KEY_HEALTH_PATH) == 0)
 		snprintf(hc.path, sizeof hc.path, "%s", v);
-	else if (strcmp(k, "health_interval_ns") == 0)
+	else if (strcmp(k, HUTCH_KEY_HEALTH_INTERVAL_NS) == 0)
 		hc.interval = atoll(v);
-	else if (strcmp(k, "health_start_interval_ns") == 0)
+	else if (strcmp(k, HUTCH_KEY_HEALTH_START_INTERVAL_NS) == 0)
 		hc.start_interval = atoll(v);
-	else if (strcmp(k, "health_timeout_ns") == 0)
+	else if (strcmp(k, HUTCH_KEY_HEALTH_TIMEOUT_NS) == 0)
 		hc.timeout = atoll(v);
-	else if (strcmp(k, "health_start_period_ns") == 0)
+	else if (strcmp(k, HUTCH_KEY_HEALTH_START_PERIOD_NS) == 0)
 		hc.start_period = atoll(v);
-	else if (strcmp(k, "health_retries") == 0)
+	else if (strcmp(k, HUTCH_KEY_HEALTH_RETRIES) == 0)
 		hc.retries = atol(v);
-	else if (strcmp(k, "health_arg") == 0) {
+	else if (strcmp(k, HUTCH_KEY_HEALTH_ARG) == 0) {
 		if (hc.args == NULL && (hc.args = malloc(HC_ARGBUF)) == NULL)
 			return 1;
 		if (hc.nargs < HC_ARGS && hc.args_len < HC_ARGBUF) {
@@ -437,10 +437,21 @@ static int hc_ns_flags(int pid, const char **what) {
 	return flags;
 }
 
-// The descriptors of the exec stage (execFd* in exec.go): 0 /dev/null, 1
-// and 2 the output pipe, 3 the sealed binary, 4 nsenter.c's go-ahead, 5
-// config.json, 6 the pidfd of the init.
-enum { HC_FD_IN, HC_FD_OUT, HC_FD_ERR, HC_FD_EXE, HC_FD_SYNC, HC_FD_CONFIG, HC_FD_PIDFD, HC_NFD };
+// The descriptors of the exec stage (protocol.h): 0 /dev/null, 1 and 2 the
+// output pipe, 3 the sealed binary, 4 nsenter.c's go-ahead, 5 config.json,
+// 6 the pidfd of the init.
+enum {
+	HC_FD_IN,
+	HC_FD_OUT,
+	HC_FD_ERR,
+	HC_FD_EXE = HUTCH_EXEC_FD_EXE,
+	HC_FD_SYNC = HUTCH_EXEC_FD_SYNC,
+	HC_FD_CONFIG = HUTCH_EXEC_FD_CONFIG,
+	HC_FD_PIDFD = HUTCH_EXEC_FD_PIDFD,
+	HC_NFD
+};
+// hc_exec_child places 0 to HC_NFD - 1, each once.
+_Static_assert(HC_FD_EXE == 3 && HC_FD_SYNC == 4 && HC_FD_CONFIG == 5 && HC_FD_PIDFD == 6, "the exec stage's descriptors are 3 to 6");
 
 // hc_exec_child runs in the child of hc_spawn until it executes the exec
 // stage; a failure is written to the output pipe, and it exits 126.
@@ -467,18 +478,18 @@ static void hc_exec_child(const int src[HC_NFD], unsigned long flags) {
 		if (dup2(tmp[i], i) < 0)
 			goto fail;
 	syscall(SYS_close_range, HC_NFD, ~0U, CLOSE_RANGE_CLOEXEC);
-	static char e_stage[] = "_HUTCH_STAGE=health";
+	static char e_stage[] = HUTCH_ENV_STAGE "=" HUTCH_STAGE_HEALTH;
 	char e_ns[64];
-	snprintf(e_ns, sizeof e_ns, "_HUTCH_NSENTER=%d:%d:%lu", HC_FD_PIDFD, HC_FD_SYNC, flags);
+	snprintf(e_ns, sizeof e_ns, HUTCH_ENV_NSENTER "=%d:%d:%lu", HC_FD_PIDFD, HC_FD_SYNC, flags);
 	char *envp[] = {e_stage, e_ns, NULL};
 	char *argv[HC_ARGS + 2];
 	int n = 0;
-	argv[n++] = "hutch-health";
+	argv[n++] = "hutch-" HUTCH_STAGE_HEALTH;
 	for (size_t off = 0; off < hc.args_len && n <= HC_ARGS; off += strlen(hc.args + off) + 1)
 		argv[n++] = hc.args + off;
 	argv[n] = NULL;
-	what = "execve /proc/self/fd/3";
-	execve("/proc/self/fd/3", argv, envp);
+	what = "execve /proc/self/fd/" SUP_STR(HUTCH_EXEC_FD_EXE);
+	execve("/proc/self/fd/" SUP_STR(HUTCH_EXEC_FD_EXE), argv, envp);
 fail:;
 	char msg[256];
 	int k = snprintf(msg, sizeof msg, "health check: %s: %s\n", what, sup_errstr(errno));
@@ -504,7 +515,7 @@ static void hc_spawn(long long now) {
 	arg = "";
 	if ((exe = sup_sealed_exe()) < 0)
 		goto fail;
-	snprintf(p, sizeof p, "%s/config.json", sup_bundle);
+	sup_path(p, sizeof p, HUTCH_SPEC_FILE);
 	what = "open";
 	arg = p;
 	if ((cfg = open(p, O_RDONLY | O_CLOEXEC)) < 0)

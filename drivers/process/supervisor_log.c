@@ -38,8 +38,8 @@ static void sup_open_log(void) {
 // when it cannot (errno says why).
 int sup_log_open(void) {
 	char dir[4200];
-	snprintf(sup_logpath, sizeof sup_logpath, "%s/logs/container.log", sup_bundle);
-	sup_path(dir, sizeof dir, "logs");
+	snprintf(sup_logpath, sizeof sup_logpath, "%s/" HUTCH_LOG_DIR "/" HUTCH_LOG_NAME, sup_bundle);
+	sup_path(dir, sizeof dir, HUTCH_LOG_DIR);
 	mkdir(dir, 0700);
 	sup_open_log();
 	return sup_logfd < 0 ? -1 : 0;

@@ -27,13 +27,13 @@
 // GOMAXPROCS=1 is for the Go helper it may run (cgroup-kill), which needs
 // no parallel work.
 int sup_spawn(void) {
-	const char *bundle = getenv("_HUTCH_BUNDLE");
+	const char *bundle = getenv(HUTCH_ENV_BUNDLE);
 	if (bundle == NULL)
 		bundle = "";
 	// Descriptors that whoever ran hutch held without O_CLOEXEC end here.
 	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 	char p[4200];
-	snprintf(p, sizeof p, "%s/supervisor.log", bundle);
+	snprintf(p, sizeof p, "%s/" HUTCH_SUPERVISOR_LOG, bundle);
 	int pp[2];
 	if (pipe2(pp, O_CLOEXEC) < 0) {
 		printf("{\"error\":\"supervisor: pipe: %s\"}\n", strerror(errno));
@@ -48,12 +48,12 @@ int sup_spawn(void) {
 		printf("}\n");
 		return 1;
 	}
-	static char e_stage[] = "_HUTCH_STAGE=supervisor", e_gmp[] = "GOMAXPROCS=1";
+	static char e_stage[] = HUTCH_ENV_STAGE "=" HUTCH_STAGE_SUPERVISOR, e_gmp[] = "GOMAXPROCS=1";
 	char e_bundle[4200];
-	snprintf(e_bundle, sizeof e_bundle, "_HUTCH_BUNDLE=%s", bundle);
+	snprintf(e_bundle, sizeof e_bundle, HUTCH_ENV_BUNDLE "=%s", bundle);
 	char *envp[] = {e_stage, e_bundle, e_gmp, NULL};
 	const char *name = strrchr(bundle, '/');
-	char *argv[] = {"hutch-supervisor", (char *)(name ? name + 1 : bundle), NULL};
+	char *argv[] = {"hutch-" HUTCH_STAGE_SUPERVISOR, (char *)(name ? name + 1 : bundle), NULL};
 	fflush(stdout);
 	pid_t c = fork();
 	if (c < 0) {
@@ -62,7 +62,7 @@ int sup_spawn(void) {
 	}
 	if (c == 0) {
 		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(errlog, 2) < 0 || dup2(pp[1], 3) < 0 || chdir("/") < 0)
+		if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(errlog, 2) < 0 || dup2(pp[1], SUP_FD_REPORT) < 0 || chdir("/") < 0)
 			_exit(127);
 		execve("/proc/self/exe", argv, envp);
 		_exit(127);

@@ -75,7 +75,7 @@ void sup_fmt_time(char *buf, size_t n, struct timespec ts) {
 // machine (see writeAtomic in state.go).
 void sup_save(void) {
 	char p[4200], tmp[4300], t[64];
-	sup_path(p, sizeof p, "process.json");
+	sup_path(p, sizeof p, HUTCH_STATE_FILE);
 	snprintf(tmp, sizeof tmp, "%s.tmp%d", p, (int)getpid());
 	FILE *f = fopen(tmp, "we");
 	if (f == NULL) {
