@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	processdrv "hutch/drivers/process"
 )
@@ -37,7 +39,11 @@ with the command's exit status (128+N when a signal N ended it).
 			if interactive || tty {
 				stdio.In = os.Stdin
 			}
-			code, err := d.Exec(cmd.Context(), h.opts.BundleDir(args[0]), args[1:], stdio, tty)
+			// The signals that would end hutch go to the command instead.
+			sigs := make(chan os.Signal, 4)
+			signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+			defer signal.Stop(sigs)
+			code, err := d.Exec(cmd.Context(), h.opts.BundleDir(args[0]), args[1:], stdio, tty, sigs)
 			if err != nil {
 				return err
 			}

@@ -33,7 +33,7 @@ func BenchmarkExec(b *testing.B) {
 	c.start()
 	b.ResetTimer()
 	for range b.N {
-		if code, err := c.d.Exec(context.Background(), c.bundle, []string{"true"}, Stdio{}, false); err != nil || code != 0 {
+		if code, err := c.d.Exec(context.Background(), c.bundle, []string{"true"}, Stdio{}, false, nil); err != nil || code != 0 {
 			b.Fatalf("exec: %d %v", code, err)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -46,8 +45,10 @@ type Stdio struct {
 // caller's session the container's /dev/tty would open the caller's
 // terminal, where TIOCSTI pushes keystrokes into the administrator's shell.
 // With tty it gets a new pseudo-terminal (from the host's /dev/ptmx) as the
-// controlling terminal of that session; without, it has none.
-func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio Stdio, tty bool) (int, error) {
+// controlling terminal of that session; without, it has none. Every signal
+// that arrives on signals is passed to it (nsenter.c's waiting parent
+// passes it on to the command); when ctx ends it is killed.
+func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio Stdio, tty bool, signals <-chan os.Signal) (int, error) {
 	name := filepath.Base(bundle)
 	if len(args) == 0 {
 		return -1, fmt.Errorf("container %s: exec: no command", name)
@@ -59,101 +60,140 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 	if err != nil {
 		return -1, err
 	}
+	r, err := d.startExec(bundle, st, args, stdio, tty)
+	if err != nil {
+		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+	}
+	code, err := r.wait(ctx, stdio, signals)
+	if err != nil {
+		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+	}
+	return code, nil
+}
+
+// execRun is a command started by Exec.
+type execRun struct {
+	cmd    *exec.Cmd
+	master *os.File // the pseudo-terminal's master, with tty
+}
+
+// startExec checks that the container's first process (st) runs, starts
+// the exec stage in the container (its cgroup first) and gives it the
+// command with the container's process settings.
+func (d *Driver) startExec(bundle string, st *State, args []string, stdio Stdio, tty bool) (*execRun, error) {
 	if !st.Alive() {
-		return -1, fmt.Errorf("container %s: exec: not running (%s)", name, st.Status)
+		return nil, fmt.Errorf("not running (%s)", st.Status)
 	}
 	spec, err := loadSpec(bundle)
 	if err != nil {
-		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+		return nil, err
 	}
 	cfg := execConfig{Process: *spec.Process, Seccomp: seccompOf(spec)}
 	cfg.Process.Args = args
 	cfg.Process.Terminal = tty
-
 	pidfd, nsFlags, err := openInit(st.PID, st.PIDStart)
 	if err != nil {
-		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+		return nil, err
 	}
 	defer pidfd.Close()
+	r, syncW, cfgW, err := startExecStage(bundle, pidfd, nsFlags, stdio, tty)
+	if err != nil {
+		return nil, err
+	}
+	defer syncW.Close()
+	defer cfgW.Close()
+	if err := d.release(r, bundle, syncW, cfgW, &cfg); err != nil {
+		if r.master != nil {
+			r.master.Close()
+		}
+		return nil, abort(r.cmd, err)
+	}
+	return r, nil
+}
+
+// startExecStage starts the exec stage for the container whose init
+// pidfd names, with the namespaces of nsFlags to join, and returns it
+// with the parent's ends of its sync and config pipes.
+func startExecStage(bundle string, pidfd *os.File, nsFlags int, stdio Stdio, tty bool) (r *execRun, syncW, cfgW *os.File, err error) {
 	exe, err := sealedSelf()
 	if err != nil {
-		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+		return nil, nil, nil, err
 	}
 	defer exe.Close()
 	syncR, syncW, err := os.Pipe()
 	if err != nil {
-		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+		return nil, nil, nil, err
 	}
-	defer syncW.Close()
+	defer syncR.Close()
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
-		syncR.Close()
-		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+		syncW.Close()
+		return nil, nil, nil, err
 	}
-	defer cfgW.Close()
-	cmd := &exec.Cmd{
-		Path: fmt.Sprintf("/proc/self/fd/%d", execFdExe),
-		Args: []string{"hutch-exec", name},
-		Env: []string{
-			envNsenter + "=" + strconv.Itoa(execFdPidfd) + ":" + strconv.Itoa(execFdSync) + ":" + strconv.FormatUint(uint64(nsFlags), 10),
-			envStage + "=" + stageExec,
-		},
-		ExtraFiles:  []*os.File{exe, syncR, cfgR, pidfd},
-		Stdin:       stdio.In,
-		Stdout:      stdio.Out,
-		Stderr:      stdio.Err,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	var master, slave *os.File
+	defer cfgR.Close()
+	st := stage{name: stageExec, arg: filepath.Base(bundle), files: []*os.File{exe, syncR, cfgR, pidfd},
+		env:   []string{envNsenter + "=" + strconv.Itoa(execFdPidfd) + ":" + strconv.Itoa(execFdSync) + ":" + strconv.FormatUint(uint64(nsFlags), 10)},
+		stdin: stdio.In, stdout: stdio.Out, stderr: stdio.Err, attr: &syscall.SysProcAttr{Setsid: true}}
+	r = &execRun{}
+	var slave *os.File
 	if tty {
-		if master, slave, err = OpenPty(); err != nil {
-			syncR.Close()
-			cfgR.Close()
-			return -1, fmt.Errorf("container %s: exec: %w", name, err)
+		if r.master, slave, err = OpenPty(); err != nil {
+			syncW.Close()
+			cfgW.Close()
+			return nil, nil, nil, err
 		}
-		defer master.Close()
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		st.stdin, st.stdout, st.stderr = slave, slave, slave
+		st.attr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	}
-	err = cmd.Start()
-	syncR.Close()
-	cfgR.Close()
+	r.cmd, err = startStage(st)
 	if slave != nil {
 		// Only the child holds the terminal now: when it and its children
 		// have closed it, reads of the master end with EIO.
 		slave.Close()
 	}
 	if err != nil {
-		return -1, fmt.Errorf("container %s: exec: %w", name, err)
+		if r.master != nil {
+			r.master.Close()
+		}
+		syncW.Close()
+		cfgW.Close()
+		return nil, nil, nil, err
 	}
-	abort := func(err error) (int, error) {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return -1, fmt.Errorf("container %s: exec: %w", name, err)
-	}
+	return r, syncW, cfgW, nil
+}
+
+// release puts the exec stage in the container's cgroup, lets nsenter.c go
+// on (one byte on the sync pipe) and writes the stage its command.
+func (d *Driver) release(r *execRun, bundle string, syncW, cfgW *os.File, cfg *execConfig) error {
 	var c supervisorConfig
 	if err := readJSON(filepath.Join(bundle, configFile), &c); err != nil {
-		return abort(err)
+		return err
 	}
 	if c.Cgroup != "" && d.cg != nil {
-		if err := d.cg.AddProcess(c.Cgroup, cmd.Process.Pid); err != nil {
-			return abort(err)
+		if err := d.cg.AddProcess(c.Cgroup, r.cmd.Process.Pid); err != nil {
+			return err
 		}
 	}
 	if _, err := syncW.Write([]byte{1}); err != nil {
-		return abort(err)
+		return err
 	}
 	syncW.Close()
-	if err := json.NewEncoder(cfgW).Encode(&cfg); err != nil {
-		return abort(err)
+	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
+		return err
 	}
-	cfgW.Close()
+	return cfgW.Close()
+}
+
+// wait copies the terminal, passes signals on and waits for the command's
+// end: its exit status.
+func (r *execRun) wait(ctx context.Context, stdio Stdio, signals <-chan os.Signal) (int, error) {
 	var copied chan struct{}
-	if master != nil {
+	if r.master != nil {
+		defer r.master.Close()
 		restore := rawTerminal(stdio.In)
 		defer restore()
 		if stdio.In != nil {
-			go io.Copy(master, stdio.In)
+			go io.Copy(r.master, stdio.In)
 		}
 		copied = make(chan struct{})
 		go func() {
@@ -161,23 +201,18 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 			if out == nil {
 				out = io.Discard
 			}
-			io.Copy(out, master)
+			io.Copy(out, r.master)
 			close(copied)
 		}()
 	}
-	// Signals for the exec'd process go to nsenter.c's waiting parent,
-	// which passes them on.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
-	defer signal.Stop(sigs)
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- r.cmd.Wait() }()
 	for {
 		select {
-		case s := <-sigs:
-			cmd.Process.Signal(s)
+		case s := <-signals:
+			r.cmd.Process.Signal(s)
 		case <-ctx.Done():
-			cmd.Process.Signal(unix.SIGKILL)
+			r.cmd.Process.Signal(unix.SIGKILL)
 		case err := <-done:
 			if copied != nil {
 				// Print what is still in the terminal's buffer (bounded:
@@ -189,9 +224,9 @@ func (d *Driver) Exec(ctx context.Context, bundle string, args []string, stdio S
 			}
 			var ee *exec.ExitError
 			if err == nil || errors.As(err, &ee) {
-				return cmd.ProcessState.ExitCode(), nil
+				return r.cmd.ProcessState.ExitCode(), nil
 			}
-			return -1, fmt.Errorf("container %s: exec: %w", name, err)
+			return -1, err
 		}
 	}
 }

@@ -132,7 +132,7 @@ read x`
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, err := d.Exec(context.Background(), bundle, []string{"sh", "-c", script}, Stdio{In: inR, Out: outW, Err: outW}, false)
+		code, err := d.Exec(context.Background(), bundle, []string{"sh", "-c", script}, Stdio{In: inR, Out: outW, Err: outW}, false, nil)
 		outW.Close()
 		done <- result{code, err}
 	}()
@@ -241,7 +241,7 @@ func TestExecRefusesTheHostsMountNamespace(t *testing.T) {
 	}
 	marker := filepath.Join(t.TempDir(), "ran")
 	var out, errb bytes.Buffer
-	code, err := c.d.Exec(t.Context(), c.bundle, []string{"/bin/sh", "-c", "touch " + marker}, Stdio{Out: &out, Err: &errb}, false)
+	code, err := c.d.Exec(t.Context(), c.bundle, []string{"/bin/sh", "-c", "touch " + marker}, Stdio{Out: &out, Err: &errb}, false, nil)
 	if err == nil || !strings.Contains(err.Error(), "mount namespace is the host's") {
 		t.Errorf("exec into the host's mount namespace: exit %d, %v (stdout %q, stderr %q)", code, err, out.String(), errb.String())
 	}

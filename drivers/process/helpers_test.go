@@ -152,7 +152,7 @@ func (c *testContainer) start() {
 func (c *testContainer) exec(args ...string) (string, string, int) {
 	c.t.Helper()
 	var out, errb bytes.Buffer
-	code, err := c.d.Exec(context.Background(), c.bundle, args, Stdio{Out: &out, Err: &errb}, false)
+	code, err := c.d.Exec(context.Background(), c.bundle, args, Stdio{Out: &out, Err: &errb}, false, nil)
 	if err != nil {
 		c.t.Fatalf("exec %v: %v", args, err)
 	}

@@ -101,7 +101,7 @@ func TestExecTerminal(t *testing.T) {
 	c := newContainer(t, []string{"sleep", "100000"}, containerOpts{})
 	c.start()
 	var out bytes.Buffer
-	code, err := c.d.Exec(t.Context(), c.bundle, []string{"sh", "-c", "test -t 0 && test -t 1 && echo a-terminal; exit 3"}, Stdio{Out: &out}, true)
+	code, err := c.d.Exec(t.Context(), c.bundle, []string{"sh", "-c", "test -t 0 && test -t 1 && echo a-terminal; exit 3"}, Stdio{Out: &out}, true, nil)
 	if err != nil || code != 3 {
 		t.Fatalf("exec -t: exit %d, %v", code, err)
 	}
