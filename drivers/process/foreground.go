@@ -60,84 +60,120 @@ var endingSignals = []unix.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.S
 // (a process whose hutch was killed) is killed first.
 func (d *Driver) Foreground(ctx context.Context, p *plan.Process, stdin io.Reader, stdout, stderr io.Writer,
 	signals <-chan os.Signal, started func() error) (int, error) {
-	st, err := d.State(p.Bundle)
+	f, err := d.newForeground(ctx, p)
 	if err != nil {
 		return -1, err
 	}
-	if st.SupervisorAlive() {
-		return -1, fmt.Errorf("container %s: already running (pid %d runs it: hutch apply's supervisor or another hutch run); stop or delete it first", p.Container, st.SupervisorPID)
-	}
-	if st.Status != StatusAbsent {
-		if err := d.Stop(ctx, p.Bundle, 0); err != nil {
-			return -1, err
-		}
-	}
-	spec, err := loadSpec(p.Bundle)
+	r, err := f.start(stdin, stdout, stderr)
 	if err != nil {
-		return -1, fmt.Errorf("container %s: %w", p.Container, err)
-	}
-	if err := CheckRlimits(spec); err != nil {
-		return -1, fmt.Errorf("container %s: %w", p.Container, err)
-	}
-	f := &foreground{d: d, p: p, cgPath: cgroupPath(spec)}
-	if f.cgPath != "" && d.cg == nil {
-		return -1, fmt.Errorf("container %s: cgroup %s: the process driver has no cgroup driver", p.Container, f.cgPath)
-	}
-	if err := os.Remove(filepath.Join(p.Bundle, stopFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return -1, fmt.Errorf("container %s: %w", p.Container, err)
-	}
-	self, err := startTime(os.Getpid())
-	if err != nil {
-		return -1, fmt.Errorf("container %s: %w", p.Container, err)
-	}
-	// supervisor.json first: from the moment process.json names this
-	// process, Stop must find the cgroup to empty.
-	if err := writeJSON(filepath.Join(p.Bundle, configFile), &supervisorConfig{Process: *p, Cgroup: f.cgPath}); err != nil {
-		return -1, fmt.Errorf("container %s: %w", p.Container, err)
-	}
-	f.state = State{Container: p.Container, Status: StatusCreated, Digest: p.Digest, SupervisorPID: os.Getpid(), SupervisorStart: self, Foreground: true}
-	if err := f.save(); err != nil {
-		return -1, err
-	}
-	var oomBefore uint64
-	if f.cgPath != "" {
-		if oomBefore, err = d.cg.OOMKills(f.cgPath); err != nil {
-			return -1, f.fail(err)
-		}
-	}
-	cmd, err := startInit(p.Bundle, d.cg, f.cgPath, stdin, stdout, stderr)
-	if err != nil {
-		return -1, f.fail(err)
-	}
-	pid := cmd.Process.Pid
-	// Read before the wait: until then the process, even ended, is a
-	// zombie whose /proc/PID/stat stays.
-	pidStart, err := startTime(pid)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	if err != nil {
-		cmd.Process.Kill()
-		<-done
-		return -1, f.fail(fmt.Errorf("container %s: %w", p.Container, err))
-	}
-	f.state.Status, f.state.Started = StatusRunning, time.Now()
-	f.state.PID, f.state.PIDStart = pid, pidStart
-	if err := f.save(); err != nil {
-		cmd.Process.Kill()
-		<-done
 		return -1, err
 	}
 	if started != nil {
 		if err := started(); err != nil {
-			cmd.Process.Kill()
-			<-done
-			f.exited(cmd, 0, false, oomBefore)
+			r.cmd.Process.Kill()
+			<-r.done
+			f.exited(r, 0, false)
 			return -1, err
 		}
 	}
-	// Signals go through cmd.Process, which holds a pidfd of the init
-	// (pidfd_send_signal(2)): once the wait has reaped it, its pid may be
-	// another process's, and a signal then goes nowhere.
+	return f.wait(r, signals), nil
+}
+
+// newForeground checks that nothing runs the bundle's container, kills
+// what an earlier run left, and records this process in the bundle as the
+// container's supervisor (supervisor.json, then process.json).
+func (d *Driver) newForeground(ctx context.Context, p *plan.Process) (*foreground, error) {
+	st, err := d.State(p.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	if st.SupervisorAlive() {
+		return nil, fmt.Errorf("container %s: already running (pid %d runs it: hutch apply's supervisor or another hutch run); stop or delete it first", p.Container, st.SupervisorPID)
+	}
+	if st.Status != StatusAbsent {
+		if err := d.Stop(ctx, p.Bundle, 0); err != nil {
+			return nil, err
+		}
+	}
+	spec, err := loadSpec(p.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	if err := CheckRlimits(spec); err != nil {
+		return nil, fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	f := &foreground{d: d, p: p, cgPath: cgroupPath(spec)}
+	if f.cgPath != "" && d.cg == nil {
+		return nil, fmt.Errorf("container %s: cgroup %s: the process driver has no cgroup driver", p.Container, f.cgPath)
+	}
+	if err := os.Remove(filepath.Join(p.Bundle, stopFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	self, err := startTime(os.Getpid())
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	// supervisor.json first: from the moment process.json names this
+	// process, Stop must find the cgroup to empty.
+	if err := writeJSON(filepath.Join(p.Bundle, configFile), &supervisorConfig{Process: *p, Cgroup: f.cgPath}); err != nil {
+		return nil, fmt.Errorf("container %s: %w", p.Container, err)
+	}
+	f.state = State{Container: p.Container, Status: StatusCreated, Digest: p.Digest, SupervisorPID: os.Getpid(), SupervisorStart: self, Foreground: true}
+	if err := f.save(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// foregroundRun is the container's first process, a child of this one.
+type foregroundRun struct {
+	cmd       *exec.Cmd
+	pid       int
+	done      chan struct{} // closed once it is reaped
+	oomBefore uint64        // the cgroup's OOM kill count before it started
+}
+
+// start starts the container's init with the given streams and records
+// it running.
+func (f *foreground) start(stdin io.Reader, stdout, stderr io.Writer) (*foregroundRun, error) {
+	r := &foregroundRun{done: make(chan struct{})}
+	var err error
+	if f.cgPath != "" {
+		if r.oomBefore, err = f.d.cg.OOMKills(f.cgPath); err != nil {
+			return nil, f.fail(err)
+		}
+	}
+	if r.cmd, err = startInit(f.p.Bundle, f.d.cg, f.cgPath, stdin, stdout, stderr); err != nil {
+		return nil, f.fail(err)
+	}
+	r.pid = r.cmd.Process.Pid
+	// Read before the wait: until then the process, even ended, is a
+	// zombie whose /proc/PID/stat stays.
+	pidStart, err := startTime(r.pid)
+	go func() { r.cmd.Wait(); close(r.done) }()
+	if err != nil {
+		r.cmd.Process.Kill()
+		<-r.done
+		return nil, f.fail(fmt.Errorf("container %s: %w", f.p.Container, err))
+	}
+	f.state.Status, f.state.Started = StatusRunning, time.Now()
+	f.state.PID, f.state.PIDStart = r.pid, pidStart
+	if err := f.save(); err != nil {
+		r.cmd.Process.Kill()
+		<-r.done
+		return nil, err
+	}
+	return r, nil
+}
+
+// wait forwards signals to the process until it ends, and records how: a
+// stop request as the supervisor handles one, an ending signal it does not
+// catch as SIGKILL (see endingSignals). It returns the exit status.
+//
+// Signals go through cmd.Process, which holds a pidfd of the init
+// (pidfd_send_signal(2)): once the wait has reaped it, its pid may be
+// another process's, and a signal then goes nowhere.
+func (f *foreground) wait(r *foregroundRun, signals <-chan os.Signal) int {
 	var (
 		emulated  unix.Signal // an ending signal the init had no handler for
 		stopping  bool
@@ -145,43 +181,49 @@ func (d *Driver) Foreground(ctx context.Context, p *plan.Process, stdin io.Reade
 	)
 	for {
 		select {
-		case <-done:
-			return f.exited(cmd, emulated, stopping, oomBefore), nil
+		case <-r.done:
+			return f.exited(r, emulated, stopping)
 		case s := <-signals:
 			sig, ok := s.(syscall.Signal)
 			if !ok {
 				continue
 			}
 			if timeout, ok := f.stopRequest(sig); ok {
-				if stopping {
-					continue
-				}
-				stopping = true
-				f.state.Status = StatusStopping
-				f.save()
-				stop := f.stopSignal()
-				cmd.Process.Signal(stop)
-				if timeout <= 0 || !catches(pid, stop) {
-					cmd.Process.Signal(unix.SIGKILL)
-				} else {
-					killTimer = time.After(timeout)
+				if !stopping {
+					stopping = true
+					killTimer = f.stop(r, timeout)
 				}
 				continue
 			}
-			cmd.Process.Signal(sig)
-			if ending(sig) && !catches(pid, sig) {
+			r.cmd.Process.Signal(sig)
+			if ending(sig) && !catches(r.pid, sig) {
 				emulated = sig
-				cmd.Process.Signal(unix.SIGKILL)
+				r.cmd.Process.Signal(unix.SIGKILL)
 			}
 		case <-killTimer:
 			// The stop timeout passed: every process of the cgroup, then
 			// the init itself (in case it has no cgroup).
 			if f.cgPath != "" {
-				d.cg.KillAll(f.cgPath)
+				f.d.cg.KillAll(f.cgPath)
 			}
-			cmd.Process.Signal(unix.SIGKILL)
+			r.cmd.Process.Signal(unix.SIGKILL)
 		}
 	}
+}
+
+// stop begins a stop that was asked for: the container's stop signal, and
+// SIGKILL at once when the timeout is 0 or the init does not catch it;
+// else the timer of the SIGKILL.
+func (f *foreground) stop(r *foregroundRun, timeout time.Duration) <-chan time.Time {
+	f.state.Status = StatusStopping
+	f.save()
+	sig := f.stopSignal()
+	r.cmd.Process.Signal(sig)
+	if timeout <= 0 || !catches(r.pid, sig) {
+		r.cmd.Process.Signal(unix.SIGKILL)
+		return nil
+	}
+	return time.After(timeout)
 }
 
 // foreground is one container run in the foreground.
@@ -240,8 +282,8 @@ func (f *foreground) stopRequest(sig unix.Signal) (time.Duration, bool) {
 }
 
 // exited records how the process ended and returns its exit status.
-func (f *foreground) exited(cmd *exec.Cmd, emulated unix.Signal, stopping bool, oomBefore uint64) int {
-	code := exitStatus(cmd.ProcessState, emulated)
+func (f *foreground) exited(r *foregroundRun, emulated unix.Signal, stopping bool) int {
+	code := exitStatus(r.cmd.ProcessState, emulated)
 	f.state.Status, f.state.Finished = StatusExited, time.Now()
 	if stopping {
 		f.state.Status = StatusStopped
@@ -257,7 +299,7 @@ func (f *foreground) exited(cmd *exec.Cmd, emulated unix.Signal, stopping bool, 
 	if f.cgPath != "" {
 		// The kernel counts OOM kills per cgroup (v1 memory.oom_control
 		// oom_kill, v2 memory.events).
-		if n, err := f.d.cg.OOMKills(f.cgPath); err == nil && n > oomBefore {
+		if n, err := f.d.cg.OOMKills(f.cgPath); err == nil && n > r.oomBefore {
 			f.state.OOMKilled = true
 		}
 	}

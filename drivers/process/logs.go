@@ -37,119 +37,147 @@ type LogOptions struct {
 // waits for new lines (following the file across rotations) until ctx ends
 // or the supervisor is gone and everything was printed.
 func (d *Driver) Logs(ctx context.Context, bundle string, o LogOptions, stdout, stderr io.Writer) error {
-	path := filepath.Join(bundle, logDir, logName)
 	name := filepath.Base(bundle)
+	l := &logReader{o: o, stdout: stdout, stderr: stderr, path: filepath.Join(bundle, logDir, logName)}
+	defer l.close()
+	if err := l.past(bundle); err != nil {
+		return fmt.Errorf("container %s: logs: %w", name, err)
+	}
+	if !o.Follow {
+		return nil
+	}
+	if err := l.follow(ctx, bundle); err != nil {
+		return fmt.Errorf("container %s: logs: %w", name, err)
+	}
+	return nil
+}
+
+// logReader prints a container's log records, each stream to its writer.
+type logReader struct {
+	o              LogOptions
+	stdout, stderr io.Writer
+	path           string        // the current log file
+	cur            *os.File      // it, open (nil: none yet)
+	rd             *bufio.Reader // cur's reader
+}
+
+func (l *logReader) close() {
+	if l.cur != nil {
+		l.cur.Close()
+	}
+}
+
+// out prints one record: its text to its stream's writer, after its time
+// with Timestamps, and the newline a full line (F) had.
+func (l *logReader) out(line []byte) {
+	ts, stream, tag, text, ok := parseRecord(line)
+	if !ok {
+		return
+	}
+	w := l.stdout
+	if stream == "stderr" {
+		w = l.stderr
+	}
+	if l.o.Timestamps && ts != "" {
+		io.WriteString(w, ts+" ")
+	}
+	w.Write(text)
+	if tag == "F" {
+		w.Write([]byte{'\n'})
+	}
+}
+
+// readLines passes each whole record of the current file, from where the
+// last read stopped, to f; a half-written last record waits for its end.
+func (l *logReader) readLines(f func([]byte)) {
+	for l.cur != nil {
+		line, err := l.rd.ReadBytes('\n')
+		if err != nil {
+			if len(line) > 0 {
+				l.cur.Seek(-int64(len(line)), io.SeekCurrent)
+				l.rd.Reset(l.cur)
+			}
+			return
+		}
+		f(line)
+	}
+}
+
+// past prints what the log holds now: the rotated files, which are
+// complete, and the current file's records so far, or their last Tail.
+func (l *logReader) past(bundle string) error {
 	var files []string
 	for i := 1; ; i++ {
-		p := path + "." + strconv.Itoa(i)
+		p := l.path + "." + strconv.Itoa(i)
 		if _, err := os.Stat(p); err != nil {
 			break
 		}
 		files = append([]string{p}, files...)
 	}
-	cur, err := os.Open(path)
+	cur, err := os.Open(l.path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("container %s: logs: %w", name, err)
+		return err
 	}
 	if errors.Is(err, os.ErrNotExist) && len(files) == 0 {
 		if _, serr := os.Stat(bundle); serr != nil {
-			return fmt.Errorf("container %s: logs: %w", name, serr)
+			return serr
 		}
 	}
-	out := func(line []byte) {
-		ts, stream, tag, text, ok := parseRecord(line)
-		if !ok {
-			return
-		}
-		w := stdout
-		if stream == "stderr" {
-			w = stderr
-		}
-		if o.Timestamps && ts != "" {
-			io.WriteString(w, ts+" ")
-		}
-		w.Write(text)
-		if tag == "F" {
-			w.Write([]byte{'\n'})
-		}
-	}
-	// The rotated files are complete; read them and the current file's
-	// lines so far, keeping the last Tail when asked.
 	var tail [][]byte
 	emit := func(line []byte) {
-		if o.Tail < 0 {
-			out(line)
+		if l.o.Tail < 0 {
+			l.out(line)
 			return
 		}
 		tail = append(tail, append([]byte(nil), line...))
-		if len(tail) > o.Tail {
+		if len(tail) > l.o.Tail {
 			tail = tail[1:]
 		}
 	}
+	if cur != nil {
+		l.cur, l.rd = cur, bufio.NewReader(cur)
+	}
 	for _, f := range files {
 		if err := eachLine(f, emit); err != nil {
-			return fmt.Errorf("container %s: logs: %w", name, err)
+			return err
 		}
 	}
-	var rd *bufio.Reader
-	if cur != nil {
-		defer func() { cur.Close() }()
-		rd = bufio.NewReader(cur)
-		for {
-			line, err := rd.ReadBytes('\n')
-			if err != nil {
-				// A half-written last record waits for its end.
-				if len(line) > 0 {
-					cur.Seek(-int64(len(line)), io.SeekCurrent)
-					rd.Reset(cur)
-				}
-				break
-			}
-			emit(line)
-		}
+	l.readLines(emit)
+	for _, t := range tail {
+		l.out(t)
 	}
-	for _, l := range tail {
-		out(l)
-	}
-	if !o.Follow {
-		return nil
-	}
+	return nil
+}
+
+// follow prints the records that come, following the file across
+// rotations, until ctx ends or the supervisor is gone and everything it
+// wrote was printed.
+func (l *logReader) follow(ctx context.Context, bundle string) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	drain := func() {
-		for cur != nil {
-			line, err := rd.ReadBytes('\n')
-			if err != nil {
-				if len(line) > 0 {
-					cur.Seek(-int64(len(line)), io.SeekCurrent)
-					rd.Reset(cur)
-				}
-				return
-			}
-			out(line)
-		}
-	}
 	for {
-		drain()
+		l.readLines(l.out)
 		// Rotated: the path names a new file. The old one may have grown
 		// after the read above and before the rename: read it to its end.
-		if fi, err := os.Stat(path); err == nil {
-			if cur == nil || !sameFile(cur, fi) {
-				if cur != nil {
-					drain()
-					cur.Close()
+		if fi, err := os.Stat(l.path); err == nil {
+			if l.cur == nil || !sameFile(l.cur, fi) {
+				if l.cur != nil {
+					l.readLines(l.out)
+					l.cur.Close()
 				}
-				if cur, err = os.Open(path); err != nil {
-					return fmt.Errorf("container %s: logs: %w", name, err)
+				cur, err := os.Open(l.path)
+				if err != nil {
+					l.cur = nil
+					return err
 				}
-				rd = bufio.NewReader(cur)
+				l.cur, l.rd = cur, bufio.NewReader(cur)
 				continue
 			}
 		}
 		st, err := readState(bundle)
 		if err != nil || !st.SupervisorAlive() {
 			// Print what the supervisor wrote just before it ended.
-			drain()
+			l.readLines(l.out)
 			return nil
 		}
 		select {

@@ -170,79 +170,129 @@ func where(f *os.File) string {
 // mountInto mounts one OCI mount below rootfs (root is a handle of it),
 // before pivot_root.
 func mountInto(root *os.File, rootfs string, m specs.Mount, userns bool) error {
-	flags, prop, data := parseMountOptions(m.Options)
-	typ := m.Type
-	bind := flags&unix.MS_BIND != 0 || typ == "bind"
-	if bind {
-		typ = ""
-		flags |= unix.MS_BIND
+	o, err := mountOptsOf(rootfs, m)
+	if err != nil {
+		return err
 	}
-	file := false
+	t, err := target(root, m.Destination, o.file)
+	if err != nil {
+		return fmt.Errorf("mount %s at %s: %w", m.Source, m.Destination, err)
+	}
+	mt := &mountTarget{root: root, dest: m.Destination, t: t}
+	defer mt.close()
+	if err := mt.mount(m, o, userns); err != nil {
+		return err
+	}
+	if o.prop != 0 {
+		p, err := mt.mounted()
+		if err == nil {
+			err = unix.Mount("", p, "", o.prop, "")
+		}
+		if err != nil {
+			return fmt.Errorf("mount %s: set propagation: %w", m.Destination, err)
+		}
+	}
+	return nil
+}
+
+// mountOpts is how an OCI mount is made.
+type mountOpts struct {
+	typ         string // the file system type, "" for a bind mount
+	bind, file  bool   // a bind mount, of a file (not a folder)
+	flags, prop uintptr
+	data        string
+}
+
+// mountOptsOf works out how m is made: its flags (nodev but for devpts and
+// the bind mount of a device node), propagation and data, and checks that
+// a proc or sysfs destination is a plain folder at its literal place.
+func mountOptsOf(rootfs string, m specs.Mount) (mountOpts, error) {
+	o := mountOpts{typ: m.Type}
+	o.flags, o.prop, o.data = parseMountOptions(m.Options)
+	o.bind = o.flags&unix.MS_BIND != 0 || o.typ == "bind"
+	if o.bind {
+		o.typ = ""
+		o.flags |= unix.MS_BIND
+	}
 	switch {
-	case bind:
+	case o.bind:
 		fi, err := os.Stat(m.Source)
 		if err != nil {
-			return fmt.Errorf("mount %s at %s: source: %w", m.Source, m.Destination, err)
+			return o, fmt.Errorf("mount %s at %s: source: %w", m.Source, m.Destination, err)
 		}
-		file = !fi.IsDir()
+		o.file = !fi.IsDir()
 		// Binding a device node itself is how a manifest hands one in.
 		if fi.Mode()&os.ModeDevice == 0 {
-			flags |= unix.MS_NODEV
+			o.flags |= unix.MS_NODEV
 		}
-	case typ == "devpts":
+	case o.typ == "devpts":
 		// devpts holds only the ptys the kernel makes in it (it has no
 		// mknod); nodev would make its ptmx unopenable, and with it every
 		// pty inside (posix_openpt(3), script, sshd, a terminal).
 	default:
 		// No device node made inside can be opened (see makeDevices).
-		flags |= unix.MS_NODEV
+		o.flags |= unix.MS_NODEV
 	}
-	if typ == "proc" || typ == "sysfs" {
+	if o.typ == "proc" || o.typ == "sysfs" {
 		// The folder must be a plain folder at its literal place (no symlink
 		// anywhere on the way), see prepareRoot.
 		lit := filepath.Join(rootfs, m.Destination)
 		if res, err := securejoin.SecureJoin(rootfs, m.Destination); err == nil && res != lit {
-			return fmt.Errorf("mount %s at %s: the path goes through a symlink in the rootfs", typ, m.Destination)
+			return o, fmt.Errorf("mount %s at %s: the path goes through a symlink in the rootfs", o.typ, m.Destination)
 		}
 	}
-	t, err := target(root, m.Destination, file)
-	if err != nil {
-		return fmt.Errorf("mount %s at %s: %w", m.Source, m.Destination, err)
+	return o, nil
+}
+
+// mountTarget is a mount's destination inside the rootfs: t the folder or
+// file opened before the mount, top the mount made on it, opened when a
+// remount or a propagation change needs it.
+type mountTarget struct {
+	root   *os.File
+	dest   string
+	t, top *os.File
+}
+
+func (mt *mountTarget) close() {
+	mt.t.Close()
+	if mt.top != nil {
+		mt.top.Close()
 	}
-	defer t.Close()
-	dst := fdPath(t)
-	// After the mount, the descriptor still names the folder under it; a
-	// remount or a propagation change needs the new mount itself, found
-	// again inside the rootfs and checked to be at the same place.
-	var top *os.File
-	defer func() {
-		if top != nil {
-			top.Close()
+}
+
+// mounted returns a path of the new mount. After the mount, t still names
+// the folder under it; a remount or a propagation change needs the new
+// mount itself, found again inside the rootfs and checked to be at the
+// same place.
+func (mt *mountTarget) mounted() (string, error) {
+	if mt.top == nil {
+		rel, err := resolveIn(mt.root, mt.dest)
+		if err != nil {
+			return "", err
 		}
-	}()
-	mounted := func() (string, error) {
-		if top == nil {
-			rel, err := resolveIn(root, m.Destination)
-			if err != nil {
-				return "", err
-			}
-			if top, err = pathrs.OpenatInRoot(root, rel); err != nil {
-				return "", fmt.Errorf("open %s: %w", m.Destination, err)
-			}
-			if was, is := where(t), where(top); was != is {
-				return "", fmt.Errorf("%s moved to %s", was, is)
-			}
+		if mt.top, err = pathrs.OpenatInRoot(mt.root, rel); err != nil {
+			return "", fmt.Errorf("open %s: %w", mt.dest, err)
 		}
-		return fdPath(top), nil
+		if was, is := where(mt.t), where(mt.top); was != is {
+			return "", fmt.Errorf("%s moved to %s", was, is)
+		}
 	}
+	return fdPath(mt.top), nil
+}
+
+// mount makes m onto the target: a bind mount (remounted for its other
+// flags), sysfs (in a user namespace, the host's /sys bound read-only
+// where sysfs is refused), or another file system.
+func (mt *mountTarget) mount(m specs.Mount, o mountOpts, userns bool) error {
+	dst := fdPath(mt.t)
 	switch {
-	case bind:
-		if err := unix.Mount(m.Source, dst, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+	case o.bind:
+		if err := unix.Mount(m.Source, dst, "", o.flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
 			return fmt.Errorf("bind %s at %s: %w", m.Source, m.Destination, err)
 		}
 		// A bind mount takes other flags (ro, nosuid, ...) only on a remount.
-		if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
-			p, err := mounted()
+		if rest := o.flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
+			p, err := mt.mounted()
 			if err == nil {
 				err = remountBind(p, rest)
 			}
@@ -250,34 +300,25 @@ func mountInto(root *os.File, rootfs string, m specs.Mount, userns bool) error {
 				return fmt.Errorf("bind %s at %s: %w", m.Source, m.Destination, err)
 			}
 		}
-	case typ == "sysfs" && userns:
+	case o.typ == "sysfs" && userns:
 		// sysfs can be mounted only by the owner of the network namespace,
 		// which a container with its own user namespace is not: bind the
 		// host's /sys instead, read-only.
-		if err := unix.Mount("sysfs", dst, "sysfs", flags, data); err != nil {
+		if err := unix.Mount("sysfs", dst, "sysfs", o.flags, o.data); err != nil {
 			if err := unix.Mount("/sys", dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 				return fmt.Errorf("bind /sys at %s: %w", m.Destination, err)
 			}
-			p, err := mounted()
+			p, err := mt.mounted()
 			if err == nil {
-				err = remountBind(p, flags|unix.MS_RDONLY)
+				err = remountBind(p, o.flags|unix.MS_RDONLY)
 			}
 			if err != nil {
 				return fmt.Errorf("bind /sys at %s: %w", m.Destination, err)
 			}
 		}
 	default:
-		if err := unix.Mount(m.Source, dst, typ, flags, data); err != nil {
-			return fmt.Errorf("mount %s at %s: %w", typ, m.Destination, err)
-		}
-	}
-	if prop != 0 {
-		p, err := mounted()
-		if err == nil {
-			err = unix.Mount("", p, "", prop, "")
-		}
-		if err != nil {
-			return fmt.Errorf("mount %s: set propagation: %w", m.Destination, err)
+		if err := unix.Mount(m.Source, dst, o.typ, o.flags, o.data); err != nil {
+			return fmt.Errorf("mount %s at %s: %w", o.typ, m.Destination, err)
 		}
 	}
 	return nil
