@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 )
 
-// The helper stage the C supervisor runs for what still needs Go.
-
-// cgroupKillMain kills every process of the container's cgroup for the C
-// supervisor, when the stop timeout passed.
+// cgroupKillMain is the cgroup-kill stage, which the supervisor runs when
+// the stop timeout passed: it kills every process of the container's
+// cgroup through the cgroup driver (cgroup.kill on v2; freeze, kill, thaw
+// on v1), the one thing the supervisor still leaves to Go: a rare path
+// (an init that outlived its stop timeout), and a second copy of the
+// cgroup driver's kill in C would buy nothing.
 func cgroupKillMain(newCgroup CgroupFactory) int {
 	c, cg, err := helperSetup(os.Getenv(envBundle), newCgroup)
 	if err == nil && cg != nil {
@@ -24,6 +26,8 @@ func cgroupKillMain(newCgroup CgroupFactory) int {
 	return 0
 }
 
+// helperSetup reads the bundle's supervisor.json and makes the cgroup
+// driver for its cgroup (nil without one).
 func helperSetup(bundle string, newCgroup CgroupFactory) (*supervisorConfig, CgroupJoiner, error) {
 	var c supervisorConfig
 	if err := readJSON(filepath.Join(bundle, configFile), &c); err != nil {
