@@ -21,7 +21,10 @@ func TestApplyRefusesObjectsMarkedForAnotherContainer(t *testing.T) {
 	l.Serving()
 	before := l.Leftovers()
 
-	other := *l
+	// A copy of the lab itself, not of the pointer to it: the first
+	// container must keep its own name and root.
+	ol := *l.Lab
+	other := &lab{&ol}
 	other.Root = t.TempDir()
 	other.Name = testutil.Name("hw")
 	other.Port = 0
