@@ -1,10 +1,10 @@
 # bench/lib.sh: what bench/run.sh and bench/lab.sh share. Sourced; the
 # caller defines W (its work folder, with W/log), REPO, say and note.
 
-# build_hutch DIR OUT: builds the hutch of the tree at DIR into OUT as every
+# build_hutch_tree DIR OUT: builds the hutch of the tree at DIR into OUT as every
 # build of it is made (scripts/build.sh: statically linked), or with a plain
 # go build for a tree older than that script.
-build_hutch() {
+build_hutch_tree() {
 	if [ -x "$1/scripts/build.sh" ]; then
 		"$1/scripts/build.sh" "$2"
 	else
@@ -21,13 +21,13 @@ hutch_binary() {
 		cp "$BENCH_HUTCH" "$W/hutch" && HUTCH=$W/hutch
 	elif command -v go >/dev/null; then
 		say "building hutch (scripts/build.sh)"
-		if build_hutch "$REPO" "$W/hutch" >"$W/log/build.log" 2>&1; then
+		if build_hutch_tree "$REPO" "$W/hutch" >"$W/log/build.log" 2>&1; then
 			HUTCH=$W/hutch
 		elif git -C "$REPO" rev-parse HEAD >/dev/null 2>&1; then
 			# the working tree does not build (someone mid-edit): try the last commit
 			mkdir -p "$W/src"
 			if git -C "$REPO" archive HEAD | tar -x -C "$W/src" &&
-				build_hutch "$W/src" "$W/hutch" >>"$W/log/build.log" 2>&1; then
+				build_hutch_tree "$W/src" "$W/hutch" >>"$W/log/build.log" 2>&1; then
 				HUTCH=$W/hutch
 				note "hutch: the working tree did not build; built the last commit ($(git -C "$REPO" rev-parse --short HEAD)) instead"
 			fi
