@@ -55,18 +55,7 @@ done
 [[ $WARM_N =~ ^[0-9]+$ ]] || die "BENCH_LAB_WARM: want a count"
 
 # --- tools: Debian packages, installed only when missing -----------------
-need_pkgs=""
-for pair in busybox:busybox-static curl:curl ip:iproute2 nft:nftables python3:python3; do
-	cmd=${pair%%:*} pkg=${pair#*:}
-	if [ "$cmd" = python3 ]; then [ -x $PY ] && continue; else command -v "$cmd" >/dev/null && continue; fi
-	need_pkgs+=" $pkg"
-done
-if [ -n "$need_pkgs" ]; then
-	say "installing$need_pkgs"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq && apt-get install -y -qq --no-install-recommends $need_pkgs >/dev/null ||
-		die "apt-get install$need_pkgs failed"
-fi
+install_missing busybox:busybox-static curl:curl ip:iproute2 nft:nftables python3:python3
 BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] || BUSYBOX=$(command -v busybox)
 # hutch copies the binary into the rootfs with the libraries ldd names: a
@@ -168,8 +157,7 @@ NETNS_DIR_EXISTED=0
 NETNS_MNT_EXISTED=0
 [ -d /run/netns ] && NETNS_DIR_EXISTED=1
 awk '$5 == "/run/netns" {f=1} END {exit !f}' /proc/self/mountinfo && NETNS_MNT_EXISTED=1
-HUTCH_CG_PARENT_EXISTED=()
-for h in "${CG_HIER[@]}"; do [ -d "$h/hutch" ] && HUTCH_CG_PARENT_EXISTED+=("$h"); done
+note_cg_parents
 
 HUTCH=""
 SHELL_PIDS=()
@@ -235,11 +223,7 @@ sweep() {
 		((left)) || break
 		sleep 0.1
 	done
-	for h in "${CG_HIER[@]}"; do
-		if [ -d "$h/hutch" ] && [[ " ${HUTCH_CG_PARENT_EXISTED[*]} " != *" $h "* ]]; then
-			rmdir "$h/hutch" 2>/dev/null
-		fi
-	done
+	remove_cg_parents
 }
 
 cleanup() {

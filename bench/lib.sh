@@ -35,3 +35,37 @@ hutch_binary() {
 		fi
 	fi
 }
+
+# install_missing CMD:PACKAGE...: apt-get installs the Debian package of
+# each command that is not on PATH ($PY for python3), all in one go.
+install_missing() {
+	local pair cmd pkg need=""
+	for pair in "$@"; do
+		cmd=${pair%%:*} pkg=${pair#*:}
+		if [ "$cmd" = python3 ]; then [ -x "$PY" ] && continue; else command -v "$cmd" >/dev/null && continue; fi
+		need+=" $pkg"
+	done
+	[ -n "$need" ] || return 0
+	say "installing$need"
+	export DEBIAN_FRONTEND=noninteractive
+	# shellcheck disable=SC2086 # a list of package names
+	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $need >/dev/null; } ||
+		die "apt-get install$need failed"
+}
+
+# note_cg_parents records which hierarchies of CG_HIER already hold hutch's
+# cgroup parent, so that remove_cg_parents removes only those the run made.
+note_cg_parents() {
+	local h
+	HUTCH_CG_PARENT_EXISTED=()
+	for h in "${CG_HIER[@]}"; do [ -d "$h/hutch" ] && HUTCH_CG_PARENT_EXISTED+=("$h"); done
+}
+
+remove_cg_parents() {
+	local h
+	for h in "${CG_HIER[@]}"; do
+		if [ -d "$h/hutch" ] && [[ " ${HUTCH_CG_PARENT_EXISTED[*]} " != *" $h "* ]]; then
+			rmdir "$h/hutch" 2>/dev/null
+		fi
+	done
+}

@@ -46,19 +46,7 @@ if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS < 1 || ROUNDS > 1000)); then die "BEN
 if ! [[ $REQUESTS =~ ^[0-9]+$ ]] || ((REQUESTS < 1 || REQUESTS > 100000)); then die "BENCH_REQUESTS: $REQUESTS is not a count 1..100000"; fi
 
 # --- tools: Debian packages, installed only when missing -----------------
-need_pkgs=""
-for pair in busybox:busybox-static ip:iproute2 nft:nftables python3:python3; do
-	cmd=${pair%%:*} pkg=${pair#*:}
-	if [ "$cmd" = python3 ]; then [ -x $PY ] && continue; else command -v "$cmd" >/dev/null && continue; fi
-	need_pkgs+=" $pkg"
-done
-if [ -n "$need_pkgs" ]; then
-	say "installing$need_pkgs"
-	export DEBIAN_FRONTEND=noninteractive
-	# shellcheck disable=SC2086 # a list of package names
-	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $need_pkgs >/dev/null; } ||
-		die "apt-get install$need_pkgs failed"
-fi
+install_missing busybox:busybox-static ip:iproute2 nft:nftables python3:python3
 BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] || BUSYBOX=$(command -v busybox)
 [[ $(ldd "$BUSYBOX" 2>&1) == *"not a dynamic"* ]] || say "note: $BUSYBOX is not static (busybox-static's is)"
@@ -92,8 +80,7 @@ for h in "$CG"/*/; do
 	[ -e "$h/cgroup.procs" ] && CG_HIER+=("$h")
 done
 [ ${#CG_HIER[@]} -gt 0 ] || CG_HIER=("$CG")
-HUTCH_CG_PARENT_EXISTED=()
-for h in "${CG_HIER[@]}"; do [ -d "$h/hutch" ] && HUTCH_CG_PARENT_EXISTED+=("$h"); done
+note_cg_parents
 
 # our_rules: "CHAIN HANDLE" of every rule of ours in hutch's table.
 our_rules() {
@@ -156,11 +143,7 @@ sweep() {
 		((left)) || break
 		sleep 0.1
 	done
-	for h in "${CG_HIER[@]}"; do
-		if [ -d "$h/hutch" ] && [[ " ${HUTCH_CG_PARENT_EXISTED[*]} " != *" $h "* ]]; then
-			rmdir "$h/hutch" 2>/dev/null
-		fi
-	done
+	remove_cg_parents
 }
 
 cleanup() {

@@ -38,19 +38,8 @@ say() { echo "bench: $*" >&2; }
 ((N >= 1 && N <= 200)) || die "BENCH_N must be 1..200"
 
 # --- tools: Debian packages, installed only when missing -----------------
-need_pkgs=""
-for pair in runc:runc crun:crun curl:curl ip:iproute2 nsenter:util-linux unshare:util-linux \
-	python3:python3 ldd:libc-bin; do
-	cmd=${pair%%:*} pkg=${pair#*:}
-	if [ "$cmd" = python3 ]; then [ -x $PY ] && continue; else command -v "$cmd" >/dev/null && continue; fi
-	need_pkgs+=" $pkg"
-done
-if [ -n "$need_pkgs" ]; then
-	say "installing$need_pkgs"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq && apt-get install -y -qq --no-install-recommends $need_pkgs >/dev/null ||
-		die "apt-get install$need_pkgs failed"
-fi
+install_missing runc:runc crun:crun curl:curl ip:iproute2 nsenter:util-linux unshare:util-linux \
+	python3:python3 ldd:libc-bin
 
 # --- preflight: nothing of ours may exist yet, and nothing of theirs may be in the way
 [ -z "$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^hb[hc][0-9]+(@|$)/')" ] ||
@@ -86,8 +75,7 @@ NETNS_DIR_EXISTED=0
 NETNS_MNT_EXISTED=0
 [ -d /run/netns ] && NETNS_DIR_EXISTED=1
 awk '$5 == "/run/netns" {f=1} END {exit !f}' /proc/self/mountinfo && NETNS_MNT_EXISTED=1
-HUTCH_CG_PARENT_EXISTED=()
-for h in "${CG_HIER[@]}"; do [ -d "$h/hutch" ] && HUTCH_CG_PARENT_EXISTED+=("$h"); done
+note_cg_parents
 
 declare -A SEED_PID=()
 HUTCH=""
@@ -160,10 +148,8 @@ cleanup() {
 				find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
 				[ -d "$d" ] && left=1
 			done
-			if [ -d "$h/hutch" ] && [[ " ${HUTCH_CG_PARENT_EXISTED[*]} " != *" $h "* ]]; then
-				rmdir "$h/hutch" 2>/dev/null
-			fi
 		done
+		remove_cg_parents
 		((left)) || break
 		sleep 0.2
 	done
