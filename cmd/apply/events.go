@@ -60,16 +60,21 @@ while it follows too. -o json prints each event as one JSON object per line
 			}
 			o := h.opts
 			store := h.store()
+			// list names what the store holds (or the names given), and
+			// containersOf keeps the containers among them: networks and
+			// links have no events.
 			list := func() ([]string, error) {
 				if len(args) > 0 {
 					return args, nil
 				}
-				names, err := store.Containers()
-				if err != nil {
-					return nil, err
+				return store.Containers()
+			}
+			containersOf := func(names []string) []string {
+				if len(args) > 0 {
+					return names
 				}
-				names, _ = splitUnits(store, names)
-				return names, nil
+				cs, _ := splitUnits(store, names)
+				return cs
 			}
 			w := cmd.OutOrStdout()
 			write := func(evs []processdrv.Event) error {
@@ -81,10 +86,11 @@ while it follows too. -o json prints each event as one JSON object per line
 				}
 				return nil
 			}
-			names, err := list()
+			all, err := list()
 			if err != nil {
 				return fmt.Errorf("events: %w", err)
 			}
+			names := containersOf(all)
 			if !from.IsZero() {
 				var past []processdrv.Event
 				for _, n := range names {
@@ -101,7 +107,7 @@ while it follows too. -o json prints each event as one JSON object per line
 			if noFollow {
 				return nil
 			}
-			return followEvents(cmd.Context(), o, names, list, write)
+			return followEvents(cmd.Context(), o, all, names, list, containersOf, write)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "human", "output format: human or json (one object per line)")
@@ -112,10 +118,18 @@ while it follows too. -o json prints each event as one JSON object per line
 
 // followEvents prints the containers' new events as their supervisors
 // append them, looking every eventsPoll, and those of containers made
-// meanwhile from their first one, until a Ctrl-C or SIGTERM.
-func followEvents(c context.Context, o plan.Options, names []string, list func() ([]string, error), write func([]processdrv.Event) error) error {
+// meanwhile from their first one, until a Ctrl-C or SIGTERM. seen are the
+// names list gave at the start, names the containers among them; only a
+// name list gives later for the first time is looked up (containersOf
+// reads its record), so a poll reads no record it has read before.
+func followEvents(c context.Context, o plan.Options, seen, names []string, list func() ([]string, error),
+	containersOf func([]string) []string, write func([]processdrv.Event) error) error {
 	ctx, stop := signal.NotifyContext(c, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	known := map[string]bool{}
+	for _, n := range seen {
+		known[n] = true
+	}
 	tails := map[string]*processdrv.EventsTail{}
 	for _, n := range names {
 		tails[n] = processdrv.NewEventsTail(o.BundleDir(n))
@@ -138,12 +152,19 @@ func followEvents(c context.Context, o plan.Options, names []string, list func()
 			return err
 		}
 		// Containers made since: from their first event on.
-		if now, err := list(); err == nil {
-			for _, n := range now {
-				if _, ok := tails[n]; !ok {
-					tails[n] = processdrv.NewEventsTailFromStart(o.BundleDir(n))
-				}
+		now, err := list()
+		if err != nil {
+			continue
+		}
+		var fresh []string
+		for _, n := range now {
+			if !known[n] {
+				known[n] = true
+				fresh = append(fresh, n)
 			}
+		}
+		for _, n := range containersOf(fresh) {
+			tails[n] = processdrv.NewEventsTailFromStart(o.BundleDir(n))
 		}
 	}
 }
