@@ -138,9 +138,10 @@ func SeccompPaths(m *spec.Manifest) []string {
 	return out
 }
 
-// defaulted returns a copy of c with spec.Defaults applied. Defaults writes
-// through the pointers of the spec (network, logs), so those are copied too.
-func defaulted(c *spec.Container) *spec.Container {
+// defaulted returns a copy of c with the defaults of its image (if any,
+// see withImage) and spec.Defaults applied. Defaults writes through the
+// pointers of the spec (network, logs), so those are copied too.
+func defaulted(c *spec.Container, img *Image) (*spec.Container, error) {
 	cp := *c
 	s := &cp.Spec
 	if s.Network != nil {
@@ -156,18 +157,35 @@ func defaulted(c *spec.Container) *spec.Container {
 		s.RestartPolicy = &r
 	}
 	s.Process.Env = append([]string(nil), s.Process.Env...)
+	s.Process.Args = append([]string(nil), s.Process.Args...)
+	s.Process.AdditionalGids = append([]uint32(nil), s.Process.AdditionalGids...)
+	if img != nil {
+		if err := withImage(&cp, img); err != nil {
+			return nil, err
+		}
+	}
 	spec.Defaults(&cp)
-	return &cp
+	return &cp, nil
 }
 
 func buildContainer(in *spec.Container, o Options, lab *lab) (*Container, error) {
-	sc := defaulted(in)
+	img, err := imageOf(in, o)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := defaulted(in, img)
+	if err != nil {
+		return nil, err
+	}
 	name := sc.Metadata.Name
 	c := &Container{Name: name, Source: Source{File: sc.Source.File, Doc: sc.Source.Doc}}
 
 	rootfs, err := buildRootfs(sc, o)
 	if err != nil {
 		return nil, err
+	}
+	if img != nil {
+		rootfs.Image = rootfsImage(img)
 	}
 	net, err := buildNetwork(sc, lab)
 	if err != nil {

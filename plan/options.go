@@ -19,6 +19,10 @@ type Options struct {
 	// the manifest. Build is pure and never reads them itself: the caller
 	// reads every path of SeccompPaths first.
 	SeccompProfiles map[string][]byte
+	// Images holds what the caller read of each image the manifests'
+	// rootfs.image names (drivers/image), keyed by the reference as
+	// ImageRefs lists it. Build never opens an image itself.
+	Images map[string]*Image
 	// Leases are the addresses containers hold on networks from earlier
 	// applies (the caller reads them from the state store): IPAM keeps them.
 	Leases []Lease

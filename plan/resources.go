@@ -211,8 +211,9 @@ func CgroupID(container string) string { return "cgroup/" + container }
 
 // Rootfs is the recipe of a container's root filesystem. drivers/fs resolves
 // it on the host (binaries on PATH, their ELF dependency closure, the python
-// interpreter's standard library), builds a content-addressed layer from it
-// and mounts an overlay for the container at Bundle/rootfs.
+// interpreter's standard library), builds a content-addressed layer from it,
+// unpacks the layers of its image (if any) into the same cache, and mounts
+// an overlay for the container at Bundle/rootfs.
 type Rootfs struct {
 	Container string `json:"container"`
 	// Bundle is the container's OCI bundle folder; the rootfs is mounted at
@@ -230,6 +231,10 @@ type Rootfs struct {
 	// /dev, /tmp): always plain folders, never symlinks.
 	Dirs     []Dir `json:"dirs,omitempty"`
 	ReadOnly bool  `json:"readOnly,omitempty"`
+	// Image is the image whose layers lie below the recipe's layer (the
+	// overlay's lowerdir is the recipe's layer, then the image's from
+	// the top down), nil for a rootfs of host files only.
+	Image *RootfsImage `json:"image,omitempty"`
 	// Layer is the digest ("sha256:<hex>") of the layer the recipe gives
 	// with the host's files as they are now: drivers/fs sets it when it
 	// observes (on the desired value) and reads it back from the overlay's

@@ -92,7 +92,9 @@ func (g *generator) object(t reflect.Type) map[string]any {
 			p["description"] = d
 		}
 		props[name] = p
-		if isRequired(f) {
+		if isRequired(f) || conditions[f.Type.Name()] != nil {
+			// A type with conditions needs something of its own
+			// (a container's spec: its process's args, or an image).
 			required = append(required, name)
 		}
 	}
@@ -107,7 +109,21 @@ func (g *generator) object(t reflect.Type) map[string]any {
 	if len(required) > 0 {
 		o["required"] = required
 	}
+	for k, v := range conditions[t.Name()] {
+		o[k] = v
+	}
 	return o
+}
+
+// conditions are rules between the fields of a type, as if/then/else: a
+// container's process needs args unless its rootfs names an image (whose
+// entrypoint and cmd then run; spec's checkArgs).
+var conditions = map[string]map[string]any{
+	"ContainerSpec": {
+		"if": map[string]any{"properties": map[string]any{"rootfs": map[string]any{"required": []string{"image"}}}, "required": []string{"rootfs"}},
+		"else": map[string]any{"required": []string{"process"}, "properties": map[string]any{
+			"process": map[string]any{"required": []string{"args"}, "properties": map[string]any{"args": map[string]any{"minItems": 1}}}}},
+	},
 }
 
 // isRequired: Validate reports the field missing when it is absent: its
@@ -315,6 +331,7 @@ var ruleSchemas = map[string]ruleSchema{
 	"memoryswap": {true, map[string]any{"pattern": "^(-1|" + memoryPattern + ")$", "minimum": -1}},
 	"size":       {true, map[string]any{"pattern": "^" + memoryPattern + "$", "minimum": 1}},
 	"cpu":        {true, map[string]any{"pattern": `^([0-9]+(\.[0-9]*)?|\.[0-9]+|[0-9]+m)$`, "exclusiveMinimum": 0}},
+	"imageref":   {false, map[string]any{"pattern": `^(oci-layout|docker-archive):.`}},
 	"cpulist":    {true, map[string]any{"pattern": `^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$`, "minimum": 0}},
 	"seccomp": {false, map[string]any{"anyOf": []any{
 		map[string]any{"enum": []string{"default", "unconfined"}},

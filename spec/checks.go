@@ -31,6 +31,7 @@ func crossChecks(m *Manifest) Errors {
 		errs = append(errs, checkIDMappings(c)...)
 		errs = append(errs, checkUserMapped(c)...)
 		errs = append(errs, checkRootfsPaths(c)...)
+		errs = append(errs, checkArgs(c)...)
 	}
 	return errs
 }

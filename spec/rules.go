@@ -47,6 +47,7 @@ var rules = map[string]rule{
 	"capability": {checkCapability, expectCapability},
 	"capdrop":    {checkCapDrop, expectCapDrop},
 	"sysctl":     {checkSysctl, expectSysctl},
+	"imageref":   {checkImageRef, expectImageRef},
 }
 
 const (

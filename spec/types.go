@@ -133,8 +133,17 @@ type Dependency struct {
 	Condition string `yaml:"condition,omitempty" validate:"omitempty,oneof=started healthy"`
 }
 
-// Rootfs is the recipe of the root filesystem, built from host files.
+// Rootfs is the recipe of the root filesystem, built from host files, on
+// top of an image's layers when Image is given.
 type Rootfs struct {
+	// Image is an OCI image the rootfs starts from: oci-layout:PATH[:tag]
+	// (an OCI image layout folder, the image of that tag) or
+	// docker-archive:FILE.tar (what docker save and podman save write). A
+	// relative PATH is relative to the manifest file's folder. Its layers
+	// are unpacked into hutch's layer cache; binaries, python, copy, files
+	// and dirs make one more layer above them. The image's entrypoint and
+	// cmd, env, working folder and user are the process's defaults.
+	Image string `yaml:"image,omitempty" validate:"omitempty,imageref"`
 	// Binaries are host executables (absolute paths or names looked up on
 	// PATH) copied to the same path with every shared library they load.
 	Binaries []string `yaml:"binaries,omitempty" validate:"dive,required,binary"`
@@ -182,13 +191,18 @@ type Dir struct {
 // Process is the container's first process.
 type Process struct {
 	// Args are the program and its arguments; the program is looked up on
-	// the container's PATH unless it is a path.
-	Args []string `yaml:"args" validate:"required,min=1,dive,required"`
+	// the container's PATH unless it is a path. Required unless
+	// rootfs.image is given: then empty args run the image's entrypoint
+	// and cmd.
+	Args []string `yaml:"args,omitempty" validate:"dive,required"`
 	// Env entries are NAME=value; PATH gets a standard value unless set.
+	// With rootfs.image the image's env comes first and an entry here
+	// replaces the image's of the same NAME.
 	Env []string `yaml:"env,omitempty" validate:"dive,envvar"`
-	// Cwd is the working folder (default /).
+	// Cwd is the working folder (default: the image's, else /).
 	Cwd string `yaml:"cwd,omitempty" validate:"omitempty,abspath"`
-	// User is uid or uid:gid, numeric (default 0:0).
+	// User is uid or uid:gid, numeric (default: the image's user, else
+	// 0:0).
 	User string `yaml:"user,omitempty" validate:"omitempty,uidgid"`
 	// AdditionalGids are supplementary groups.
 	AdditionalGids []uint32 `yaml:"additionalGids,omitempty"`
