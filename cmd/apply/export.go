@@ -9,47 +9,115 @@ import (
 	"github.com/spf13/cobra"
 
 	fsdrv "hutch/drivers/fs"
+	"hutch/export"
 	"hutch/plan"
 	"hutch/reconcile"
 )
 
+// exportOptions are the flags of `hutch export`.
+type exportOptions struct {
+	files      []string
+	format     string
+	output     string
+	bundle     string
+	repository string
+	tag        string
+}
+
 // newExportCommand is `hutch export`.
 func newExportCommand(h *host) *cobra.Command {
-	var (
-		files  []string
-		bundle string
-	)
+	var o exportOptions
 	cmd := &cobra.Command{
-		Use:   "export -f FILE... --bundle DIR",
-		Short: "Write each container as an OCI bundle (config.json and rootfs/)",
-		Long: `export builds the desired state of the manifests and writes one OCI bundle per
-container: DIR/NAME/config.json, the runtime-spec configuration hutch runs, and
-DIR/NAME/rootfs, so that runc, crun or oci-runtime-tool can read it. The host
-is not otherwise touched: no namespace, link or cgroup is made.`,
+		Use:   "export -f FILE... (--bundle DIR | --format bundle|oci-image --output DIR)",
+		Short: "Write each container as an OCI bundle or an OCI image",
+		Long: `export builds the desired state of the manifests and writes each container in
+the form another tool runs:
+
+  --format bundle (or --bundle DIR): DIR/NAME/config.json, the runtime-spec
+      configuration hutch runs, and DIR/NAME/rootfs, which runc, crun or
+      oci-runtime-tool read.
+  --format oci-image: DIR/NAME/, an OCI image layout (index.json names the image
+      by its tag), and DIR/NAME.tar, a docker-archive that podman load and
+      docker load read, both tagged REPOSITORY/NAME:TAG
+      (localhost/hutch/NAME:latest unless --repository and --tag say
+      otherwise). One layer, the container's rootfs; the process's args are
+      the entrypoint, with its env, working folder and user.
+
+The same manifest and host files give the same image digests. The host is not
+otherwise touched: no namespace, link or cgroup is made; only DIR and hutch's
+layer cache are written.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, d, err := loadDesired(files, h.opts)
-			if err != nil {
+			if err := o.resolve(); err != nil {
 				return err
 			}
-			for _, c := range d.Containers {
-				dir := filepath.Join(bundle, c.Name)
-				if err := writeConfig(c, dir); err != nil {
-					return fmt.Errorf("export %s: %w", c.Name, err)
-				}
-				if err := exportRootfs(h.rootfs(), c, filepath.Join(dir, c.Spec.Root.Path)); err != nil {
-					return fmt.Errorf("export %s: rootfs: %w", c.Name, err)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\n", dir)
-			}
-			return nil
+			return runExport(cmd, h, o)
 		},
 	}
-	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "manifest file, folder of *.yaml, or - for stdin (repeatable)")
-	cmd.Flags().StringVar(&bundle, "bundle", "", "folder to write one bundle per container into")
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.files, "file", "f", nil, "manifest file, folder of *.yaml, or - for stdin (repeatable)")
+	f.StringVar(&o.format, "format", "", "bundle (the default) or oci-image")
+	f.StringVar(&o.output, "output", "", "folder to write into")
+	f.StringVar(&o.bundle, "bundle", "", "folder to write one bundle per container into (--format bundle --output DIR)")
+	f.StringVar(&o.repository, "repository", export.DefaultRepository, "images are named REPOSITORY/NAME:TAG")
+	f.StringVar(&o.tag, "tag", export.DefaultTag, "the tag of every image")
 	cmd.MarkFlagRequired("file")
-	cmd.MarkFlagRequired("bundle")
 	return cmd
+}
+
+// resolve checks the flags and folds --bundle DIR into --format bundle
+// --output DIR.
+func (o *exportOptions) resolve() error {
+	if o.bundle != "" {
+		if o.format != "" && o.format != "bundle" {
+			return fmt.Errorf("export: --bundle writes bundles; with --format %s give --output", o.format)
+		}
+		if o.output != "" {
+			return fmt.Errorf("export: give --bundle DIR or --output DIR, not both")
+		}
+		o.format, o.output = "bundle", o.bundle
+	}
+	if o.format == "" {
+		o.format = "bundle"
+	}
+	switch o.format {
+	case "bundle", "oci-image":
+	default:
+		return fmt.Errorf("export: --format %q: want bundle or oci-image", o.format)
+	}
+	if o.output == "" {
+		return fmt.Errorf("export: --output DIR (or --bundle DIR) is required")
+	}
+	return nil
+}
+
+// runExport writes every container of the manifests in o.format.
+func runExport(cmd *cobra.Command, h *host, o exportOptions) error {
+	m, d, err := loadDesired(o.files, h.opts)
+	if err != nil {
+		return err
+	}
+	if o.format == "bundle" {
+		for _, c := range d.Containers {
+			dir := filepath.Join(o.output, c.Name)
+			if err := writeConfig(c, dir); err != nil {
+				return fmt.Errorf("export %s: %w", c.Name, err)
+			}
+			if err := exportRootfs(h.rootfs(), c, filepath.Join(dir, c.Spec.Root.Path)); err != nil {
+				return fmt.Errorf("export %s: rootfs: %w", c.Name, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", dir)
+		}
+		return nil
+	}
+	for _, c := range d.Containers {
+		w, err := exportImage(h.rootfs(), c, specContainer(m, c.Name), o)
+		if err != nil {
+			return fmt.Errorf("export %s: %w", c.Name, err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", w.Layout, w.Archive, w.Ref)
+	}
+	return nil
 }
 
 // writeConfig writes the container's config.json into its bundle folder.
@@ -68,10 +136,18 @@ func writeConfig(c *plan.Container, dir string) error {
 // of the layer drivers/fs builds from the recipe (binaries with their
 // libraries, python, copies, inline files, folders).
 func exportRootfs(fs *fsdrv.Driver, c *plan.Container, root string) error {
-	for _, r := range c.Resources {
-		if rf, ok := r.(*plan.Rootfs); ok {
-			return fs.Export(context.Background(), rf, root)
-		}
+	if rf := rootfsOf(c); rf != nil {
+		return fs.Export(context.Background(), rf, root)
 	}
 	return os.MkdirAll(root, 0o755)
+}
+
+// rootfsOf is the container's rootfs resource, or nil.
+func rootfsOf(c *plan.Container) *plan.Rootfs {
+	for _, r := range c.Resources {
+		if rf, ok := r.(*plan.Rootfs); ok {
+			return rf
+		}
+	}
+	return nil
 }

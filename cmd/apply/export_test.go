@@ -1,0 +1,160 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"hutch/export"
+	"hutch/internal/testutil"
+)
+
+const webserverManifest = "../../manifests/webserver.yaml"
+
+// exportTo runs hutch export of the web server with a state root of its
+// own (the layer cache must not be the host's) and fails the test on a
+// non-zero exit.
+func exportTo(t *testing.T, stateRoot string, args ...string) string {
+	t.Helper()
+	code, out := runCmd(t, append([]string{"--root", stateRoot, "export", "-f", webserverManifest}, args...)...)
+	if code != 0 {
+		t.Fatalf("hutch export %s: exit %d: %s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+// archiveImage reads DIR/webserver.tar as podman load would: the image its
+// manifest.json tags localhost/hutch/webserver:latest.
+func archiveImage(t *testing.T, dir string) v1.Image {
+	t.Helper()
+	tag, err := name.NewTag("localhost/hutch/webserver:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := tarball.ImageFromPath(filepath.Join(dir, "webserver.tar"), &tag)
+	if err != nil {
+		t.Fatalf("docker-archive: %v", err)
+	}
+	return img
+}
+
+// The web server's image runs what hutch runs: python3 /server.py as its
+// entrypoint, its env, cwd, user, published port and labels; and its files
+// are the bundle's rootfs, by type, mode, owner and content.
+func TestExportOCIImageIsTheContainer(t *testing.T) {
+	testutil.RequireRoot(t)
+	state, out := t.TempDir(), t.TempDir()
+	exportTo(t, state, "--format", "oci-image", "--output", out)
+	img := archiveImage(t, out)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cf.Config
+	if !slices.Equal(c.Entrypoint, []string{"python3", "/server.py"}) || len(c.Cmd) != 0 {
+		t.Errorf("entrypoint %q cmd %q; want [python3 /server.py] and no cmd", c.Entrypoint, c.Cmd)
+	}
+	if !slices.Contains(c.Env, "PYTHONUNBUFFERED=1") || !slices.ContainsFunc(c.Env, func(e string) bool { return strings.HasPrefix(e, "PATH=") }) {
+		t.Errorf("env %q; want PATH and PYTHONUNBUFFERED=1", c.Env)
+	}
+	if c.WorkingDir != "/" || c.User != "0:0" || c.Labels["tutorial"] != "seed" {
+		t.Errorf("workingDir %q user %q labels %v", c.WorkingDir, c.User, c.Labels)
+	}
+	if _, ok := c.ExposedPorts["8000/tcp"]; !ok || len(c.ExposedPorts) != 1 {
+		t.Errorf("exposed ports %v; want 8000/tcp", c.ExposedPorts)
+	}
+
+	idx, err := layout.ImageIndexFromPath(filepath.Join(out, "webserver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 1 || im.Manifests[0].Annotations[export.RefNameAnnotation] != "latest" {
+		t.Fatalf("index.json: %+v, %v; want one image named latest", im, err)
+	}
+	limg, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lid, _ := limg.ConfigName()
+	aid, _ := img.ConfigName()
+	if lid != aid {
+		t.Errorf("layout's config %v, archive's %v", lid, aid)
+	}
+
+	bundles := t.TempDir()
+	exportTo(t, state, "--bundle", bundles)
+	want, err := export.FolderTree(filepath.Join(bundles, "webserver", "rootfs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	got, err := export.LayerTree(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 100 {
+		t.Fatalf("the bundle's rootfs has %d entries: not the web server's", len(want))
+	}
+	if d := want.Diff(got, 10); len(d) > 0 {
+		t.Errorf("the image's files are not the bundle's rootfs:\n%s", strings.Join(d, "\n"))
+	}
+	ents, _ := os.ReadDir(out)
+	if len(ents) != 2 {
+		t.Errorf("the output folder holds %d entries, want webserver and webserver.tar", len(ents))
+	}
+}
+
+// Two exports from two fresh layer caches, one after the other, give the
+// same image digests and the same docker-archive bytes.
+func TestExportOCIImageIsDeterministic(t *testing.T) {
+	testutil.RequireRoot(t)
+	a, b := t.TempDir(), t.TempDir()
+	exportTo(t, t.TempDir(), "--format", "oci-image", "--output", a)
+	exportTo(t, t.TempDir(), "--format", "oci-image", "--output", b)
+	for _, f := range []string{"webserver.tar", "webserver/index.json"} {
+		ba, err := os.ReadFile(filepath.Join(a, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bb, err := os.ReadFile(filepath.Join(b, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(ba) != string(bb) {
+			t.Errorf("%s differs between two exports of the same manifest", f)
+		}
+	}
+}
+
+func TestExportFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--format", "oci-image", "--bundle", "x"},
+		{"--format", "tarball", "--output", "x"},
+		{"--format", "oci-image"},
+		{"--bundle", "x", "--output", "y"},
+	} {
+		dir := t.TempDir()
+		a := append([]string{"--root", t.TempDir(), "export", "-f", webserverManifest}, args...)
+		for i, s := range a {
+			if s == "x" || s == "y" {
+				a[i] = filepath.Join(dir, s)
+			}
+		}
+		if code, _ := runCmd(t, a...); code == 0 {
+			t.Errorf("hutch export %s: exit 0, want an error", strings.Join(args, " "))
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("hutch export %s wrote into %s", strings.Join(args, " "), dir)
+		}
+	}
+}
