@@ -109,7 +109,7 @@ func withImage(sc *spec.Container, img *Image) error {
 	if len(p.Args) == 0 {
 		p.Args = append(append([]string(nil), img.Entrypoint...), img.Cmd...)
 		if len(p.Args) == 0 {
-			return fieldErrorf("spec.process.args", "missing, and image %s has neither entrypoint nor cmd (expected args)", img.Ref)
+			return fieldErrorf("spec.rootfs.image", "image %s has neither entrypoint nor cmd (expected process.args)", img.Ref)
 		}
 	}
 	p.Env = mergeEnv(img.Env, p.Env)

@@ -122,7 +122,7 @@ func TestImageManifestWins(t *testing.T) {
 
 // TestImageBare: an image with no env, working folder or user gives the
 // usual defaults (PATH, /, 0:0); one with neither entrypoint nor cmd and
-// no args in the manifest is an error at spec.process.args.
+// no args in the manifest is an error at spec.rootfs.image.
 func TestImageBare(t *testing.T) {
 	img := &Image{Ref: "oci-layout:/labs/web/images/web:v1", Cmd: []string{"sh"},
 		Layers: []ImageLayer{{DiffID: "sha256:" + strings.Repeat("01", 32)}}}
@@ -137,8 +137,8 @@ func TestImageBare(t *testing.T) {
 	img.Cmd = nil
 	_, err = buildImage(t, imageManifest(t, ""), img)
 	var fe *FieldError
-	if !errors.As(err, &fe) || fe.Path != "spec.process.args" || fe.Line == 0 || !strings.Contains(err.Error(), "neither entrypoint nor cmd") {
-		t.Errorf("no args anywhere: %v, want a placed error at spec.process.args", err)
+	if !errors.As(err, &fe) || fe.Path != "spec.rootfs.image" || fe.Line == 0 || !strings.Contains(err.Error(), "neither entrypoint nor cmd") {
+		t.Errorf("no args anywhere: %v, want a placed error at spec.rootfs.image", err)
 	}
 	// An image the caller did not read is an error, not an empty rootfs.
 	if _, err := buildImage(t, imageManifest(t, ""), nil); !errors.As(err, &fe) || fe.Path != "spec.rootfs.image" {

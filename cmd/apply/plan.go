@@ -75,7 +75,8 @@ Colour only on a terminal, and never when NO_COLOR is set.`,
 }
 
 // loadDesired loads the manifests of the -f arguments, validates them, reads
-// the seccomp profile files they name and builds the desired state. Every
+// the seccomp profile files and the images they name and builds the
+// desired state. Every
 // verb that takes -f goes through it.
 func loadDesired(files []string, o plan.Options) (*spec.Manifest, *plan.Desired, error) {
 	// Every load and validation error of every document, at once, each
@@ -98,6 +99,10 @@ func loadDesired(files []string, o plan.Options) (*spec.Manifest, *plan.Desired,
 			o.SeccompProfiles = map[string][]byte{}
 		}
 		o.SeccompProfiles[path] = b
+	}
+	// The images rootfs.image names: read here, plan.Build reads nothing.
+	if o.Images, err = readImages(m); err != nil {
+		return nil, nil, err
 	}
 	if o, err = labOptions(m, o); err != nil {
 		return nil, nil, err

@@ -21,6 +21,8 @@ func newValidateCommand() *cobra.Command {
 types are errors) and checks every value and every rule between values and
 documents: names, interface names, addresses and subnets, routes, ports, paths,
 modes, capabilities, quantities, mounts, rlimits and user namespace mappings.
+An image named by rootfs.image is read (its index, manifest and config, and
+/etc/passwd from its layers when its user is a name); nothing is written.
 
 -f takes a file, a folder (its *.yaml and *.yml files, sorted) or - for standard
 input, and may be repeated. Every error of every document is reported at once,
@@ -34,6 +36,11 @@ one is not (the errors on stderr).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := spec.LoadAndValidate(files, cmd.InOrStdin())
+			if err == nil {
+				// An image is read (never written or run): a missing
+				// path or tag is an error at its line, as any other.
+				_, err = readImages(m)
+			}
 			var errs spec.Errors
 			if errors.As(err, &errs) {
 				errs.Sort()
