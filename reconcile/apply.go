@@ -13,6 +13,7 @@ import (
 
 	"hutch/internal/progress"
 	"hutch/internal/scan"
+	"hutch/internal/slot"
 	"hutch/plan"
 )
 
@@ -248,7 +249,11 @@ func (r *Reconciler) deleteUnits(ctx context.Context, units []*unit) (int64, []e
 	if err := x.prepare(&Result{Plan: p, units: units}); err != nil {
 		return 0, append(errs, err)
 	}
-	if err := x.run(ctx, p); err != nil {
+	// The steps share the drivers' scans of the host too (each process
+	// step looks for stray supervisors of its bundle in /proc): every
+	// container deleted is locked, so nothing else adds to what a scan
+	// found, and a delete makes nothing that one would have to see.
+	if err := x.run(scan.With(ctx), p); err != nil {
 		errs = append(errs, err)
 	}
 	for _, u := range units {
@@ -474,7 +479,8 @@ func waitBuild(n *node, nodes []*node, ix *stepIndex) {
 }
 
 // runNodes runs every step in its own goroutine once the steps it waits
-// for have ended, up to parallel() at once. A failed step keeps the steps
+// for have ended, up to parallel() at once (a step that only waits gives
+// its place back meanwhile: slot.Idle). A failed step keeps the steps
 // that wait for it from starting and, unless carryOn (a delete carries on
 // past errors), every step not started yet.
 func (x *execution) runNodes(ctx context.Context, nodes []*node) error {
@@ -493,12 +499,12 @@ func (x *execution) runNodes(ctx context.Context, nodes []*node) error {
 			if x.stopped.Load() {
 				return
 			}
-			sem <- struct{}{}
-			defer func() { <-sem }()
+			sctx, s := slot.Take(ctx, sem)
+			defer s.Release()
 			if x.stopped.Load() {
 				return
 			}
-			if err := x.step(ctx, n); err != nil {
+			if err := x.step(sctx, n); err != nil {
 				errs[i] = err
 				x.units[n.owner].failed.Store(true)
 				if !x.carryOn {

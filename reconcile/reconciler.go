@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"hutch/internal/scan"
 	"hutch/plan"
 )
 
@@ -156,6 +157,10 @@ func (r *Reconciler) observe(ctx context.Context, units []*unit) (*Result, error
 			}
 		}
 	}
+	// Observing reads the host only: the drivers share their scans of it
+	// (the mount table, the host's addresses) between the containers,
+	// instead of reading all of it once for each.
+	ctx = scan.With(ctx)
 	errs := make([]error, len(units))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, r.parallel())

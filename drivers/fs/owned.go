@@ -11,6 +11,7 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 
+	"hutch/internal/scan"
 	"hutch/plan"
 )
 
@@ -32,8 +33,14 @@ func (d *Driver) containersDir() string {
 }
 
 // rootfsMounts maps each container to the mount points at or below its
-// rootfs under this driver's state root.
-func (d *Driver) rootfsMounts() (map[string][]string, error) {
+// rootfs under this driver's state root, reading mountinfo once per
+// scan.With context (a delete asks for every name; a mount table that
+// holds N overlays read N times grows as N squared).
+func (d *Driver) rootfsMounts(ctx context.Context) (map[string][]string, error) {
+	return scan.Memo(ctx, "rootfs-mounts:"+d.stateRoot, d.scanRootfsMounts)
+}
+
+func (d *Driver) scanRootfsMounts() (map[string][]string, error) {
 	ms, err := mountinfo.GetMounts(nil)
 	if err != nil {
 		return nil, fmt.Errorf("rootfs: find hutch's: read mountinfo: %w", err)
@@ -62,7 +69,7 @@ func (d *Driver) Owned(ctx context.Context, container string) ([]plan.Resource, 
 	if container == "" || container == "." || container == ".." || strings.ContainsAny(container, "/\x00") {
 		return nil, fmt.Errorf("rootfs: find container %q's: not a container name", container)
 	}
-	ms, err := d.rootfsMounts()
+	ms, err := d.rootfsMounts(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +82,7 @@ func (d *Driver) Owned(ctx context.Context, container string) ([]plan.Resource, 
 // Marked lists the containers with a mount at or below their rootfs folder
 // under the state root, sorted.
 func (d *Driver) Marked(ctx context.Context) ([]string, error) {
-	ms, err := d.rootfsMounts()
+	ms, err := d.rootfsMounts(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -112,4 +119,33 @@ func (d *Driver) Elsewhere(container string) ([]string, error) {
 		roots = append(roots, root)
 	}
 	return roots, nil
+}
+
+// observedMount is mountAt(p), from one read of mountinfo per scan.With
+// context: an apply observes every container's rootfs, and reading the
+// whole table (one overlay per container) for each made a no-op apply of
+// 1000 containers spend 2 s parsing it. The table is keyed by mount point;
+// the last mount stacked at p, as in mountAt, is the one its path reaches.
+func observedMount(ctx context.Context, p string) (*mountinfo.Info, error) {
+	if !scan.Active(ctx) {
+		return mountAt(p)
+	}
+	byPoint, err := scan.Memo(ctx, "mounts", func() (map[string]*mountinfo.Info, error) {
+		ms, err := mountinfo.GetMounts(nil)
+		if err != nil {
+			return nil, fmt.Errorf("read mountinfo: %w", err)
+		}
+		out := make(map[string]*mountinfo.Info, len(ms))
+		for _, m := range ms {
+			out[m.Mountpoint] = m
+		}
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		p = real
+	}
+	return byPoint[p], nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"hutch/internal/scan"
 	"hutch/plan"
 )
 
@@ -73,18 +74,18 @@ func (a *AddressDriver) Observe(ctx context.Context, want plan.Resource) (plan.R
 	defer h.Close()
 	var found *netlink.Addr
 	if l != nil {
-		if found, err = findAddr(h, l, p.Addr()); err != nil {
+		if found, err = observedAddr(ctx, h, l, p.Addr()); err != nil {
 			return nil, fmt.Errorf("address %s on %s%s: %w", w.CIDR, w.Link, in(w.Netns), err)
 		}
 	}
 	if found == nil {
 		// Apply would add it: it must not be another link's already, and
 		// on the host its subnet must not be routed elsewhere.
-		if err := heldElsewhere(h, w, p.Addr(), l); err != nil {
+		if err := heldElsewhere(ctx, h, w, p.Addr(), l); err != nil {
 			return nil, err
 		}
 		if w.Netns == plan.HostNetns {
-			return nil, routedElsewhere(h, w, p, l)
+			return nil, routedElsewhere(ctx, h, w, p, l)
 		}
 		return nil, nil
 	}
@@ -123,12 +124,12 @@ func (d *Driver) linkIn(netns, name, container string, needs []string) (*handle,
 // hutch does not own. An IP on another link of hutch's is left to the
 // reconciler: it is another resource of hutch's, and a renamed interface
 // gives its address up before the new one takes it.
-func heldElsewhere(h *handle, w *plan.Address, ip netip.Addr, l netlink.Link) error {
+func heldElsewhere(ctx context.Context, h *handle, w *plan.Address, ip netip.Addr, l netlink.Link) error {
 	skip := 0
 	if l != nil {
 		skip = l.Attrs().Index
 	}
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(nil, family(ip)) })
+	addrs, err := h.addrsOnce(ctx)
 	if err != nil {
 		return fmt.Errorf("address %s on %s%s: list addresses: %w", w.CIDR, w.Link, in(w.Netns), err)
 	}
@@ -163,8 +164,11 @@ func heldElsewhere(h *handle, w *plan.Address, ip netip.Addr, l netlink.Link) er
 // a link hutch does not own: adding the address would make a second
 // connected route, and the host would reach only one side (`ip route`
 // shows the one already there).
-func routedElsewhere(h *handle, w *plan.Address, p netip.Prefix, l netlink.Link) error {
-	routes, err := h.routes(family(p.Addr()), unix.RT_TABLE_MAIN)
+func routedElsewhere(ctx context.Context, h *handle, w *plan.Address, p netip.Prefix, l netlink.Link) error {
+	fam := family(p.Addr())
+	routes, err := scan.Memo(ctx, fmt.Sprintf("routes:%s:%d", h.netns, fam), func() ([]netlink.Route, error) {
+		return h.routes(fam, unix.RT_TABLE_MAIN)
+	})
 	if err != nil {
 		return fmt.Errorf("address %s on %s: list routes: %w", w.CIDR, w.Link, err)
 	}
@@ -206,6 +210,55 @@ func findAddr(h *handle, l netlink.Link, ip netip.Addr) (*netlink.Addr, error) {
 	for i := range addrs {
 		if got, ok := netip.AddrFromSlice(addrs[i].IP); ok && got.Unmap() == ip {
 			return &addrs[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// addrsOnce dumps every address of the handle's namespace (both
+// families), once per scan.With context and namespace.
+func (h *handle) addrsOnce(ctx context.Context) ([]netlink.Addr, error) {
+	return scan.Memo(ctx, "addrs:"+h.netns, func() ([]netlink.Addr, error) { return h.addrs(nil, netlink.FAMILY_ALL) })
+}
+
+// isLocal says whether a link of the handle's namespace holds ip: the
+// kernel routes it as local (RTM_GETROUTE of the one address).
+func (h *handle) isLocal(ip netip.Addr) (bool, error) {
+	rs, err := h.RouteGet(ip.AsSlice())
+	if errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("route get %s: %w", ip, err)
+	}
+	for _, r := range rs {
+		if r.Type == unix.RTN_LOCAL {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// observedAddr is findAddr, from one dump of the host's addresses per
+// scan.With context when h is the host's: the kernel answers RTM_GETADDR
+// for one link with every address of the namespace, and an apply that
+// observes the host end of each of N containers read N addresses N times.
+// A container's own namespace holds only its own few.
+func observedAddr(ctx context.Context, h *handle, l netlink.Link, ip netip.Addr) (*netlink.Addr, error) {
+	if h.netns != plan.HostNetns || !scan.Active(ctx) {
+		return findAddr(h, l, ip)
+	}
+	all, err := h.addrsOnce(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range all {
+		if all[i].LinkIndex != l.Attrs().Index {
+			continue
+		}
+		if got, ok := netip.AddrFromSlice(all[i].IP); ok && got.Unmap() == ip {
+			a := all[i]
+			return &a, nil
 		}
 	}
 	return nil, nil
@@ -259,13 +312,16 @@ func (a *AddressDriver) Apply(ctx context.Context, ch *plan.Change) error {
 		return fmt.Errorf("address %s on %s%s: %w", w.CIDR, w.Link, in(w.Netns), unix.ENODEV)
 	}
 	// Checked again here, as another link may have taken the IP since
-	// Observe; an IP already on the link needs nothing.
-	found, err := findAddr(h, l, p.Addr())
-	if err != nil {
+	// Observe. The kernel's answer to "where does IP go" (RTM_GETROUTE,
+	// one route, not a dump) says whether any link holds it: only then are
+	// the addresses dumped to find which. Dumping them for every address
+	// made an apply of N containers read N host addresses N times, and
+	// at 1000 the dumps, racing the other steps' changes, kept coming back
+	// interrupted. An IP already on the link needs nothing (EEXIST below).
+	if local, err := h.isLocal(p.Addr()); err != nil {
 		return fmt.Errorf("address %s on %s%s: %w", w.CIDR, w.Link, in(w.Netns), err)
-	}
-	if found == nil {
-		if err := heldElsewhere(h, w, p.Addr(), l); err != nil {
+	} else if local {
+		if err := heldElsewhere(ctx, h, w, p.Addr(), l); err != nil {
 			return err
 		}
 	}

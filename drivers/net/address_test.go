@@ -26,7 +26,7 @@ func kernelAddrs(t testing.TB, h *netlink.Handle, name string) []string {
 	if l == nil {
 		return nil
 	}
-	addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_ALL) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,15 +143,13 @@ func (v *VethDriver) Owned(ctx context.Context, container string) ([]plan.Resour
 	if err != nil {
 		return nil, err
 	}
+	ids, err := v.d.netnsIDs(ctx, host)
+	if err != nil {
+		return nil, err
+	}
 	nsids := map[int]string{}
 	for _, name := range marks[container] {
-		f, err := openNetns(v.d.netnsPath(name))
-		if err != nil {
-			continue
-		}
-		id, err := host.GetNetNsIdByFd(int(f.Fd()))
-		f.Close()
-		if err == nil && id >= 0 {
+		if id, ok := ids.byName[name]; ok {
 			nsids[id] = name
 		}
 	}
@@ -166,7 +164,7 @@ func (v *VethDriver) Owned(ctx context.Context, container string) ([]plan.Resour
 		}
 		w := &plan.Veth{Container: container, Host: plan.LinkEnd{Name: l.Attrs().Name}}
 		if marked {
-			ph, netns, err := v.d.peerHandle(host, l, "")
+			ph, netns, err := v.d.peerHandle(host, l, ids.byID[l.Attrs().NetNsID])
 			if err != nil {
 				return nil, fmt.Errorf("veth %s: find peer: %w", w.Host.Name, err)
 			}
@@ -232,4 +230,42 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// netnsIDs are the ids the host gives the named namespaces under NetnsDir
+// (RTM_GETNSID; a namespace has one once a link of the host points into
+// it), both ways.
+type netnsIDs struct {
+	byID   map[int]string
+	byName map[string]int
+}
+
+// netnsIDs reads the id of every named namespace once per scan.With
+// context. Asking, for each container, which namespace its host end's
+// peer lives in by opening the namespaces one by one made a delete of N
+// containers open N*N/2 of them (and the kernel's id lookup walks every
+// id it has given), so 1000 containers spent 5 s there.
+func (d *Driver) netnsIDs(ctx context.Context, host *handle) (netnsIDs, error) {
+	return scan.Memo(ctx, "netns-ids:"+d.netnsDir, func() (netnsIDs, error) {
+		ids := netnsIDs{byID: map[int]string{}, byName: map[string]int{}}
+		ents, err := os.ReadDir(d.netnsDir)
+		if errors.Is(err, os.ErrNotExist) {
+			return ids, nil
+		}
+		if err != nil {
+			return ids, fmt.Errorf("netns: find hutch's: %w", err)
+		}
+		for _, e := range ents {
+			f, err := openNetns(d.netnsPath(e.Name()))
+			if err != nil {
+				continue
+			}
+			id, err := host.GetNetNsIdByFd(int(f.Fd()))
+			f.Close()
+			if err == nil && id >= 0 {
+				ids.byID[id], ids.byName[e.Name()] = e.Name(), id
+			}
+		}
+		return ids, nil
+	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"hutch/internal/slot"
 	"hutch/plan"
 )
 
@@ -319,7 +320,12 @@ func (d *Driver) Stop(ctx context.Context, bundle string, timeout time.Duration)
 	if err := unix.Kill(st.SupervisorPID, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("container %s: stop: signal supervisor %d: %w", name, st.SupervisorPID, err)
 	}
-	if err := waitExit(ctx, st.SupervisorPID, st.SupervisorStart); err != nil {
+	// The supervisor ends the process within its stop timeout: other
+	// steps may run while this one waits (slot.Idle).
+	resume := slot.Idle(ctx)
+	err = waitExit(ctx, st.SupervisorPID, st.SupervisorStart)
+	resume()
+	if err != nil {
 		kerr := killCgroup()
 		unix.Kill(st.SupervisorPID, unix.SIGKILL)
 		return errors.Join(fmt.Errorf("container %s: stop: %w", name, err), kerr)

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"hutch/internal/scan"
 	"hutch/plan"
 )
 
@@ -98,13 +99,24 @@ func believed(pid int, self fileID) bool {
 	return err == nil && exe == self
 }
 
-// supervisors lists the running supervisors, each with the bundle its
+// supervisors lists the running supervisors (scanSupervisors), scanning
+// /proc once per scan.With context: a delete of N containers asks for each
+// of them, and N scans of a /proc that holds N supervisors made the delete
+// grow as N squared. Sharing one scan is sound because the caller holds
+// the lock of every container it asks about, so no other hutch starts a
+// supervisor for those bundles meanwhile, and a supervisor that ended since
+// is skipped by its users (alive, by pid and start time).
+func (d *Driver) supervisors(ctx context.Context) ([]stray, error) {
+	return scan.Memo(ctx, "supervisors:"+d.exe, d.scanSupervisors)
+}
+
+// scanSupervisors lists the running supervisors, each with the bundle its
 // environment names: the processes called hutch-supervisor whose
 // environment says so and that are believed (root, and hutch's binary,
 // d.exe). Each is read between two reads of its start time, so that a pid
 // reused meanwhile is never taken for the process read first. A process
 // that ends while it is read is skipped.
-func (d *Driver) supervisors() ([]stray, error) {
+func (d *Driver) scanSupervisors() ([]stray, error) {
 	self, err := statID(d.exe)
 	if err != nil {
 		return nil, fmt.Errorf("find supervisors: hutch's binary %s: %w", d.exe, err)
@@ -163,8 +175,8 @@ func (d *Driver) bundleOf(container string) (string, error) {
 }
 
 // strays lists the running supervisors whose environment names bundle.
-func (d *Driver) strays(bundle string) ([]stray, error) {
-	all, err := d.supervisors()
+func (d *Driver) strays(ctx context.Context, bundle string) ([]stray, error) {
+	all, err := d.supervisors(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +204,7 @@ func (d *Driver) Owned(ctx context.Context, container string) ([]plan.Resource, 
 	if st, err := d.State(bundle); err == nil && st.SupervisorAlive() {
 		return []plan.Resource{found}, nil
 	}
-	ss, err := d.strays(bundle)
+	ss, err := d.strays(ctx, bundle)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", container, err)
 	}
@@ -205,7 +217,7 @@ func (d *Driver) Owned(ctx context.Context, container string) ([]plan.Resource, 
 // Marked lists the containers that a running supervisor serves a bundle of
 // under the state root, sorted.
 func (d *Driver) Marked(ctx context.Context) ([]string, error) {
-	all, err := d.supervisors()
+	all, err := d.supervisors(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +235,7 @@ func (d *Driver) Marked(ctx context.Context) ([]string, error) {
 // container of this name: the namespaces, interfaces and cgroup marked for
 // the container are then that root's, not leftovers of this one.
 func (d *Driver) Elsewhere(container string) ([]string, error) {
-	all, err := d.supervisors()
+	all, err := d.scanSupervisors()
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +258,7 @@ func (d *Driver) Elsewhere(container string) ([]string, error) {
 // bundle files, so it cannot stop its container the ordinary way; its
 // container's processes, left in the cgroup, go with the cgroup's delete.
 func (d *Driver) killStrays(ctx context.Context, bundle string) error {
-	ss, err := d.strays(bundle)
+	ss, err := d.strays(ctx, bundle)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"hutch/internal/slot"
 	"hutch/plan"
 )
 
@@ -95,6 +96,9 @@ func (d *Driver) watchStart(ctx context.Context, p *plan.Process, pid int) error
 	} else if st.PID != pid {
 		return d.startFailure(ctx, p)
 	}
+	// The watch only waits: other steps run meanwhile (slot.Idle). It is
+	// the step's last work, so the place is not taken back.
+	slot.Idle(ctx)
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	for {
 		left := time.Until(deadline)
@@ -173,9 +177,15 @@ func (d *Driver) logTailSince(ctx context.Context, bundle string, since time.Tim
 // the timeout. (Condition started needs no wait here: the dependency's
 // process step comes first, in Needs.)
 func (d *Driver) waitDependencies(ctx context.Context, p *plan.Process) error {
+	waited := false
 	for _, dep := range p.After {
 		if dep.Condition != "healthy" {
 			continue
+		}
+		if !waited {
+			// Other steps run while this one waits (slot.Idle).
+			defer slot.Idle(ctx)()
+			waited = true
 		}
 		for {
 			st, err := d.State(dep.Bundle)

@@ -29,6 +29,12 @@ func With(ctx context.Context) context.Context {
 	return context.WithValue(ctx, key{}, &cache{m: map[string]*entry{}})
 }
 
+// Active says whether ctx shares its scans (comes from With).
+func Active(ctx context.Context) bool {
+	_, ok := ctx.Value(key{}).(*cache)
+	return ok
+}
+
 // Memo returns what f returns, made once per name within a context from
 // With; without one it calls f every time.
 func Memo[T any](ctx context.Context, name string, f func() (T, error)) (T, error) {
