@@ -28,8 +28,8 @@ type exportOptions struct {
 func newExportCommand(h *host) *cobra.Command {
 	var o exportOptions
 	cmd := &cobra.Command{
-		Use:   "export -f FILE... (--bundle DIR | --format bundle|oci-image --output DIR)",
-		Short: "Write each container as an OCI bundle or an OCI image",
+		Use:   "export -f FILE... (--bundle DIR | --format bundle|oci-image|kube --output DIR)",
+		Short: "Write each container as an OCI bundle, an OCI image, or Kubernetes YAML",
 		Long: `export builds the desired state of the manifests and writes each container in
 the form another tool runs:
 
@@ -42,6 +42,10 @@ the form another tool runs:
       (localhost/hutch/NAME:latest unless --repository and --tag say
       otherwise). One layer, the container's rootfs; the process's args are
       the entrypoint, with its env, working folder and user.
+  --format kube: the images as oci-image writes them, and DIR/kube.yaml: a Pod
+      per container, a Service per published port and a NetworkPolicy per
+      network, for kubectl apply or podman kube play; what has no Kubernetes
+      form is named in a comment at its object (docs/kubernetes.md).
 
 The same manifest and host files give the same image digests. The host is not
 otherwise touched: no namespace, link or cgroup is made; only DIR and hutch's
@@ -56,7 +60,7 @@ layer cache are written.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.files, "file", "f", nil, "manifest file, folder of *.yaml, or - for stdin (repeatable)")
-	f.StringVar(&o.format, "format", "", "bundle (the default) or oci-image")
+	f.StringVar(&o.format, "format", "", "bundle (the default), oci-image or kube")
 	f.StringVar(&o.output, "output", "", "folder to write into")
 	f.StringVar(&o.bundle, "bundle", "", "folder to write one bundle per container into (--format bundle --output DIR)")
 	f.StringVar(&o.repository, "repository", export.DefaultRepository, "images are named REPOSITORY/NAME:TAG")
@@ -81,9 +85,9 @@ func (o *exportOptions) resolve() error {
 		o.format = "bundle"
 	}
 	switch o.format {
-	case "bundle", "oci-image":
+	case "bundle", "oci-image", "kube":
 	default:
-		return fmt.Errorf("export: --format %q: want bundle or oci-image", o.format)
+		return fmt.Errorf("export: --format %q: want bundle, oci-image or kube", o.format)
 	}
 	if o.output == "" {
 		return fmt.Errorf("export: --output DIR (or --bundle DIR) is required")
@@ -110,12 +114,21 @@ func runExport(cmd *cobra.Command, h *host, o exportOptions) error {
 		}
 		return nil
 	}
+	refs := map[string]string{}
 	for _, c := range d.Containers {
 		w, err := exportImage(h.rootfs(), c, specContainer(m, c.Name), o)
 		if err != nil {
 			return fmt.Errorf("export %s: %w", c.Name, err)
 		}
+		refs[c.Name] = w.Ref
 		fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", w.Layout, w.Archive, w.Ref)
+	}
+	if o.format == "kube" {
+		p, err := writeKube(m, d, refs, o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s\n", p)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	fsdrv "hutch/drivers/fs"
 	"hutch/export"
@@ -70,4 +71,32 @@ func specContainer(m *spec.Manifest, name string) *spec.Container {
 		}
 	}
 	return nil
+}
+
+// writeKube writes DIR/kube.yaml: the Kubernetes objects of every
+// container of the manifests, whose images refs names, in one file, so
+// that one `podman kube play` or `kubectl apply -f` runs a whole lab.
+func writeKube(m *spec.Manifest, d *plan.Desired, refs map[string]string, o exportOptions) (string, error) {
+	header := []string{
+		"Written by hutch export --format kube -f " + strings.Join(o.files, " -f ") + ".",
+		"The images are beside this file: NAME.tar (podman load -i NAME.tar) and NAME/, an",
+		"OCI image layout (skopeo copy oci:NAME:" + o.tag + " docker://REGISTRY/NAME:" + o.tag + ").",
+		"On this machine: podman kube play kube.yaml; on a cluster, push the images, set",
+		"each image: to the pushed name, and kubectl apply -f kube.yaml (docs/kubernetes.md).",
+		"",
+	}
+	b, err := export.Kube(m, d, refs, header)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(o.output, "kube.yaml")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return "", fmt.Errorf("export: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("export: %w", err)
+	}
+	return p, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -156,5 +157,24 @@ func TestExportFlags(t *testing.T) {
 		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 			t.Errorf("hutch export %s wrote into %s", strings.Join(args, " "), dir)
 		}
+	}
+}
+
+// --format kube writes kube.yaml beside the images it names, with
+// --repository and --tag.
+func TestExportKubeNamesTheImagesBesideIt(t *testing.T) {
+	testutil.RequireRoot(t)
+	out := t.TempDir()
+	exportTo(t, t.TempDir(), "--format", "kube", "--output", out, "--repository", "registry.example/lab", "--tag", "v1")
+	b, err := os.ReadFile(filepath.Join(out, "kube.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "image: registry.example/lab/webserver:v1\n") {
+		t.Errorf("kube.yaml does not name the image registry.example/lab/webserver:v1:\n%s", b)
+	}
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(filepath.Join(out, "webserver.tar")) })
+	if err != nil || len(m) != 1 || !slices.Equal(m[0].RepoTags, []string{"registry.example/lab/webserver:v1"}) {
+		t.Errorf("webserver.tar: %+v, %v; want tagged registry.example/lab/webserver:v1", m, err)
 	}
 }
