@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -247,7 +248,13 @@ func naiveChanges(before, after []Resource) []*Change {
 	for _, r := range after {
 		b, ok := old[r.ID()]
 		delete(old, r.ID())
-		switch fields := FieldDiff(b, r); {
+		fields := FieldDiff(b, r)
+		if r.Kind() == KindAddress {
+			// As the address driver: an address's order (needs) is no
+			// property of it.
+			fields = slices.DeleteFunc(fields, func(f string) bool { return strings.HasPrefix(f, "needs") })
+		}
+		switch {
 		case !ok:
 			cs = append(cs, &Change{ID: r.ID(), Kind: r.Kind(), Action: Create, After: r})
 		case len(fields) == 0:

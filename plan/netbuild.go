@@ -137,13 +137,25 @@ func (b *netBuilder) addInterface(i int, it spec.Interface) error {
 		b.addrs = append(b.addrs, ad)
 		b.inside = append(b.inside, ifAddr{iface: it.Name, veth: v.ID(), prefix: p, id: ad.ID()})
 	}
+	var inside []*Address
+	for _, r := range b.addrs {
+		if ad, ok := r.(*Address); ok && ad.Veth == v.ID() && ad.Netns != HostNetns {
+			inside = append(inside, ad)
+		}
+	}
 	var first [2]netip.Prefix
 	for j, a := range it.Host.Addresses {
 		p, err := netip.ParsePrefix(a)
 		if err != nil {
 			return atField(fmt.Sprintf("%s.host.addresses[%d]", path, j), err)
 		}
-		b.addrs = append(b.addrs, &Address{Container: b.name, Netns: HostNetns, Link: it.Host.Name, CIDR: p.String(), Veth: v.ID()})
+		ha := &Address{Container: b.name, Netns: HostNetns, Link: it.Host.Name, CIDR: p.String(), Veth: v.ID()}
+		for _, in := range inside {
+			if ip, err := netip.ParsePrefix(in.CIDR); err == nil && ip.Addr().Is6() == p.Addr().Is6() {
+				ha.Needs = append(ha.Needs, in.ID())
+			}
+		}
+		b.addrs = append(b.addrs, ha)
 		fam := 0
 		if p.Addr().Is6() {
 			fam = 1

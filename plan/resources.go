@@ -125,6 +125,13 @@ type Address struct {
 	Link      string `json:"link"`
 	CIDR      string `json:"cidr"`
 	Veth      string `json:"veth"`
+	// Needs are addresses made first. A host end's address comes after
+	// the container end's: it adds the host's route to the container, and
+	// a client already trying (a poll during apply) would otherwise send
+	// its first packet while the container's end cannot answer ARP yet;
+	// the neighbour entry then waits a whole retrans_time (1 s) to ask
+	// again.
+	Needs []string `json:"needs,omitempty"`
 }
 
 func (a *Address) ID() string {
@@ -132,7 +139,7 @@ func (a *Address) ID() string {
 }
 func (a *Address) Kind() Kind     { return KindAddress }
 func (a *Address) Owner() string  { return a.Container }
-func (a *Address) Deps() []string { return []string{a.Veth} }
+func (a *Address) Deps() []string { return append([]string{a.Veth}, a.Needs...) }
 
 // CarriedBy: an address goes with its link.
 func (a *Address) CarriedBy() []string { return []string{a.Veth} }
