@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -130,16 +131,6 @@ func mountAt(p string) (*mountinfo.Info, error) {
 	return ms[len(ms)-1], nil
 }
 
-// lowerOf is the lowerdir of an overlay mount's superblock options.
-func lowerOf(m *mountinfo.Info) string {
-	for _, o := range strings.Split(m.VFSOptions, ",") {
-		if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 func readOnly(m *mountinfo.Info) bool {
 	for _, o := range strings.Split(m.Options, ",") {
 		if o == "ro" {
@@ -177,6 +168,7 @@ func (d *Driver) Observe(ctx context.Context, want plan.Resource) (plan.Resource
 	if lower := lowerOf(m); filepath.Dir(lower) == d.layersDir() {
 		got.Layer = "sha256:" + filepath.Base(lower)
 	}
+	got.Image = d.observedImage(m, p)
 	return &got, nil
 }
 
@@ -195,6 +187,9 @@ func (d *Driver) Diff(got, want plan.Resource) (fields, forceReplace []string) {
 	}
 	if g.Layer != w.Layer {
 		fields = append(fields, "layer")
+	}
+	if !sameImageLayers(g.Image, w.Image) {
+		fields = append(fields, "image.layers")
 	}
 	if g.ReadOnly != w.ReadOnly {
 		fields = append(fields, "readOnly")
@@ -224,13 +219,7 @@ func (d *Driver) layerFor(ctx context.Context, rf *plan.Rootfs) (string, string,
 			return "", "", err
 		}
 	}
-	d.mu.Lock()
-	b := d.builds[digest]
-	if b == nil {
-		b = &sync.Mutex{}
-		d.builds[digest] = b
-	}
-	d.mu.Unlock()
+	b := d.buildLock(digest)
 	b.Lock()
 	defer b.Unlock()
 	dir, err := d.ensureLayer(ctx, digest, t)
@@ -262,6 +251,16 @@ func (d *Driver) Apply(ctx context.Context, ch *plan.Change) error {
 		return err
 	}
 	rf.Layer = digest
+	// The overlay's lower folders, top first: the recipe's layer, then
+	// the image's from its top layer down.
+	lowers := []string{layer}
+	if rf.Image != nil {
+		il, err := d.imageLowers(ctx, rf)
+		if err != nil {
+			return err
+		}
+		lowers = append(lowers, il...)
+	}
 	p := pathsOf(rf)
 	fail := func(op string, err error) error {
 		return fmt.Errorf("rootfs %s: %s: %w", rf.Container, op, err)
@@ -271,7 +270,7 @@ func (d *Driver) Apply(ctx context.Context, ch *plan.Change) error {
 		return fail("observe", err)
 	}
 	if m != nil {
-		if m.FSType == "overlay" && lowerOf(m) == layer && readOnly(m) == rf.ReadOnly {
+		if m.FSType == "overlay" && slices.Equal(lowersOf(m), lowers) && readOnly(m) == rf.ReadOnly {
 			return nil
 		}
 		if err := unmountAll(p.rootfs); err != nil {
@@ -284,39 +283,31 @@ func (d *Driver) Apply(ctx context.Context, ch *plan.Change) error {
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return fail("make overlay folder", err)
 	}
-	// An upper folder made over another layer is dropped: its whiteouts
-	// and copied-up files describe changes to files of that layer.
-	if rec, err := os.ReadFile(p.record); err != nil || string(rec) != digest {
+	// An upper folder made over other layers is dropped: its whiteouts
+	// and copied-up files describe changes to files of those layers. The
+	// record names every layer, top first, one per line.
+	record := strings.Join(lowerDigests(lowers), "\n")
+	if rec, err := os.ReadFile(p.record); err != nil || string(rec) != record {
 		if err := os.RemoveAll(p.upper); err != nil {
 			return fail("remove stale upper folder", err)
 		}
 		if err := os.RemoveAll(p.work); err != nil {
 			return fail("remove stale work folder", err)
 		}
-		if err := os.WriteFile(p.record, []byte(digest), 0o600); err != nil {
+		if err := os.WriteFile(p.record, []byte(record), 0o600); err != nil {
 			return fail("record layer", err)
 		}
+	}
+	if err := recordImage(p, rf.Image); err != nil {
+		return fail("record image", err)
 	}
 	for _, dir := range []string{p.upper, p.work} {
 		if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
 			return fail("make overlay folder", err)
 		}
 	}
-	for _, s := range []string{layer, p.upper, p.work} {
-		if strings.ContainsAny(s, ",:\\") {
-			return fail("mount overlay", fmt.Errorf("path %q holds a comma, colon or backslash, which overlay options cannot carry", s))
-		}
-	}
-	data := "lowerdir=" + layer + ",upperdir=" + p.upper + ",workdir=" + p.work
-	var flags uintptr = unix.MS_NODEV
-	if rf.ReadOnly {
-		// overlayfs refuses a single lowerdir without an upperdir
-		// (EINVAL), so a read-only rootfs is the same overlay mounted
-		// MS_RDONLY: its upper folder stays empty.
-		flags |= unix.MS_RDONLY
-	}
-	if err := unix.Mount("overlay", p.rootfs, "overlay", flags, data); err != nil {
-		return fail("mount overlay "+data, err)
+	if err := mountLowers(p.rootfs, lowers, p.upper, p.work, rf.ReadOnly); err != nil {
+		return fail("mount", err)
 	}
 	return nil
 }
@@ -457,7 +448,7 @@ func (d *Driver) GC(inUse map[string]bool) (removed []string, err error) {
 		return nil, fmt.Errorf("gc: read mountinfo: %w", err)
 	}
 	for _, m := range ms {
-		for _, l := range strings.Split(lowerOf(m), ":") {
+		for _, l := range lowersOf(m) {
 			if filepath.Dir(l) == d.layersDir() {
 				used[filepath.Base(l)] = true
 			}
@@ -465,8 +456,11 @@ func (d *Driver) GC(inUse map[string]bool) (removed []string, err error) {
 	}
 	recs, _ := filepath.Glob(filepath.Join(d.stateRoot, "containers", "*", "overlay", "layer"))
 	for _, rec := range recs {
+		// One digest per line: the recipe's layer, then an image's.
 		if b, err := os.ReadFile(rec); err == nil {
-			used[strings.TrimPrefix(string(b), "sha256:")] = true
+			for _, l := range strings.Split(string(b), "\n") {
+				used[strings.TrimPrefix(l, "sha256:")] = true
+			}
 		}
 	}
 	ents, err := os.ReadDir(d.layersDir())

@@ -162,6 +162,14 @@ func (d *Driver) lockedTemp() (string, func(), error) {
 // ensureLayer returns the folder of the layer of t, building it when the
 // cache does not hold it. The caller holds the cache lock shared.
 func (d *Driver) ensureLayer(ctx context.Context, digest string, t *tree) (string, error) {
+	return d.ensure(digest, func(tmp string) error { return writeTree(ctx, tmp, t) })
+}
+
+// ensure returns the folder of the layer digest, which fill writes into a
+// temporary folder when the cache does not hold it: a recipe's tree
+// (ensureLayer) or an image's layer (ensureImageLayer). A fill that fails
+// leaves nothing; one that succeeds is flushed and renamed into place.
+func (d *Driver) ensure(digest string, fill func(tmp string) error) (string, error) {
 	dir, err := d.layerDir(digest)
 	if err != nil {
 		return "", err
@@ -190,7 +198,7 @@ func (d *Driver) ensureLayer(ctx context.Context, digest string, t *tree) (strin
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("layer %s: %w", digest, err)
 	}
-	if err := writeTree(ctx, tmp, t); err != nil {
+	if err := fill(tmp); err != nil {
 		return fail(err)
 	}
 	// One syncfs instead of an fsync per file: the whole tree is on disk
