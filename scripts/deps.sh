@@ -8,6 +8,11 @@ PKGS="ca-certificates git make gcc iproute2 curl python3 procps psmisc busybox-s
 # only recommends it); binutils' readelf checks the result.
 PKGS+=" libc6-dev binutils"
 PKGS+=" runc crun nftables"
+# podman kube play of what hutch export --format kube writes
+# (cmd/apply/export_podman_test.go): podman with runc and conmon, catatonit
+# for the pause image podman builds locally (nothing is pulled), netavark
+# and iptables for the pod's network and its published port.
+PKGS+=" podman conmon catatonit netavark iptables"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=" $p"
