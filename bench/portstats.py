@@ -250,15 +250,18 @@ def report(a):
       f"{len(data.get('req-own', [])) + lo} through the container's address, {lp} of "
       f"{len(data.get('req-pub', [])) + lp} through the published port.")
     w("")
-    if pairs:
+    if late:
         w(f"In {len(late)} of {len(pairs)} rounds both paths first answered only about 1 s after apply's "
-          "start. That is the neighbour race of a client "
-          "that asks while the container is being made: the first packet to A went out once the host end "
-          "had its address (and so the route) but before the container's end answered ARP; the neighbour "
-          "entry stays INCOMPLETE and the kernel asks again only after retrans_time_ms (1000 ms). `ip "
-          "neigh` read at the first unanswered connection showed it INCOMPLETE while the container's eth0 "
-          "was already up with its address. Both paths go through that one entry, so their difference is "
-          "the figure to read.")
+          "start: the neighbour race of a client that asks while the container is being made. Its first "
+          "packet to A left an INCOMPLETE neighbour entry, which the kernel asks again only after "
+          "retrans_time_ms (1000 ms). hutch sets the host's entries of the container's IPs from the "
+          "container end's MAC when it adds the host end's address (docs/network.md), which should leave "
+          "none: a late round here means that no longer holds.")
+        w("")
+    elif pairs:
+        w(f"No round of {len(pairs)} met the neighbour race (a first answer about 1 s late): hutch sets "
+          "the host's neighbour entries of the container's IPs from the container end's MAC when it adds "
+          "the host end's address, so a client's early try is not left waiting for ARP.")
         w("")
     out.extend(notes_section(a.notes))
     body = "\n".join(out)

@@ -250,9 +250,9 @@ func naiveChanges(before, after []Resource) []*Change {
 		delete(old, r.ID())
 		fields := FieldDiff(b, r)
 		if r.Kind() == KindAddress {
-			// As the address driver: an address's order (needs) is no
-			// property of it.
-			fields = slices.DeleteFunc(fields, func(f string) bool { return strings.HasPrefix(f, "needs") })
+			// As the address driver: an address's order (needs) and the
+			// neighbours it sets (peer) are no property of it.
+			fields = slices.DeleteFunc(fields, func(f string) bool { return strings.HasPrefix(f, "needs") || strings.HasPrefix(f, "peer") })
 		}
 		switch {
 		case !ok:

@@ -153,6 +153,10 @@ func (b *netBuilder) addInterface(i int, it spec.Interface) error {
 		for _, in := range inside {
 			if ip, err := netip.ParsePrefix(in.CIDR); err == nil && ip.Addr().Is6() == p.Addr().Is6() {
 				ha.Needs = append(ha.Needs, in.ID())
+				if ha.Peer == nil {
+					ha.Peer = &AddressPeer{Netns: in.Netns, Link: in.Link}
+				}
+				ha.Peer.IPs = append(ha.Peer.IPs, ip.Addr().String())
 			}
 		}
 		b.addrs = append(b.addrs, ha)

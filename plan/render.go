@@ -104,7 +104,7 @@ func writeCreate(w io.Writer, r Resource) {
 	l := leaves(r)
 	keys := make([]string, 0, len(l))
 	for k, v := range l {
-		if v != "{}" && v != `""` && v != "null" && !internal(k) { // an empty block or value: nothing set
+		if v != "{}" && v != `""` && v != "null" && !internal(r.Kind(), k) { // an empty block or value: nothing set
 			keys = append(keys, k)
 		}
 	}
@@ -114,10 +114,13 @@ func writeCreate(w io.Writer, r Resource) {
 	}
 }
 
-// internal says whether a field is hutch's own bookkeeping rather than
-// something the manifest says: the resources one waits for.
-func internal(path string) bool {
-	return path == "needs" || strings.HasPrefix(path, "needs[")
+// internal says whether a field of a resource of kind k is hutch's own
+// bookkeeping rather than something the manifest says: the resources one
+// waits for (needs), and a host address's peer, whose neighbour entries it
+// sets.
+func internal(k Kind, path string) bool {
+	under := func(f string) bool { return path == f || strings.HasPrefix(path, f+"[") || strings.HasPrefix(path, f+".") }
+	return under("needs") || (k == KindAddress && under("peer"))
 }
 
 // writeFields lists the changed fields as `field: old -> new`, marking those
@@ -134,7 +137,7 @@ func writeFields(w io.Writer, c *Change) {
 	bt, _ := tree(c.Before)
 	at, _ := tree(c.After)
 	for _, f := range fields {
-		if internal(f) {
+		if internal(c.Kind, f) {
 			continue
 		}
 		old, ok := valueAt(bt, f)

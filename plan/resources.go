@@ -132,6 +132,22 @@ type Address struct {
 	// the neighbour entry then waits a whole retrans_time (1 s) to ask
 	// again.
 	Needs []string `json:"needs,omitempty"`
+	// Peer is, on a host end's address, the container's end of the veth
+	// and its addresses of this family. Once the address is made, the
+	// host's neighbour entries for them are set from the peer's MAC
+	// address, which hutch knows: the first packet then needs no ARP, and
+	// an entry that a client's early try left waiting for an answer
+	// (INCOMPLETE, asked again only after retrans_time, 1 s) is resolved
+	// at once, its queued packets sent.
+	Peer *AddressPeer `json:"peer,omitempty"`
+}
+
+// AddressPeer is the other end of a veth: its namespace, interface and
+// IPs.
+type AddressPeer struct {
+	Netns string   `json:"netns"`
+	Link  string   `json:"link"`
+	IPs   []string `json:"ips"`
 }
 
 func (a *Address) ID() string {

@@ -335,6 +335,49 @@ func (a *AddressDriver) Apply(ctx context.Context, ch *plan.Change) error {
 	if err := h.AddrAdd(l, addr); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("address %s on %s%s: add: %w", w.CIDR, w.Link, in(w.Netns), err)
 	}
+	return a.setNeighbours(h, l, w)
+}
+
+// setNeighbours sets, for a host end's address, the neighbour entries of
+// the peer's IPs on l from the peer's MAC address (RTM_NEWNEIGH, replace,
+// NUD_STALE: `ip neigh replace IP lladdr MAC dev L nud stale`). A stale
+// entry is used at once and confirmed by the kernel's own probe on first
+// use, as one learnt from an ARP answer would be. Without it the first
+// packet waited for ARP, and a client that tried before the container's
+// end could answer (a poll bound to the interface sends as soon as the
+// link is up) left an INCOMPLETE entry that the kernel asked again only
+// after retrans_time: its first answer came a second late. A peer that is
+// gone (its namespace removed meanwhile) leaves nothing to set.
+func (a *AddressDriver) setNeighbours(h *handle, l netlink.Link, w *plan.Address) error {
+	if w.Peer == nil || len(w.Peer.IPs) == 0 {
+		return nil
+	}
+	ph, err := a.d.handle(w.Peer.Netns)
+	if errors.Is(err, errNoNetns) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("address %s on %s: peer %s%s: %w", w.CIDR, w.Link, w.Peer.Link, in(w.Peer.Netns), err)
+	}
+	defer ph.Close()
+	peer, err := ph.link(w.Peer.Link)
+	if err != nil {
+		return fmt.Errorf("address %s on %s: peer %s%s: %w", w.CIDR, w.Link, w.Peer.Link, in(w.Peer.Netns), err)
+	}
+	if peer == nil || len(peer.Attrs().HardwareAddr) == 0 {
+		return nil
+	}
+	for _, s := range w.Peer.IPs {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return fmt.Errorf("address %s on %s: peer IP %q: %w", w.CIDR, w.Link, s, err)
+		}
+		n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: family(ip), State: netlink.NUD_STALE,
+			IP: ip.AsSlice(), HardwareAddr: peer.Attrs().HardwareAddr}
+		if err := h.NeighSet(n); err != nil {
+			return fmt.Errorf("address %s on %s: neighbour %s lladdr %s: %w", w.CIDR, w.Link, ip, peer.Attrs().HardwareAddr, err)
+		}
+	}
 	return nil
 }
 
