@@ -119,7 +119,9 @@ func writeCreate(w io.Writer, r Resource) {
 // waits for (needs), and a host address's peer, whose neighbour entries it
 // sets.
 func internal(k Kind, path string) bool {
-	under := func(f string) bool { return path == f || strings.HasPrefix(path, f+"[") || strings.HasPrefix(path, f+".") }
+	under := func(f string) bool {
+		return path == f || strings.HasPrefix(path, f+"[") || strings.HasPrefix(path, f+".")
+	}
 	return under("needs") || (k == KindAddress && under("peer"))
 }
 
