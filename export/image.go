@@ -49,6 +49,19 @@ type Image struct {
 	// Config is the image's run configuration: entrypoint, env, working
 	// folder, user, exposed ports, labels, stop signal.
 	Config v1.Config
+	// Base are the layers of the image the rootfs starts from
+	// (rootfs.image), bottom first; the rootfs's own layer goes above
+	// them, as the recipe's layer lies above them in the container's
+	// overlay. BaseRef names that image in the history.
+	Base    []BaseLayer
+	BaseRef string
+}
+
+// BaseLayer is one layer of the image a rootfs starts from: its diff ID
+// and its uncompressed tar.
+type BaseLayer struct {
+	DiffID string
+	Open   func() (io.ReadCloser, error)
 }
 
 // Written is what WriteImage wrote.
@@ -62,8 +75,9 @@ type Written struct {
 
 // WriteImage writes img under dir as DIR/NAME, an OCI image layout whose
 // index.json names the image by its tag, and DIR/NAME.tar, a docker-archive
-// that `podman load` and `docker load` read. Both hold the same image: one
-// gzip-compressed layer of the rootfs and the config. Each is written
+// that `podman load` and `docker load` read. Both hold the same image: the
+// base image's layers when there is one, one gzip-compressed layer of the
+// rootfs, and the config. Each is written
 // beside its place and renamed into it, so a failed export leaves the one
 // before intact; an existing DIR/NAME that is not an image layout is
 // refused rather than replaced.
@@ -120,11 +134,25 @@ func WriteImage(img Image, dir string) (*Written, error) {
 	return w, nil
 }
 
-// buildImage makes the image: the layer of img.Rootfs, written to a file
-// in tmp and compressed once, and the config with Epoch as its created
-// time, the host's architecture (the rootfs holds the host's binaries) and
-// OCI media types throughout.
+// buildImage makes the image: the base image's layers, each compressed
+// again with gzip (the diff IDs stay the image's: the same uncompressed
+// tars), the layer of img.Rootfs, written to a file in tmp and compressed
+// once, and the config with Epoch as its created time, the host's
+// architecture (the rootfs holds the host's binaries) and OCI media types
+// throughout.
 func buildImage(img Image, tmp string) (v1.Image, error) {
+	var adds []mutate.Addendum
+	for _, b := range img.Base {
+		l, err := tarball.LayerFromOpener(b.Open, tarball.WithMediaType(types.OCILayer), tarball.WithCompressedCaching)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s of %s: %w", b.DiffID, img.BaseRef, err)
+		}
+		if id, err := l.DiffID(); err != nil || id.String() != b.DiffID {
+			return nil, fmt.Errorf("layer %s of %s: its tar hashes to %v (%v): the image changed since it was read", b.DiffID, img.BaseRef, id, err)
+		}
+		adds = append(adds, mutate.Addendum{Layer: l, MediaType: types.OCILayer,
+			History: v1.History{Created: v1.Time{Time: Epoch}, CreatedBy: "hutch export", Comment: "a layer of " + img.BaseRef}})
+	}
 	layerTar := filepath.Join(tmp, "layer.tar")
 	f, err := os.Create(layerTar)
 	if err != nil {
@@ -142,12 +170,13 @@ func buildImage(img Image, tmp string) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("layer: %w", err)
 	}
-	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	image, err := mutate.Append(base, mutate.Addendum{
+	adds = append(adds, mutate.Addendum{
 		Layer:     layer,
 		MediaType: types.OCILayer,
 		History:   v1.History{Created: v1.Time{Time: Epoch}, CreatedBy: "hutch export", Comment: "the rootfs of container " + img.Name},
 	})
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	image, err := mutate.Append(base, adds...)
 	if err != nil {
 		return nil, fmt.Errorf("layer: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	fsdrv "hutch/drivers/fs"
+	imgdrv "hutch/drivers/image"
 	"hutch/export"
 	"hutch/plan"
 	"hutch/spec"
@@ -30,13 +31,42 @@ func exportImage(fs *fsdrv.Driver, c *plan.Container, sc *spec.Container, o expo
 	if err != nil {
 		return nil, err
 	}
-	return export.WriteImage(export.Image{
+	img := export.Image{
 		Name:   c.Name,
 		Ref:    export.Ref(o.repository, c.Name, o.tag),
 		Rootfs: root,
 		Keep:   func(p string) bool { return keep[p] },
 		Config: export.ImageConfig(c, sc),
-	}, o.output)
+	}
+	if img.Base, img.BaseRef, err = baseLayers(rootfsOf(c)); err != nil {
+		return nil, err
+	}
+	return export.WriteImage(img, o.output)
+}
+
+// baseLayers are the layers of the image a rootfs starts from
+// (rootfs.image), read again through drivers/image: drivers/fs exports
+// only the recipe's layer, which lies above them. The image must still
+// have the layers the plan read.
+func baseLayers(rf *plan.Rootfs) ([]export.BaseLayer, string, error) {
+	if rf == nil || rf.Image == nil {
+		return nil, "", nil
+	}
+	img, err := imgdrv.Open(rf.Image.Ref)
+	if err != nil {
+		return nil, "", fmt.Errorf("rootfs.image: %w", err)
+	}
+	if len(img.Layers) != len(rf.Image.Layers) {
+		return nil, "", fmt.Errorf("rootfs.image %s: %d layers, %d when the plan read it: the image changed", rf.Image.Ref, len(img.Layers), len(rf.Image.Layers))
+	}
+	var out []export.BaseLayer
+	for i, l := range img.Layers {
+		if l.DiffID != rf.Image.Layers[i] {
+			return nil, "", fmt.Errorf("rootfs.image %s: layer %d is %s, %s when the plan read it: the image changed", rf.Image.Ref, i, l.DiffID, rf.Image.Layers[i])
+		}
+		out = append(out, export.BaseLayer{DiffID: l.DiffID, Open: l.Open})
+	}
+	return out, rf.Image.Ref, nil
 }
 
 // hostFiles are the paths of the rootfs whose content and mtime come from

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -176,5 +178,68 @@ func TestExportKubeNamesTheImagesBesideIt(t *testing.T) {
 	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(filepath.Join(out, "webserver.tar")) })
 	if err != nil || len(m) != 1 || !slices.Equal(m[0].RepoTags, []string{"registry.example/lab/webserver:v1"}) {
 		t.Errorf("webserver.tar: %+v, %v; want tagged registry.example/lab/webserver:v1", m, err)
+	}
+}
+
+// A container whose rootfs starts from an image exports as that image's
+// layers, unchanged (the same diff IDs), with the recipe's layer above
+// them: the merged tree has the image's busybox and the manifest's file.
+func TestExportOCIImageKeepsTheBaseImagesLayers(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	base := testutil.Image(t, v1.Config{Entrypoint: []string{"/bin/sh"}}, "",
+		testutil.Layer(t, testutil.LayerTar(t, testutil.BusyboxLayer(t)), testutil.Zstd))
+	testutil.WriteLayout(t, filepath.Join(dir, "base"), []string{"v1"}, base)
+	manifest := filepath.Join(dir, "imgexp.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: hutch/v1alpha1
+kind: Container
+metadata:
+  name: imgexp
+spec:
+  rootfs:
+    image: oci-layout:base:v1
+    files:
+      - {path: /hello.txt, content: "hello\n"}
+  process:
+    args: [/bin/sleep, "1000"]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if code, o := runCmd(t, "--root", t.TempDir(), "export", "-f", manifest, "--format", "oci-image", "--output", out); code != 0 {
+		t.Fatalf("export: exit %d: %s", code, o)
+	}
+	tag, _ := name.NewTag("localhost/hutch/imgexp:latest")
+	img, err := tarball.ImageFromPath(filepath.Join(out, "imgexp.tar"), &tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseLayers, _ := base.Layers()
+	baseID, _ := baseLayers[0].DiffID()
+	ls, err := img.Layers()
+	if err != nil || len(ls) != 2 {
+		t.Fatalf("%d layers, %v; want the image's and the recipe's", len(ls), err)
+	}
+	if id, _ := ls[0].DiffID(); id != baseID {
+		t.Errorf("bottom layer %v, want the base image's %v", id, baseID)
+	}
+	cf, _ := img.ConfigFile()
+	if !slices.Equal(cf.Config.Entrypoint, []string{"/bin/sleep", "1000"}) {
+		t.Errorf("entrypoint %q", cf.Config.Entrypoint)
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tree, err := export.LayerTree(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := os.ReadFile("/bin/busybox")
+	sum := sha256.Sum256(bb)
+	if tree["bin/busybox"].SHA256 != hex.EncodeToString(sum[:]) || tree["bin/sh"].Link != "busybox" {
+		t.Errorf("the image's busybox is not in the export: %+v %+v", tree["bin/busybox"], tree["bin/sh"])
+	}
+	hello := sha256.Sum256([]byte("hello\n"))
+	if tree["hello.txt"].SHA256 != hex.EncodeToString(hello[:]) {
+		t.Errorf("the recipe's /hello.txt is not in the export: %+v", tree["hello.txt"])
 	}
 }
