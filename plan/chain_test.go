@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"hutch/spec"
@@ -51,6 +52,7 @@ func TestChain(t *testing.T) {
 			for _, p := range SeccompPaths(m) {
 				o.SeccompProfiles[p] = small
 			}
+			o.Images = chainImages(m)
 			// Build defaults a copy itself; a manifest defaulted first must
 			// give the same containers.
 			d, err := Build(m, o)
@@ -163,8 +165,22 @@ func FuzzChain(f *testing.F) {
 		for _, p := range SeccompPaths(m) {
 			o.SeccompProfiles[p] = small
 		}
+		o.Images = chainImages(m)
 		if _, err := Build(m, o); err != nil {
 			t.Fatalf("valid manifest refused by Build: %v\ninput:\n%s", err, data)
 		}
 	})
+}
+
+// chainImages stands for what the caller reads of each image the manifest
+// names (Build reads nothing): a config with a cmd and a user looked up,
+// one layer.
+func chainImages(m *spec.Manifest) map[string]*Image {
+	out := map[string]*Image{}
+	for _, ref := range ImageRefs(m) {
+		out[ref] = &Image{Ref: ref, Digest: "sha256:" + strings.Repeat("0", 64), Cmd: []string{"sh"},
+			User: "www", UserResolved: true, UID: 33, GID: 33,
+			Layers: []ImageLayer{{DiffID: "sha256:" + strings.Repeat("1", 64)}}}
+	}
+	return out
 }

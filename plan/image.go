@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -102,8 +103,10 @@ func imageOf(sc *spec.Container, o Options) (*Image, error) {
 // withImage fills the process fields the manifest leaves empty from the
 // image's config, as docker run does: args from entrypoint and cmd, the
 // working folder, the user; the image's env comes first and the
-// manifest's entries replace those of the same name. It runs before
-// spec.Defaults, on the copy Build works on.
+// manifest's entries replace those of the same name. What neither gives
+// gets spec.Defaults's values (/, 0:0, the standard PATH), which
+// spec.Defaults leaves to this for a container with an image. It runs on
+// the copy Build works on.
 func withImage(sc *spec.Container, img *Image) error {
 	p := &sc.Spec.Process
 	if len(p.Args) == 0 {
@@ -129,6 +132,15 @@ func withImage(sc *spec.Container, img *Image) error {
 		if len(p.AdditionalGids) == 0 {
 			p.AdditionalGids = append([]uint32(nil), img.AdditionalGids...)
 		}
+	}
+	if p.Cwd == "" {
+		p.Cwd = "/"
+	}
+	if p.User == "" {
+		p.User = "0:0"
+	}
+	if !slices.ContainsFunc(p.Env, func(e string) bool { return strings.HasPrefix(e, "PATH=") }) {
+		p.Env = append([]string{spec.DefaultPath}, p.Env...)
 	}
 	return nil
 }

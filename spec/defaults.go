@@ -37,10 +37,14 @@ func Defaults(c *Container) {
 	if s.Hostname == "" {
 		s.Hostname = c.Metadata.Name
 	}
-	if s.Process.Cwd == "" {
+	// With an image, the working folder, the user and PATH left out are
+	// the image's: plan fills them from its config (and with these same
+	// defaults where the image has none).
+	image := s.Rootfs.Image != ""
+	if s.Process.Cwd == "" && !image {
 		s.Process.Cwd = "/"
 	}
-	if s.Process.User == "" {
+	if s.Process.User == "" && !image {
 		s.Process.User = "0:0"
 	}
 	if s.Process.StopSignal == "" {
@@ -64,7 +68,7 @@ func Defaults(c *Container) {
 			hasPath = true
 		}
 	}
-	if !hasPath {
+	if !hasPath && !image {
 		s.Process.Env = append([]string{DefaultPath}, s.Process.Env...)
 	}
 	if s.Network != nil && s.Network.Namespace == "" {
