@@ -422,7 +422,7 @@ func networkNotes(sc *spec.Container, notes []string) []string {
 			what += " " + strings.Join(ifc.Addresses, ",")
 		}
 		if ifc.Network != "" {
-			what += " on network " + ifc.Network + " (its label and NetworkPolicy say who may reach the Pod)"
+			what += " on network " + ifc.Network + " (its label and NetworkPolicy say who may reach the Pod; the names hutch's /etc/hosts gives resolve in a cluster only as Services)"
 		} else if ifc.Host.Name != "" {
 			what += ", host end " + ifc.Host.Name + " " + strings.Join(ifc.Host.Addresses, ",")
 		}

@@ -43,15 +43,8 @@ const capabilityXattr = "security.capability"
 func WriteLayer(w io.Writer, root string, keep func(path string) bool) error {
 	tw := tar.NewWriter(w)
 	links := map[[2]uint64]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		return writeEntry(tw, p, filepath.ToSlash(rel), keep, links)
+	err := walkBelow(root, func(p, rel string) error {
+		return writeEntry(tw, p, rel, keep, links)
 	})
 	if err != nil {
 		return fmt.Errorf("layer of %s: %w", root, err)
@@ -60,6 +53,22 @@ func WriteLayer(w io.Writer, root string, keep func(path string) bool) error {
 		return fmt.Errorf("layer of %s: %w", root, err)
 	}
 	return nil
+}
+
+// walkBelow calls fn for every path below root (not root itself), in
+// lexical order, without following symlinks, with its path relative to
+// root in slash form.
+func walkBelow(root string, fn func(p, rel string) error) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		return fn(p, filepath.ToSlash(rel))
+	})
 }
 
 // writeEntry writes the tar header (and content) of host path p, named rel

@@ -8,9 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -72,14 +70,7 @@ func LayerTree(r io.Reader) (Tree, error) {
 // FolderTree reads the folder root into its Tree (root itself is not in it).
 func FolderTree(root string) (Tree, error) {
 	t := Tree{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil || rel == "." {
-			return err
-		}
+	err := walkBelow(root, func(p, rel string) error {
 		var st unix.Stat_t
 		if err := unix.Lstat(p, &st); err != nil {
 			return err
@@ -98,6 +89,7 @@ func FolderTree(root string) (Tree, error) {
 			e.SHA256 = hex.EncodeToString(sum[:])
 		case unix.S_IFLNK:
 			e.Type = tar.TypeSymlink
+			var err error
 			if e.Link, err = os.Readlink(p); err != nil {
 				return err
 			}
@@ -112,7 +104,7 @@ func FolderTree(root string) (Tree, error) {
 		default:
 			return nil // a socket: no layer holds one
 		}
-		t[filepath.ToSlash(rel)] = e
+		t[rel] = e
 		return nil
 	})
 	return t, err
