@@ -1,5 +1,5 @@
 # hutch: see README.md. Every target runs as root on Debian.
-.PHONY: build up test bench bench-lab bench-ports bench-startup gobench clean
+.PHONY: build up test bench bench-lab bench-scale bench-ports bench-startup gobench clean
 
 build:
 	./scripts/build.sh bin/hutch
@@ -13,11 +13,15 @@ test:
 bench:
 	./bench/run.sh
 	./bench/lab.sh
+	./bench/scale.sh
 	./bench/ports.sh
 	./bench/startup.sh
 
 bench-lab:
 	./bench/lab.sh
+
+bench-scale:
+	./bench/scale.sh
 
 bench-ports:
 	./bench/ports.sh
