@@ -347,7 +347,8 @@ func (a *AddressDriver) Apply(ctx context.Context, ch *plan.Change) error {
 // end could answer (a poll bound to the interface sends as soon as the
 // link is up) left an INCOMPLETE entry that the kernel asked again only
 // after retrans_time: its first answer came a second late. A peer that is
-// gone (its namespace removed meanwhile) leaves nothing to set.
+// gone (its namespace removed meanwhile) leaves nothing to set, and a full
+// neighbour table leaves the entry to ARP.
 func (a *AddressDriver) setNeighbours(h *handle, l netlink.Link, w *plan.Address) error {
 	if w.Peer == nil || len(w.Peer.IPs) == 0 {
 		return nil
@@ -374,7 +375,13 @@ func (a *AddressDriver) setNeighbours(h *handle, l netlink.Link, w *plan.Address
 		}
 		n := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: family(ip), State: netlink.NUD_STALE,
 			IP: ip.AsSlice(), HardwareAddr: peer.Attrs().HardwareAddr}
-		if err := h.NeighSet(n); err != nil {
+		if err := h.NeighSet(n); errors.Is(err, unix.ENOBUFS) {
+			// The host's neighbour table is full (more entries than
+			// net.ipv4.neigh.default.gc_thresh3 over every namespace, as
+			// with a thousand containers at the default 1024): the first
+			// packet asks by ARP, as without this entry.
+			return nil
+		} else if err != nil {
 			return fmt.Errorf("address %s on %s: neighbour %s lladdr %s: %w", w.CIDR, w.Link, ip, peer.Attrs().HardwareAddr, err)
 		}
 	}
