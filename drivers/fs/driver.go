@@ -265,7 +265,7 @@ func (d *Driver) Apply(ctx context.Context, ch *plan.Change) error {
 	fail := func(op string, err error) error {
 		return fmt.Errorf("rootfs %s: %s: %w", rf.Container, op, err)
 	}
-	m, err := mountAt(p.rootfs)
+	m, err := currentMount(p.rootfs)
 	if err != nil {
 		return fail("observe", err)
 	}
