@@ -527,7 +527,16 @@ func copyFile(src, pfd int, base string) error {
 	}
 	out := os.NewFile(uintptr(fd), base)
 	defer out.Close()
-	if err := copyData(out, os.NewFile(uintptr(src), "lower"), st.Size); err != nil {
+	// The caller owns src and closes it. An *os.File of src itself would
+	// close it again from its finalizer, whenever the collector runs, by
+	// then another file's descriptor: the copy reads through a duplicate.
+	dup, err := unix.FcntlInt(uintptr(src), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("copy up: %w", err)
+	}
+	in := os.NewFile(uintptr(dup), "lower")
+	defer in.Close()
+	if err := copyData(out, in, st.Size); err != nil {
 		return fmt.Errorf("copy up: %w", err)
 	}
 	if err := setOwnerMode(fd, st.Mode, st.Uid, st.Gid); err != nil {
