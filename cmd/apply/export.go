@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	fsdrv "hutch/drivers/fs"
 	"hutch/export"
 	"hutch/plan"
 	"hutch/reconcile"
@@ -107,7 +106,7 @@ func runExport(cmd *cobra.Command, h *host, o exportOptions) error {
 			if err := writeConfig(c, dir); err != nil {
 				return fmt.Errorf("export %s: %w", c.Name, err)
 			}
-			if err := exportRootfs(h.rootfs(), c, filepath.Join(dir, c.Spec.Root.Path)); err != nil {
+			if err := exportRootfs(h.rootfs().Export, c, filepath.Join(dir, c.Spec.Root.Path)); err != nil {
 				return fmt.Errorf("export %s: rootfs: %w", c.Name, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", dir)
@@ -145,12 +144,14 @@ func writeConfig(c *plan.Container, dir string) error {
 	return os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644)
 }
 
-// exportRootfs writes the container's rootfs into the bundle: a plain copy
-// of the layer drivers/fs builds from the recipe (binaries with their
-// libraries, python, copies, inline files, folders).
-func exportRootfs(fs *fsdrv.Driver, c *plan.Container, root string) error {
+// exportRootfs writes the container's rootfs into root with export:
+// drivers/fs's Export for a bundle (the rootfs as the container sees it,
+// an image's layers included), its ExportLayer for an image (the layer of
+// the recipe alone: binaries with their libraries, python, copies, inline
+// files, folders).
+func exportRootfs(export func(context.Context, *plan.Rootfs, string) error, c *plan.Container, root string) error {
 	if rf := rootfsOf(c); rf != nil {
-		return fs.Export(context.Background(), rf, root)
+		return export(context.Background(), rf, root)
 	}
 	return os.MkdirAll(root, 0o755)
 }

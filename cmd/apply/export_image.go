@@ -24,7 +24,7 @@ func exportImage(fs *fsdrv.Driver, c *plan.Container, sc *spec.Container, o expo
 	}
 	defer os.RemoveAll(tmp)
 	root := filepath.Join(tmp, "rootfs")
-	if err := exportRootfs(fs, c, root); err != nil {
+	if err := exportRootfs(fs.ExportLayer, c, root); err != nil {
 		return nil, fmt.Errorf("rootfs: %w", err)
 	}
 	keep, err := hostFiles(fs, c)
@@ -45,7 +45,7 @@ func exportImage(fs *fsdrv.Driver, c *plan.Container, sc *spec.Container, o expo
 }
 
 // baseLayers are the layers of the image a rootfs starts from
-// (rootfs.image), read again through drivers/image: drivers/fs exports
+// (rootfs.image), read again through drivers/image: ExportLayer writes
 // only the recipe's layer, which lies above them. The image must still
 // have the layers the plan read.
 func baseLayers(rf *plan.Rootfs) ([]export.BaseLayer, string, error) {

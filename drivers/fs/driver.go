@@ -378,12 +378,28 @@ func (d *Driver) Delete(ctx context.Context, r plan.Resource) error {
 	return nil
 }
 
-// Export writes a plain copy of the recipe's layer into dir (made when
-// missing): the rootfs folder of an exported OCI bundle, which runc or crun
-// use as it is. The cached layer is copied when the cache holds it;
+// Export writes a plain copy of the container's rootfs as its overlay
+// shows it into dir (made when missing): the rootfs folder of an exported
+// OCI bundle, which runc or crun use as it is. For a rootfs of host files
+// that is the recipe's layer (ExportLayer); over an image, the image's
+// layers with the recipe's on top, merged as overlayfs merges them
+// (export_image.go). Existing files in dir are replaced.
+func (d *Driver) Export(ctx context.Context, r *plan.Rootfs, dir string) error {
+	if d.readOnly {
+		return d.errReadOnly(r.Container, "export")
+	}
+	if r.Image != nil {
+		return d.exportMerged(ctx, r, dir)
+	}
+	return d.ExportLayer(ctx, r, dir)
+}
+
+// ExportLayer writes a plain copy of the recipe's layer alone into dir
+// (made when missing): for an image export that puts the image's own
+// layers below it. The cached layer is copied when the cache holds it;
 // otherwise the recipe is written straight into dir, and the cache is left
 // as it was. Existing files in dir are replaced.
-func (d *Driver) Export(ctx context.Context, r *plan.Rootfs, dir string) error {
+func (d *Driver) ExportLayer(ctx context.Context, r *plan.Rootfs, dir string) error {
 	if d.readOnly {
 		return d.errReadOnly(r.Container, "export")
 	}
