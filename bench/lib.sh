@@ -1,7 +1,7 @@
 # bench/lib.sh: what the bench scripts share. Sourced first, so a script's
-# own function of the same name wins (lab.sh still has its own copies of the
-# pieces scale.sh takes from here). The caller defines REPO, say and die, and
-# W (its work folder, with W/log) before building hutch; work_folder makes W.
+# own function of the same name wins. The caller defines REPO, say and die,
+# and W (its work folder, with W/log) before building hutch; work_folder
+# makes W.
 
 # build_hutch_tree DIR OUT: builds the hutch of the tree at DIR into OUT as every
 # build of it is made (scripts/build.sh: statically linked), or with a plain
@@ -202,7 +202,6 @@ poll_gone() {
 }
 
 # --- what lab.sh's and scale.sh's kind of run needs -----------------------
-# (lab.sh still has its own copies of these; scale.sh uses them.)
 
 # work_folder NAME: W, a new folder /var/tmp/NAME.XXXXXX with W/log and W/m,
 # SAMPLES and NOTES (empty files in it), and the fifo msleep reads
@@ -277,11 +276,11 @@ delete_manifests() {
 	done
 }
 
-# finish TAG RC LEFT: copies the logs to BENCH_KEEPLOG if set, removes W,
-# says out loud what is LEFT (or that nothing is) and exits with RC (1 when
-# something is left).
+# finish TAG RC LEFT [KINDS]: copies the logs to BENCH_KEEPLOG if set,
+# removes W, says out loud what is LEFT (or that no object of the KINDS the
+# caller looked for is) and exits with RC (1 when something is left).
 finish() {
-	local tag=$1 rc=$2 left=$3
+	local tag=$1 rc=$2 left=$3 kinds=${4:-netns, link, cgroup, mount, process or folder}
 	if [ -n "${BENCH_KEEPLOG:-}" ]; then
 		mkdir -p "$BENCH_KEEPLOG" && cp -r "$W/log" "$SAMPLES" "$NOTES" "$W/m" "$BENCH_KEEPLOG/"
 	fi
@@ -293,7 +292,7 @@ finish() {
 		echo "$tag: ===========================================================" >&2
 		rc=1
 	else
-		say "nothing left: no netns, link, cgroup, mount, process or folder of this run"
+		say "nothing left: no $kinds of this run"
 	fi
 	exit "$rc"
 }
