@@ -4,12 +4,17 @@ package e2e
 
 import (
 	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"hutch/export"
 )
@@ -61,31 +66,40 @@ func (l *lab) exportBundle(manifest string) export.Tree {
 	return folderTree(l.T, filepath.Join(dir, l.Name, "rootfs"))
 }
 
-// liveTree is the tree of the running container's rootfs, as its
-// overlay shows it on the host (the container's own mounts, /proc and
-// the like, are in its mount namespace only), less what the container's
-// process wrote since it started: the entries of the overlay's upper
-// folder, which the test names so that a surprise shows. Those must
-// differ from any export: they are the process's own doing.
-func (l *lab) liveTree() export.Tree {
+// sameAsLive fails the test when the running container's rootfs, as its
+// overlay shows it on the host (the container's own mounts, /proc and the
+// like, are in its mount namespace only), differs from want. What the
+// container's process wrote since it started (its overlay's upper folder)
+// must differ from any export, and is left out of both sides when it is
+// python's bytecode cache (a __pycache__ folder and the .pyc in it, which
+// python writes when it finds a cached module older than its source); the
+// test fails on anything else the process wrote.
+func (l *lab) sameAsLive(what string, want export.Tree) {
 	l.T.Helper()
 	for _, m := range l.Mounts() {
 		if f := strings.Fields(m); len(f) > 4 && strings.HasPrefix(f[4], l.Bundle()+"/rootfs/") {
 			l.T.Fatalf("a mount below the container's rootfs on the host: %s", m)
 		}
 	}
-	t := folderTree(l.T, filepath.Join(l.Bundle(), "rootfs"))
+	got := folderTree(l.T, filepath.Join(l.Bundle(), "rootfs"))
 	upper := folderTree(l.T, filepath.Join(l.Bundle(), "overlay", "upper"))
-	var written []string
-	for p := range upper {
-		written = append(written, p)
-		delete(t, p)
+	want = maps.Clone(want)
+	var cache []string
+	for p, e := range upper {
+		switch {
+		case strings.Contains("/"+p+"/", "/__pycache__/"):
+			cache = append(cache, p)
+			delete(want, p)
+			delete(got, p)
+		case e.Type != tar.TypeDir: // a folder copied up for what is in it
+			l.T.Errorf("%s: the container's process wrote %s, which the test does not expect", what, p)
+		}
 	}
-	sort.Strings(written)
-	if len(written) > 0 {
-		l.T.Logf("written by the container's process, not compared: %s", strings.Join(written, " "))
+	if len(cache) > 0 {
+		sort.Strings(cache)
+		l.T.Logf("%s: python's bytecode cache, written by the container's process, not compared: %s", what, strings.Join(cache, " "))
 	}
-	return t
+	sameTree(l.T, what, want, got)
 }
 
 func folderTree(t *testing.T, dir string) export.Tree {
@@ -101,7 +115,7 @@ func folderTree(t *testing.T, dir string) export.Tree {
 func sameTree(t *testing.T, what string, want, got export.Tree) {
 	t.Helper()
 	if d := want.Diff(got, 20); len(d) > 0 {
-		t.Errorf("%s: the file trees differ (first: the exported bundle, second: the container):\n%s", what, strings.Join(d, "\n"))
+		t.Errorf("%s: the file trees differ (first: the one wanted, second: the one found):\n%s", what, strings.Join(d, "\n"))
 	}
 	files := 0
 	for _, e := range want {
@@ -110,7 +124,7 @@ func sameTree(t *testing.T, what string, want, got export.Tree) {
 		}
 	}
 	if files < 100 {
-		t.Errorf("%s: the exported bundle has %d files: not the web server's rootfs (python's standard library alone has hundreds)", what, files)
+		t.Errorf("%s: the tree wanted has %d files: not the web server's rootfs (python's standard library alone has hundreds)", what, files)
 	}
 }
 
@@ -140,7 +154,7 @@ func TestRoundTripWebServer(t *testing.T) {
 		l.Apply()
 		l.Serving()
 		l.runs(ref, "python3", "/server.py")
-		sameTree(t, ref, bundle, l.liveTree())
+		l.sameAsLive(ref, bundle)
 		layers = l.imageLayers()
 		l.Must("delete", "-f", l.Manifest)
 		l.Gone()
@@ -172,4 +186,105 @@ func (l *lab) imageLayers() []string {
 		l.T.Fatalf("the container's overlay has no image layer: %q", b)
 	}
 	return ls[1:]
+}
+
+// TestRoundTripImageOfAnImage: an image-based container exported as an
+// image keeps its base image's layers. The web server exported as image
+// A; a manifest B over A adding a file (files:) exported as image B, whose
+// layers are A's, unchanged, and one of B's recipe only (the added file
+// and the mount points, none of A's files again); B run as container C
+// (no process args) serves the listing of / with A's entrypoint, and its
+// file tree is A's with B's file added, and is what hutch export --bundle
+// writes for B.
+func TestRoundTripImageOfAnImage(t *testing.T) {
+	l := newLab(t)
+	bundleA := l.exportBundle(l.Manifest)
+	outA, outB := t.TempDir(), t.TempDir()
+	l.Must("export", "-f", l.Manifest, "--format", "oci-image", "--output", outA)
+	added := "added by B\n"
+	b := filepath.Join(t.TempDir(), "b.yaml")
+	l.fromImage(b, "oci-layout:"+filepath.Join(outA, l.Name),
+		"    files:\n      - {path: /srv/added.txt, mode: \"0640\", content: \"added by B\\n\"}\n")
+	l.Must("export", "-f", b, "--format", "oci-image", "--output", outB)
+	bundleB := l.exportBundle(b)
+
+	layersA, layersB := layoutLayers(t, filepath.Join(outA, l.Name)), layoutLayers(t, filepath.Join(outB, l.Name))
+	if len(layersA) != 1 || len(layersB) != 2 || layersB[0].id != layersA[0].id {
+		t.Fatalf("image B's layers %v, want image A's %v and one of B's own", layersB, layersA)
+	}
+	var top []string
+	for p, e := range layersB[1].tree {
+		if e.Type != tar.TypeDir {
+			top = append(top, p)
+		}
+	}
+	if sort.Strings(top); strings.Join(top, " ") != "srv/added.txt" {
+		t.Errorf("image B's own layer holds %v, want only srv/added.txt (and folders): A's files belong to A's layer", top)
+	}
+
+	want := export.Tree{}
+	for p, e := range bundleA {
+		want[p] = e
+	}
+	sum := sha256.Sum256([]byte(added))
+	want["srv"] = export.TreeEntry{Type: tar.TypeDir, Mode: 0o755}
+	want["srv/added.txt"] = export.TreeEntry{Type: tar.TypeReg, Mode: 0o640, SHA256: hex.EncodeToString(sum[:])}
+	sameTree(t, "hutch export --bundle of B", want, bundleB)
+
+	l.Manifest = filepath.Join(t.TempDir(), "c.yaml")
+	l.fromImage(l.Manifest, "oci-layout:"+filepath.Join(outB, l.Name), "")
+	l.Apply()
+	l.Serving()
+	l.runs("C", "python3", "/server.py")
+	l.sameAsLive("C", want)
+	layers := l.imageLayers()
+	l.Must("delete", "-f", l.Manifest)
+	l.Gone()
+	l.gcRemoves(layers)
+}
+
+// imageLayer is one layer of an image: its diff ID and its tree.
+type imageLayer struct {
+	id   string
+	tree export.Tree
+}
+
+// layoutLayers are the layers, bottom first, of the only image of the OCI
+// layout dir.
+func layoutLayers(t *testing.T, dir string) []imageLayer {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil || len(m.Manifests) != 1 {
+		t.Fatalf("%s: %v images, %v", dir, m, err)
+	}
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []imageLayer
+	for _, l := range ls {
+		id, err := l.DiffID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := export.LayerTree(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, imageLayer{id.String(), tr})
+	}
+	return out
 }
