@@ -132,13 +132,20 @@ func runExport(cmd *cobra.Command, h *host, o exportOptions) error {
 	return nil
 }
 
-// writeConfig writes the container's config.json into its bundle folder.
+// writeConfig writes the container's config.json into its bundle folder,
+// which is root's alone (0700, also when it was there before): its rootfs
+// is a plain folder of the host, neither nosuid nor nodev as the
+// container's overlay is, and may hold an image's setuid programs and
+// device nodes, which no other user may reach through it.
 func writeConfig(c *plan.Container, dir string) error {
 	b, err := reconcile.ConfigJSON(c.Spec)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644)
