@@ -388,6 +388,12 @@ func (u *unpacker) whiteout(dir, base string) error {
 	}
 	defer unix.Close(pfd)
 	if base == ociOpaque {
+		if dir == "." || dir == "" || dir == "/" {
+			// overlayfs reads trusted.overlay.opaque of a lower layer's
+			// folders but not of its root: kept, the container would
+			// still see every file the image says is gone.
+			return fmt.Errorf("%s at the layer's root (hiding every layer below) cannot be kept: overlayfs ignores the opaque mark on a lower layer's root (squash the image, or rebuild it without the layers this one hides)", ociOpaque)
+		}
 		if err := unix.Fsetxattr(pfd, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
 			return fmt.Errorf("make %s opaque: %w", dir, err)
 		}

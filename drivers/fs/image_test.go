@@ -84,6 +84,7 @@ func TestImageLayerRefusesEscapes(t *testing.T) {
 			{Name: "h", Type: tar.TypeLink, Link: "etc/shadow"}}, "h", "no file of that name"},
 		{"hard link to a folder", []testutil.Entry{{Name: "d/"}, {Name: "h", Type: tar.TypeLink, Link: "d"}}, "h", "hard link to d"},
 		{"whiteout of the root", []testutil.Entry{{Name: ".wh."}}, ".wh.", "delete the root"},
+		{"opaque root", []testutil.Entry{{Name: ".wh..wh..opq"}}, ".wh..wh..opq", "ignores the opaque mark on a lower layer's root"},
 		{"whiteout of ..", []testutil.Entry{{Name: "a/"}, {Name: "a/.wh.."}}, "a/.wh..", "delete the root or leave the layer"},
 		{"whiteout of ... in the root", []testutil.Entry{{Name: "./.wh.."}}, "./.wh..", "delete the root"},
 		{"overlay's own xattr", []testutil.Entry{{Name: "d/", Xattrs: map[string]string{"trusted.overlay.redirect": "/etc"}}}, "d/", "trusted.overlay.redirect is refused"},
