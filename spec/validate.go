@@ -295,8 +295,6 @@ func describeFieldError(fe validator.FieldError, f reflect.StructField) (what, e
 		return fmt.Sprintf("%q is not an IP address", val), "IPv4 such as 172.16.0.1 or IPv6 such as fd00::1"
 	case "mac":
 		return fmt.Sprintf("%q is not a MAC address", val), "six hex bytes such as 02:42:ac:10:00:02"
-	case "hostname_rfc1123":
-		return fmt.Sprintf("%q is not a hostname", val), "letters, digits and '-' in dot-separated labels of at most 63 characters"
 	}
 	return fmt.Sprintf("%v fails rule %s", val, fe.Tag()), fe.ActualTag()
 }
