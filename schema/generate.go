@@ -275,7 +275,7 @@ func stringSchema(tags []string) map[string]any {
 			onlyString()
 			s["pattern"] = `^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$`
 		case "hostname":
-			onlyString()
+			// A number is a hostname too (hostname: 123 is "123").
 			s["pattern"] = `^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*$`
 		default:
 			rs, ok := ruleSchemas[name]
