@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Where a python interpreter keeps its standard library, found by reading.
@@ -57,9 +58,11 @@ type pythonInfo struct {
 	Version    string   // X.Y
 }
 
+// Compiled on first use: a package-level regexp is compiled by every
+// hutch process at start-up, whatever its verb.
 var (
-	pythonName    = regexp.MustCompile(`^python([0-9]+\.[0-9]+t?)`)
-	libpythonName = regexp.MustCompile(`^libpython([0-9]+\.[0-9]+t?)`)
+	pythonName    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^python([0-9]+\.[0-9]+t?)`) })
+	libpythonName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^libpython([0-9]+\.[0-9]+t?)`) })
 )
 
 // findPython reads where the interpreter name leads and where its standard
@@ -95,11 +98,11 @@ func (r *resolver) findPython(name string) (*pythonInfo, error) {
 		return nil, err
 	}
 	ver := ""
-	if m := pythonName.FindStringSubmatch(filepath.Base(real)); m != nil {
+	if m := pythonName().FindStringSubmatch(filepath.Base(real)); m != nil {
 		ver = m[1]
 	} else {
 		for _, n := range exe.needed {
-			if m := libpythonName.FindStringSubmatch(n); m != nil {
+			if m := libpythonName().FindStringSubmatch(n); m != nil {
 				ver = m[1]
 				break
 			}
