@@ -83,7 +83,8 @@ type quickCheck struct {
 }
 
 // recipeKey names a recipe independently of its container: what it asks
-// for, the PATH names are looked up on and the layer format.
+// for, the PATH names are looked up on, the layer format and, over an
+// image, the image's layers (onto.go).
 func (r *resolver) recipeKey(rf *plan.Rootfs) string {
 	b, _ := json.Marshal(struct {
 		Format   string
@@ -94,6 +95,11 @@ func (r *resolver) recipeKey(rf *plan.Rootfs) string {
 		Files    []plan.InlineFile
 		Dirs     []plan.Dir
 	}{layerFormat + "/" + keptFormat, r.pathEnv, rf.Binaries, rf.Python, rf.Copies, rf.Files, rf.Dirs})
+	if rf.Image != nil {
+		// Over an image, the layer depends on the image's folders too
+		// (onto.go): its layers are part of the key.
+		b = append(b, "\x00image "+strings.Join(rf.Image.Layers, ",")...)
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

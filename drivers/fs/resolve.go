@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	imgdrv "hutch/drivers/image"
 	"hutch/plan"
 )
 
@@ -277,6 +278,9 @@ type resolver struct {
 	// cacheDir keeps resolutions between commands (quick.go); "" keeps
 	// none.
 	cacheDir string
+	// images holds the real folders of the images read (onto.go), by
+	// their layers.
+	images map[string]map[string]imgdrv.Folder
 }
 
 func newResolver() *resolver {
@@ -359,6 +363,12 @@ func (r *resolver) resolve(ctx context.Context, rf *plan.Rootfs) (*tree, error) 
 			continue
 		}
 		t.add(&entry{Path: d.Path, Kind: kDir, Mode: d.Mode, Mount: true})
+	}
+	if ri := rf.Image; ri != nil {
+		folders := func() (map[string]imgdrv.Folder, error) { return r.imageFolders(ri) }
+		if err := t.ontoImage(ri.Ref, folders, func(p string) { r.probed[p] = true }); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }
