@@ -3,7 +3,6 @@
 package fs
 
 import (
-	"archive/tar"
 	"context"
 	"fmt"
 	"os"
@@ -13,46 +12,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
 	imgdrv "hutch/drivers/image"
 	"hutch/internal/testutil"
-	"hutch/plan"
 )
-
-// ontoLayout writes an OCI layout of one layer with real /bin, /lib and
-// /lib64 folders, each holding a marker file (/bin also a static
-// busybox and its sh), and /usr/bin as a symlink, and returns a rootfs of
-// the host's /bin/true over it.
-func ontoLayout(t *testing.T, sr, name string) *plan.Rootfs {
-	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatalf("read /bin/busybox (apt-get install busybox-static): %v", err)
-	}
-	layer := []testutil.Entry{
-		{Name: "bin/", Mode: 0o751, UID: 2}, {Name: "bin/marker", Body: "image bin\n"},
-		{Name: "bin/busybox", Mode: 0o755, Body: string(bb)}, {Name: "bin/sh", Type: tar.TypeSymlink, Link: "busybox"},
-		{Name: "lib/"}, {Name: "lib/marker", Body: "image lib\n"},
-		{Name: "lib64/"}, {Name: "lib64/marker", Body: "image lib64\n"},
-		{Name: "etc/"}, {Name: "tmp/", Mode: 0o1777},
-	}
-	img := testutil.Image(t, v1.Config{Cmd: []string{"/bin/sh"}}, "", testutil.Layer(t, testutil.LayerTar(t, layer), testutil.Gzip))
-	dir := filepath.Join(t.TempDir(), "img")
-	testutil.WriteLayout(t, dir, []string{"v1"}, img)
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rf := &plan.Rootfs{Container: name, Bundle: filepath.Join(sr, "containers", name), Binaries: []string{"/bin/true"},
-		Dirs:  []plan.Dir{{Path: "/dev", Mode: 0o755}, {Path: "/proc", Mode: 0o555}, {Path: "/sys", Mode: 0o555}, {Path: "/tmp", Mode: 0o1777}},
-		Image: &plan.RootfsImage{Ref: "oci-layout:" + dir + ":v1"}}
-	for _, h := range cf.RootFS.DiffIDs {
-		rf.Image.Layers = append(rf.Image.Layers, h.String())
-	}
-	return rf
-}
 
 // TestHostBinaryOntoImageFolders: `binaries: [/bin/true]` on a host whose
 // /bin, /lib and /lib64 are symlinks into /usr (Debian), over an image
@@ -72,7 +36,12 @@ func TestHostBinaryOntoImageFolders(t *testing.T) {
 	sr := stateRoot(t)
 	d := New(sr)
 	ctx := context.Background()
-	rf := ontoLayout(t, sr, testutil.Name("fsonto"))
+	// An image of busybox whose upper layer gives its /bin another owner
+	// and mode, a marker file, and real /lib and /lib64 folders.
+	rf, _ := imageLayout(t, sr, testutil.Name("fsonto"), testutil.Entry{Name: "bin/", Mode: 0o751, UID: 2},
+		testutil.Entry{Name: "bin/marker", Body: "image bin\n"}, testutil.Entry{Name: "lib/"}, testutil.Entry{Name: "lib/marker", Body: "image lib\n"},
+		testutil.Entry{Name: "lib64/"}, testutil.Entry{Name: "lib64/marker", Body: "image lib64\n"})
+	rf.Binaries = []string{"/bin/true"}
 	apply(t, d, rf)
 	root := filepath.Join(rf.Bundle, "rootfs")
 	// The kernel's view: the overlay's merged folder, from the host.
