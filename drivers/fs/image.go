@@ -253,7 +253,7 @@ func (u *unpacker) entry(h *tar.Header, r io.Reader) error {
 		u.dirs = append(u.dirs, madeDir{rel, h})
 		u.made[rel] = true
 		return nil
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // archive/tar reads the old TypeRegA as TypeReg
 		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return fmt.Errorf("create: %w", err)

@@ -68,7 +68,7 @@ func readFromLayer(l *Layer, p string) ([]byte, bool, error) {
 		dir = path.Clean(dir)
 		switch {
 		case name == p:
-			if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA {
+			if h.Typeflag != tar.TypeReg { // archive/tar reads the old TypeRegA as TypeReg
 				return nil, false, fmt.Errorf("layer %s: %s is not a regular file (type %q); hutch does not follow links to find it", l.DiffID, p, h.Typeflag)
 			}
 			b, err := io.ReadAll(io.LimitReader(tr, maxUserDB+1))
