@@ -556,23 +556,34 @@ func copyFile(src, pfd int, base string) error {
 
 // finish sets the modes, owners and times of the folders, now that nothing
 // more is written into them.
+//
+// Each folder is set through a descriptor of the folder itself, opened
+// without following any symlink (openat2 RESOLVE_NO_SYMLINKS), and only the last entry of
+// a name counts, as in tar: a later entry may have replaced the folder
+// (`x/` with mode 04777, then `x -> /usr/bin/find`), and setting the first
+// entry's mode by name then changed whatever the symlink named on the host.
+// A folder replaced by a symlink or a file is skipped: its entry describes
+// nothing that is left.
 func (u *unpacker) finish() error {
+	seen := map[string]bool{}
 	for i := len(u.dirs) - 1; i >= 0; i-- {
 		rel, h := u.dirs[i].rel, u.dirs[i].h
-		var err error
-		if rel == "." {
-			// The root has no parent folder here: its own descriptor.
-			var fd int
-			if fd, err = u.openBeneath(".", false); err == nil {
+		if seen[rel] {
+			continue
+		}
+		seen[rel] = true
+		fd, err := openat2(u.root, rel, &unix.OpenHow{Flags: unix.O_DIRECTORY | unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV})
+		if rel != "." && (err == unix.ELOOP || err == unix.ENOTDIR || err == unix.ENOENT) {
+			continue
+		}
+		if err == nil {
+			if rel == "." {
 				err = setRootMeta(fd, h)
-				unix.Close(fd)
+			} else {
+				err = setEntryMeta(fd, ".", h)
 			}
-		} else {
-			var pfd int
-			if pfd, err = u.openBeneath(path.Dir(rel), false); err == nil {
-				err = setEntryMeta(pfd, path.Base(rel), h)
-				unix.Close(pfd)
-			}
+			unix.Close(fd)
 		}
 		if err != nil {
 			return entryError(h.Name, err)
