@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"hutch/export"
 	"hutch/plan"
@@ -145,10 +146,35 @@ func writeConfig(c *plan.Container, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// A folder another user made (or a symlink planted there) would stay
+	// theirs whatever its mode: refused. lstat, so a symlink is not
+	// followed to a folder of root's.
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return fmt.Errorf("bundle %s: %w", dir, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Uid != 0 {
+		return fmt.Errorf("bundle %s: not a folder of root's (uid %d): export into a folder only root can write", dir, st.Uid)
+	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644)
+	// Written to a new file and renamed into place: a config.json symlink
+	// planted beforehand is replaced, never followed.
+	tmp := filepath.Join(dir, ".config.json.tmp")
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "config.json"))
 }
 
 // exportRootfs writes the container's rootfs into root with export:

@@ -57,3 +57,57 @@ spec:
 		t.Errorf("the image's device in the bundle: mode %o rdev %x, %v", st.Mode, st.Rdev, err)
 	}
 }
+
+// A bundle folder another user made stays theirs whatever its mode: export
+// refuses it. A config.json symlink planted in root's folder is replaced,
+// never written through.
+func TestExportBundleRefusesAnotherUsersFolder(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "b.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: hutch/v1alpha1
+kind: Container
+metadata:
+  name: bund
+spec:
+  rootfs:
+    binaries: [/bin/true]
+  process:
+    args: [/bin/true]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	theirs := filepath.Join(out, "bund")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if code, o := runCmd(t, "--root", t.TempDir(), "export", "-f", manifest, "--bundle", out); code == 0 {
+		t.Fatalf("export into uid 1000's folder: exit 0, want a refusal: %s", o)
+	}
+	if err := os.RemoveAll(theirs); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("host file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(theirs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(theirs, "config.json")); err != nil {
+		t.Fatal(err)
+	}
+	if code, o := runCmd(t, "--root", t.TempDir(), "export", "-f", manifest, "--bundle", out); code != 0 {
+		t.Fatalf("export: exit %d: %s", code, o)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "host file" {
+		t.Errorf("the symlink's target now holds %q, %v: config.json was written through it", b, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(theirs, "config.json")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("config.json: %v, %v; want a regular file", fi, err)
+	}
+}
