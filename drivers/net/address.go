@@ -207,12 +207,20 @@ func findAddr(h *handle, l netlink.Link, ip netip.Addr) (*netlink.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
-	for i := range addrs {
-		if got, ok := netip.AddrFromSlice(addrs[i].IP); ok && got.Unmap() == ip {
-			return &addrs[i], nil
+	return addrOn(addrs, l, ip), nil
+}
+
+// addrOn returns (a copy of) the address ip of link l among addrs, or nil.
+func addrOn(addrs []netlink.Addr, l netlink.Link, ip netip.Addr) *netlink.Addr {
+	for _, a := range addrs {
+		if a.LinkIndex != l.Attrs().Index {
+			continue
+		}
+		if got, ok := netip.AddrFromSlice(a.IP); ok && got.Unmap() == ip {
+			return &a
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // addrsOnce dumps every address of the handle's namespace (both
@@ -252,16 +260,7 @@ func observedAddr(ctx context.Context, h *handle, l netlink.Link, ip netip.Addr)
 	if err != nil {
 		return nil, err
 	}
-	for i := range all {
-		if all[i].LinkIndex != l.Attrs().Index {
-			continue
-		}
-		if got, ok := netip.AddrFromSlice(all[i].IP); ok && got.Unmap() == ip {
-			a := all[i]
-			return &a, nil
-		}
-	}
-	return nil, nil
+	return addrOn(all, l, ip), nil
 }
 
 // Diff: an address is its IP and prefix length; the kernel changes neither
